@@ -1,0 +1,5 @@
+DROP TABLE IF EXISTS secret_versions;
+DROP TABLE IF EXISTS secrets;
+DROP TABLE IF EXISTS tokens;
+DROP TABLE IF EXISTS barrier_keyring;
+DROP TABLE IF EXISTS seal_config;

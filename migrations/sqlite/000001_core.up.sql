@@ -1,0 +1,60 @@
+-- Seal configuration: how the root key was split. One row once initialized.
+CREATE TABLE seal_config (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),
+    seal_type        TEXT NOT NULL,
+    secret_shares    INTEGER NOT NULL,
+    secret_threshold INTEGER NOT NULL,
+    created_at       TIMESTAMP NOT NULL
+);
+
+-- The barrier keyring, encrypted by the root key (which is never stored).
+CREATE TABLE barrier_keyring (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    ciphertext BLOB NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+
+-- Tokens are stored by SHA-256 hash only; the accessor is a public handle.
+CREATE TABLE tokens (
+    token_hash               TEXT PRIMARY KEY,
+    accessor                 TEXT NOT NULL,
+    parent_accessor          TEXT,
+    policies                 TEXT NOT NULL,
+    display_name             TEXT NOT NULL,
+    meta                     TEXT NOT NULL,
+    ttl_seconds              BIGINT NOT NULL,
+    explicit_max_ttl_seconds BIGINT NOT NULL,
+    renewable                BOOLEAN NOT NULL,
+    num_uses                 INTEGER NOT NULL,
+    bound_cidrs              TEXT NOT NULL,
+    created_at               TIMESTAMP NOT NULL,
+    expires_at               TIMESTAMP,
+    max_expires_at           TIMESTAMP
+);
+CREATE UNIQUE INDEX tokens_accessor_index ON tokens (accessor);
+CREATE INDEX tokens_parent_accessor_index ON tokens (parent_accessor);
+CREATE INDEX tokens_expires_at_index ON tokens (expires_at);
+
+-- Static secrets: one row per path, one row per version. Paths compare
+-- bytewise (SQLite's BINARY collation), so prefix scans (LIST) use the index.
+CREATE TABLE secrets (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    path            TEXT NOT NULL,
+    current_version INTEGER NOT NULL,
+    max_versions    INTEGER NOT NULL,
+    cas_required    BOOLEAN NOT NULL,
+    custom_metadata TEXT NOT NULL,
+    created_at      TIMESTAMP NOT NULL,
+    updated_at      TIMESTAMP NOT NULL
+);
+CREATE UNIQUE INDEX secrets_path_index ON secrets (path);
+
+CREATE TABLE secret_versions (
+    secret_id  INTEGER NOT NULL REFERENCES secrets (id) ON DELETE CASCADE,
+    version    INTEGER NOT NULL,
+    ciphertext BLOB,
+    created_at TIMESTAMP NOT NULL,
+    deleted_at TIMESTAMP,
+    destroyed  BOOLEAN NOT NULL,
+    PRIMARY KEY (secret_id, version)
+);

@@ -1,0 +1,442 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/secrethub/secrethub/storage"
+	"github.com/secrethub/secrethub/storage/storagetest"
+)
+
+// The conformance suite: every behaviour the rest of SecretHub relies on,
+// checked identically against SQLite and a real PostgreSQL.
+
+var t0 = time.Date(2026, 11, 29, 10, 0, 0, 123456000, time.UTC)
+
+// Each case gets a fresh database of each engine.
+func TestConformance(t *testing.T) {
+	for _, c := range conformanceCases {
+		t.Run(c.name, func(t *testing.T) { storagetest.Engines(t, c.run) })
+	}
+}
+
+var conformanceCases = []struct {
+	name string
+	run  func(t *testing.T, db *storage.DB)
+}{
+	{"initialization happens once and keeps its keyring", testInitialize},
+	{"a keyring swap only succeeds against the current keyring", testSwapKeyring},
+	{"tokens round-trip every field", testTokenRoundTrip},
+	{"revoking a token removes its whole subtree", testRevokeTree},
+	{"limited-use tokens run out", testUseToken},
+	{"expired tokens are listed", testExpiredTokens},
+	{"secret versions count up and read back", testSecretVersions},
+	{"check-and-set is enforced atomically", testCheckAndSet},
+	{"concurrent writers each get their own version", testConcurrentWrites},
+	{"old versions are pruned beyond the limit", testPruning},
+	{"soft delete, undelete and destroy", testDeleteUndeleteDestroy},
+	{"metadata settings and deletion", testMetadata},
+	{"listing is by byte prefix", testSecretPaths},
+}
+
+func ctx() context.Context { return context.Background() }
+
+func testInitialize(t *testing.T, db *storage.DB) {
+	if _, err := db.SealConfig(ctx()); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("SealConfig before init: got %v, want ErrNotFound", err)
+	}
+	boot := storage.Bootstrap{
+		Seal:      storage.SealConfig{Type: "shamir", SecretShares: 5, SecretThreshold: 3, CreatedAt: t0},
+		Keyring:   []byte("wrapped keyring"),
+		RootToken: storage.Token{Hash: "roothash", Accessor: "rootacc", Policies: []string{"root"}, CreatedAt: t0},
+	}
+	if err := db.Initialize(ctx(), boot); err != nil {
+		t.Fatalf("Initialize: %v", err)
+	}
+	if err := db.Initialize(ctx(), boot); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("second Initialize: got %v, want ErrConflict", err)
+	}
+	cfg, err := db.SealConfig(ctx())
+	if err != nil || cfg.SecretShares != 5 || cfg.SecretThreshold != 3 || cfg.Type != "shamir" || !cfg.CreatedAt.Equal(t0) {
+		t.Fatalf("SealConfig = %+v, %v", cfg, err)
+	}
+	blob, err := db.Keyring(ctx())
+	if err != nil || string(blob) != "wrapped keyring" {
+		t.Fatalf("Keyring = %q, %v", blob, err)
+	}
+	if _, err := db.TokenByHash(ctx(), "roothash"); err != nil {
+		t.Fatalf("root token not stored with the bootstrap: %v", err)
+	}
+}
+
+func testSwapKeyring(t *testing.T, db *storage.DB) {
+	testInitialize(t, db)
+	if err := db.SwapKeyring(ctx(), []byte("stale"), []byte("next"), t0); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("swap against a stale keyring: got %v, want ErrConflict", err)
+	}
+	if err := db.SwapKeyring(ctx(), []byte("wrapped keyring"), []byte("next"), t0); err != nil {
+		t.Fatalf("swap: %v", err)
+	}
+	if blob, _ := db.Keyring(ctx()); string(blob) != "next" {
+		t.Fatalf("keyring after swap = %q", blob)
+	}
+}
+
+func token(hash, parent string) storage.Token {
+	return storage.Token{
+		Hash: "h-" + hash, Accessor: hash, ParentAccessor: parent,
+		Policies: []string{"default"}, CreatedAt: t0, TTL: time.Hour,
+		ExpiresAt: t0.Add(time.Hour), Renewable: true,
+	}
+}
+
+func testTokenRoundTrip(t *testing.T, db *storage.DB) {
+	in := storage.Token{
+		Hash: "abc", Accessor: "acc1", ParentAccessor: "", Policies: []string{"default", "web"},
+		DisplayName: "token-ci", Meta: map[string]string{"team": "payments"},
+		TTL: 90 * time.Minute, ExplicitMaxTTL: 10 * time.Hour, Renewable: true, NumUses: 3,
+		BoundCIDRs: []string{"10.0.0.0/8"}, CreatedAt: t0,
+		ExpiresAt: t0.Add(90 * time.Minute), MaxExpiresAt: t0.Add(10 * time.Hour),
+	}
+	if err := db.CreateToken(ctx(), in); err != nil {
+		t.Fatal(err)
+	}
+	for _, get := range []func() (storage.Token, error){
+		func() (storage.Token, error) { return db.TokenByHash(ctx(), "abc") },
+		func() (storage.Token, error) { return db.TokenByAccessor(ctx(), "acc1") },
+	} {
+		got, err := get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", in) {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", got, in)
+		}
+	}
+	if _, err := db.TokenByHash(ctx(), "nope"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("unknown token: %v", err)
+	}
+	if err := db.CreateToken(ctx(), in); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("duplicate token: got %v, want ErrConflict", err)
+	}
+	later := t0.Add(3 * time.Hour)
+	if err := db.RenewToken(ctx(), "acc1", later); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.TokenByAccessor(ctx(), "acc1"); !got.ExpiresAt.Equal(later) {
+		t.Fatalf("renewed expiry = %v", got.ExpiresAt)
+	}
+	if err := db.RenewToken(ctx(), "missing", later); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("renew missing: %v", err)
+	}
+}
+
+func testRevokeTree(t *testing.T, db *storage.DB) {
+	// root ─┬─ a ─── a1
+	//       └─ b
+	// other
+	for _, tk := range []storage.Token{token("root", ""), token("a", "root"), token("a1", "a"), token("b", "root"), token("other", "")} {
+		if err := db.CreateToken(ctx(), tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.RevokeTokenTree(ctx(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a", "a1"}) {
+		t.Fatalf("revoked %v, want [a a1]", got)
+	}
+	got, _ = db.RevokeTokenTree(ctx(), "root")
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"b", "root"}) {
+		t.Fatalf("revoked %v, want [b root]", got)
+	}
+	if _, err := db.TokenByAccessor(ctx(), "other"); err != nil {
+		t.Fatalf("unrelated token was revoked: %v", err)
+	}
+	if got, err := db.RevokeTokenTree(ctx(), "nobody"); err != nil || len(got) != 0 {
+		t.Fatalf("revoking a missing token: %v, %v", got, err)
+	}
+}
+
+func testUseToken(t *testing.T, db *storage.DB) {
+	tk := token("limited", "")
+	tk.NumUses = 2
+	if err := db.CreateToken(ctx(), tk); err != nil {
+		t.Fatal(err)
+	}
+	for want := 1; want >= 0; want-- {
+		left, err := db.UseToken(ctx(), "limited")
+		if err != nil || left != want {
+			t.Fatalf("UseToken = %d, %v; want %d", left, err, want)
+		}
+	}
+	if _, err := db.UseToken(ctx(), "limited"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("third use: %v, want ErrNotFound", err)
+	}
+}
+
+func testExpiredTokens(t *testing.T, db *storage.DB) {
+	soon, late, never := token("soon", ""), token("late", ""), token("never", "")
+	soon.ExpiresAt = t0.Add(time.Minute)
+	late.ExpiresAt = t0.Add(time.Hour)
+	never.ExpiresAt = time.Time{}
+	for _, tk := range []storage.Token{soon, late, never} {
+		if err := db.CreateToken(ctx(), tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.ExpiredTokens(ctx(), t0.Add(2*time.Minute), 10)
+	if err != nil || !slices.Equal(got, []string{"soon"}) {
+		t.Fatalf("expired = %v, %v", got, err)
+	}
+	got, _ = db.ExpiredTokens(ctx(), t0.Add(2*time.Hour), 10)
+	if !slices.Equal(got, []string{"soon", "late"}) {
+		t.Fatalf("expired later = %v", got)
+	}
+}
+
+func put(t *testing.T, db *storage.DB, path, value string, cas *int) (int, error) {
+	t.Helper()
+	return db.PutSecretVersion(ctx(), storage.PutSecret{
+		Path: path, CAS: cas, Now: t0, DefaultMaxVersions: 10,
+		Seal: func(v int) ([]byte, error) { return []byte(fmt.Sprintf("%s#%d", value, v)), nil },
+	})
+}
+
+func mustPut(t *testing.T, db *storage.DB, path, value string) int {
+	t.Helper()
+	v, err := put(t, db, path, value, nil)
+	if err != nil {
+		t.Fatalf("put %s: %v", path, err)
+	}
+	return v
+}
+
+func testSecretVersions(t *testing.T, db *storage.DB) {
+	for want := 1; want <= 3; want++ {
+		if v := mustPut(t, db, "app/db", fmt.Sprintf("v%d", want)); v != want {
+			t.Fatalf("version = %d, want %d", v, want)
+		}
+	}
+	latest, err := db.GetSecretVersion(ctx(), "app/db", 0)
+	if err != nil || latest.Version != 3 || latest.CurrentVersion != 3 || string(latest.Ciphertext) != "v3#3" || !latest.CreatedAt.Equal(t0) {
+		t.Fatalf("latest = %+v, %v", latest, err)
+	}
+	first, err := db.GetSecretVersion(ctx(), "app/db", 1)
+	if err != nil || first.Version != 1 || first.CurrentVersion != 3 || string(first.Ciphertext) != "v1#1" {
+		t.Fatalf("version 1 = %+v, %v", first, err)
+	}
+	if _, err := db.GetSecretVersion(ctx(), "app/db", 9); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("missing version: %v", err)
+	}
+	if _, err := db.GetSecretVersion(ctx(), "app/nothing", 0); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("missing secret: %v", err)
+	}
+}
+
+func testCheckAndSet(t *testing.T, db *storage.DB) {
+	zero, one := 0, 1
+	if _, err := put(t, db, "cas", "a", &zero); err != nil {
+		t.Fatalf("cas=0 on a new secret: %v", err)
+	}
+	_, err := put(t, db, "cas", "b", &zero)
+	var mismatch *storage.CASMismatchError
+	if !errors.As(err, &mismatch) || mismatch.Current != 1 || !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("cas=0 on an existing secret: %v", err)
+	}
+	if v, err := put(t, db, "cas", "b", &one); err != nil || v != 2 {
+		t.Fatalf("cas=1: %d, %v", v, err)
+	}
+	if got, _ := db.GetSecretVersion(ctx(), "cas", 0); got.Version != 2 {
+		t.Fatalf("a failed cas must not consume a version: current %d", got.Version)
+	}
+	required := true
+	if err := db.ConfigureSecret(ctx(), "cas", storage.SecretSettings{CASRequired: &required, Now: t0, DefaultMaxVersions: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put(t, db, "cas", "c", nil); !errors.Is(err, storage.ErrCASRequired) {
+		t.Fatalf("write without cas on cas_required: %v", err)
+	}
+}
+
+func testConcurrentWrites(t *testing.T, db *storage.DB) {
+	const writers = 8
+	var wg sync.WaitGroup
+	versions := make([]int, writers)
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			versions[i], errs[i] = put(t, db, "race", "x", nil)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(versions)
+	for i, v := range versions {
+		if v != i+1 {
+			t.Fatalf("versions = %v, want 1..%d each once", versions, writers)
+		}
+	}
+}
+
+func testPruning(t *testing.T, db *storage.DB) {
+	for range 13 {
+		mustPut(t, db, "pruned", "x")
+	}
+	_, versions, err := db.SecretMetadata(ctx(), "pruned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(versions) != 10 || versions[0].Version != 4 || versions[9].Version != 13 {
+		t.Fatalf("kept %d versions from %d, want 10 from 4", len(versions), versions[0].Version)
+	}
+	three := 3
+	if err := db.ConfigureSecret(ctx(), "pruned", storage.SecretSettings{MaxVersions: &three, Now: t0, DefaultMaxVersions: 10}); err != nil {
+		t.Fatal(err)
+	}
+	_, versions, _ = db.SecretMetadata(ctx(), "pruned")
+	if len(versions) != 3 || versions[0].Version != 11 {
+		t.Fatalf("after max_versions=3: %d versions from %d", len(versions), versions[0].Version)
+	}
+}
+
+func testDeleteUndeleteDestroy(t *testing.T, db *storage.DB) {
+	mustPut(t, db, "d", "one")
+	mustPut(t, db, "d", "two")
+	del := t0.Add(time.Minute)
+	if err := db.MarkVersionsDeleted(ctx(), "d", nil, del); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := db.GetSecretVersion(ctx(), "d", 0)
+	if !got.DeletedAt.Equal(del) {
+		t.Fatalf("latest not soft-deleted: %+v", got)
+	}
+	if got, _ := db.GetSecretVersion(ctx(), "d", 1); !got.DeletedAt.IsZero() {
+		t.Fatal("deleting the latest version touched version 1")
+	}
+	if err := db.MarkVersionsDeleted(ctx(), "d", []int{2}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.GetSecretVersion(ctx(), "d", 2); !got.DeletedAt.IsZero() || string(got.Ciphertext) != "two#2" {
+		t.Fatalf("undelete: %+v", got)
+	}
+	if err := db.DestroyVersions(ctx(), "d", []int{1}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.GetSecretVersion(ctx(), "d", 1); !got.Destroyed || got.Ciphertext != nil {
+		t.Fatalf("destroy kept data: %+v", got)
+	}
+	if err := db.MarkVersionsDeleted(ctx(), "d", []int{1}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.GetSecretVersion(ctx(), "d", 1); !got.Destroyed {
+		t.Fatal("undelete revived a destroyed version")
+	}
+	if err := db.MarkVersionsDeleted(ctx(), "nothing", nil, del); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("delete on a missing secret: %v", err)
+	}
+}
+
+func testMetadata(t *testing.T, db *storage.DB) {
+	mustPut(t, db, "m", "x")
+	seven := 7
+	custom := map[string]string{"owner": "team-a"}
+	if err := db.ConfigureSecret(ctx(), "m", storage.SecretSettings{MaxVersions: &seven, CustomMetadata: custom, Now: t0, DefaultMaxVersions: 10}); err != nil {
+		t.Fatal(err)
+	}
+	s, versions, err := db.SecretMetadata(ctx(), "m")
+	if err != nil || s.MaxVersions != 7 || s.CustomMetadata["owner"] != "team-a" || s.CurrentVersion != 1 || len(versions) != 1 {
+		t.Fatalf("metadata = %+v %+v, %v", s, versions, err)
+	}
+	if versions[0].Ciphertext != nil {
+		t.Fatal("metadata read loaded ciphertext")
+	}
+	if err := db.ConfigureSecret(ctx(), "only-meta", storage.SecretSettings{Now: t0, DefaultMaxVersions: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.GetSecretVersion(ctx(), "only-meta", 0); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("metadata-only secret has a version: %v", err)
+	}
+	if err := db.DeleteSecret(ctx(), "m"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.SecretMetadata(ctx(), "m"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+	if err := db.DeleteSecret(ctx(), "m"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func testSecretPaths(t *testing.T, db *storage.DB) {
+	for _, p := range []string{"prod/db", "prod/api/key", "prod0", "prod-x", "dev/db", "produce"} {
+		mustPut(t, db, p, "x")
+	}
+	got, err := db.SecretPaths(ctx(), "prod/")
+	if err != nil || !slices.Equal(got, []string{"prod/api/key", "prod/db"}) {
+		t.Fatalf("prod/ = %v, %v", got, err)
+	}
+	all, _ := db.SecretPaths(ctx(), "")
+	if len(all) != 6 {
+		t.Fatalf("all = %v", all)
+	}
+}
+
+func TestMigrationsGoDownAndUpAgain(t *testing.T) {
+	storagetest.Engines(t, func(t *testing.T, db *storage.DB) {
+		st, err := db.MigrationStatus(ctx())
+		if err != nil || st.Current != st.Latest || st.Dirty || len(st.Pending) != 0 {
+			t.Fatalf("status after up = %+v, %v", st, err)
+		}
+		if err := db.MigrateDown(ctx(), 0); err != nil {
+			t.Fatal(err)
+		}
+		st, _ = db.MigrationStatus(ctx())
+		if st.Current != 0 || len(st.Pending) == 0 {
+			t.Fatalf("status after down = %+v", st)
+		}
+		if err := db.MigrateUp(ctx()); err != nil {
+			t.Fatal(err)
+		}
+		mustPut(t, db, "after/remigrate", "x")
+	})
+}
+
+func TestConcurrentMigrationsApplyOnce(t *testing.T) {
+	url := storagetest.PostgresURL(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := storage.Open(ctx(), storage.Config{DatabaseURL: url}, nil)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer db.Close()
+			errs[i] = db.MigrateUp(ctx())
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("a node failed to migrate alongside the others: %v", err)
+		}
+	}
+}

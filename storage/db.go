@@ -1,0 +1,242 @@
+// Package storage is SecretHub's only door to the database. It speaks to
+// PostgreSQL (through lib/pq) when a DATABASE_URL is configured and to an
+// embedded SQLite file otherwise; the SQL is shared between the two engines
+// wherever it is the same, and dialect.go holds what differs.
+//
+// storage knows nothing about encryption: secret material arrives already
+// sealed by the barrier and leaves still sealed.
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	_ "github.com/lib/pq"  // PostgreSQL driver, registered as "postgres"
+	_ "modernc.org/sqlite" // pure-Go SQLite driver, registered as "sqlite"
+)
+
+// Engine names a database engine.
+type Engine string
+
+// The two supported engines.
+const (
+	Postgres Engine = "postgres"
+	SQLite   Engine = "sqlite"
+)
+
+// Config says which database to open and how.
+type Config struct {
+	// DatabaseURL selects PostgreSQL when set (postgres://… or postgresql://…).
+	DatabaseURL string
+	// PoolSize is the maximum number of open connections (DB_POOL_SIZE).
+	PoolSize int
+	// DataDir holds the embedded SQLite file when DatabaseURL is empty.
+	DataDir string
+	// ConnectTimeout bounds how long Open keeps retrying an unreachable
+	// PostgreSQL server before giving up.
+	ConnectTimeout time.Duration
+}
+
+// DefaultPoolSize is used when Config.PoolSize is not positive.
+const DefaultPoolSize = 20
+
+// SQLiteFile is the file name of the embedded database inside DataDir.
+const SQLiteFile = "secrethub.db"
+
+// DB is an open database of either engine. It is safe for concurrent use.
+type DB struct {
+	sql      *sql.DB
+	engine   Engine
+	location string
+	poolSize int
+	queries  atomic.Int64
+	txs      atomic.Int64
+}
+
+// Open connects to the configured database. For PostgreSQL it retries with
+// backoff until ConnectTimeout while the server is unreachable, then returns
+// an error that names the host (never the password).
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error) {
+	if cfg.PoolSize <= 0 {
+		cfg.PoolSize = DefaultPoolSize
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DatabaseURL != "" {
+		return openPostgres(ctx, cfg, log)
+	}
+	return openSQLite(ctx, cfg)
+}
+
+func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error) {
+	where, err := describePostgresURL(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	sdb, err := sql.Open("postgres", cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("storage: DATABASE_URL for %s is not usable: %w", where, err)
+	}
+	sdb.SetMaxOpenConns(cfg.PoolSize)
+	sdb.SetMaxIdleConns(cfg.PoolSize)
+	sdb.SetConnMaxIdleTime(10 * time.Minute)
+	sdb.SetConnMaxLifetime(time.Hour)
+
+	timeout := cfg.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = sdb.PingContext(pingCtx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if !isTransient(err) || time.Now().Add(backoff).After(deadline) {
+			sdb.Close()
+			return nil, fmt.Errorf("storage: cannot reach PostgreSQL at %s after %d attempt(s): %s", where, attempt, redact(err.Error(), cfg.DatabaseURL))
+		}
+		log.Warn("database unreachable, retrying", "database", where, "attempt", attempt, "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			sdb.Close()
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	return &DB{sql: sdb, engine: Postgres, location: where, poolSize: cfg.PoolSize}, nil
+}
+
+func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
+	dir := cfg.DataDir
+	if dir == "" {
+		dir = "data"
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("storage: creating data directory %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, SQLiteFile)
+	// Create the file ourselves so it is never world-readable, whatever the umask.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("storage: opening %s: %w", path, err)
+	}
+	f.Close()
+
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_time_format", "sqlite")
+	// Writers take the lock at BEGIN, so two writers never deadlock upgrading
+	// from a read lock; they queue on busy_timeout instead.
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + filepath.ToSlash(path) + "?" + q.Encode()
+	sdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("storage: opening %s: %w", path, err)
+	}
+	pool := cfg.PoolSize
+	sdb.SetMaxOpenConns(pool)
+	sdb.SetMaxIdleConns(pool)
+	if err := sdb.PingContext(ctx); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("storage: opening %s: %w", path, err)
+	}
+	return &DB{sql: sdb, engine: SQLite, location: path, poolSize: pool}, nil
+}
+
+// Engine reports which engine this database runs on.
+func (db *DB) Engine() Engine { return db.engine }
+
+// Location describes where the data lives without any credential: the
+// SQLite file path, or host:port/dbname for PostgreSQL.
+func (db *DB) Location() string { return db.location }
+
+// Close closes every pooled connection.
+func (db *DB) Close() error { return db.sql.Close() }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error { return classify(db.sql.PingContext(ctx)) }
+
+// PoolStats reports connection-pool figures for metrics.
+func (db *DB) PoolStats() (sql.DBStats, int) { return db.sql.Stats(), db.poolSize }
+
+// RoundTrips counts the statements run outside transactions and the
+// transactions run, since the database was opened. Tests use it to hold the
+// hot paths to their budget of database round trips.
+type RoundTrips struct {
+	Queries      int64
+	Transactions int64
+}
+
+// RoundTrips returns the counters.
+func (db *DB) RoundTrips() RoundTrips {
+	return RoundTrips{Queries: db.queries.Load(), Transactions: db.txs.Load()}
+}
+
+// querier is what both *sql.DB and *sql.Tx offer.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// q returns the pool as a querier that counts every statement as a round trip.
+func (db *DB) q() querier { return countingQuerier{db: db.sql, n: &db.queries} }
+
+type countingQuerier struct {
+	db *sql.DB
+	n  *atomic.Int64
+}
+
+func (c countingQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	c.n.Add(1)
+	return c.db.ExecContext(ctx, query, args...)
+}
+
+func (c countingQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	c.n.Add(1)
+	return c.db.QueryContext(ctx, query, args...)
+}
+
+func (c countingQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	c.n.Add(1)
+	return c.db.QueryRowContext(ctx, query, args...)
+}
+
+// inTx runs fn in one transaction, committing if fn returns nil.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	db.txs.Add(1)
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return classify(err)
+	}
+	return classify(tx.Commit())
+}
+
+// notFound turns sql.ErrNoRows into ErrNotFound and classifies the rest.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return classify(err)
+}

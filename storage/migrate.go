@@ -1,0 +1,159 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
+	mpostgres "github.com/golang-migrate/migrate/v4/database/postgres"
+	msqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+
+	"github.com/secrethub/secrethub/migrations"
+)
+
+// MigrationStatus describes the schema version of a database.
+type MigrationStatus struct {
+	// Current is the applied version, 0 when none is.
+	Current uint
+	// Dirty means a migration failed halfway and needs `migrate force`.
+	Dirty bool
+	// Latest is the newest version embedded in this binary.
+	Latest uint
+	// Pending lists embedded versions newer than Current.
+	Pending []uint
+}
+
+// withMigrator runs fn with a golang-migrate instance over db. On PostgreSQL
+// every change runs under an advisory lock, so several nodes starting at
+// once apply each migration exactly once.
+func (db *DB) withMigrator(ctx context.Context, fn func(m *migrate.Migrate) error) error {
+	sub, err := fs.Sub(migrations.FS, string(db.engine))
+	if err != nil {
+		return fmt.Errorf("storage: migrations for %s: %w", db.engine, err)
+	}
+	src, err := iofs.New(sub, ".")
+	if err != nil {
+		return fmt.Errorf("storage: reading embedded migrations: %w", err)
+	}
+	defer src.Close()
+
+	var drv database.Driver
+	switch db.engine {
+	case Postgres:
+		conn, err := db.sql.Conn(ctx)
+		if err != nil {
+			return classify(err)
+		}
+		pg, err := mpostgres.WithConnection(ctx, conn, &mpostgres.Config{})
+		if err != nil {
+			conn.Close()
+			return fmt.Errorf("storage: preparing migrations: %w", classify(err))
+		}
+		defer pg.Close() // returns the connection to the pool; the pool stays open
+		drv = pg
+	case SQLite:
+		// The SQLite driver's Close would close our pool, so it is never called.
+		lite, err := msqlite.WithInstance(db.sql, &msqlite.Config{})
+		if err != nil {
+			return fmt.Errorf("storage: preparing migrations: %w", classify(err))
+		}
+		drv = lite
+	}
+	m, err := migrate.NewWithInstance("iofs", src, string(db.engine), drv)
+	if err != nil {
+		return fmt.Errorf("storage: preparing migrations: %w", err)
+	}
+	return fn(m)
+}
+
+// MigrateUp applies every pending migration. It is what the server runs at start.
+func (db *DB) MigrateUp(ctx context.Context) error {
+	return db.withMigrator(ctx, func(m *migrate.Migrate) error {
+		if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+			return fmt.Errorf("storage: applying migrations: %w", err)
+		}
+		return nil
+	})
+}
+
+// MigrateDown rolls back n migrations; n <= 0 rolls back all of them.
+func (db *DB) MigrateDown(ctx context.Context, n int) error {
+	return db.withMigrator(ctx, func(m *migrate.Migrate) error {
+		var err error
+		if n <= 0 {
+			err = m.Down()
+		} else {
+			err = m.Steps(-n)
+		}
+		if err != nil && !errors.Is(err, migrate.ErrNoChange) {
+			return fmt.Errorf("storage: rolling back migrations: %w", err)
+		}
+		return nil
+	})
+}
+
+// MigrateForce marks version as applied and clean without running anything,
+// the way out of a dirty state after fixing a failed migration by hand.
+func (db *DB) MigrateForce(ctx context.Context, version int) error {
+	return db.withMigrator(ctx, func(m *migrate.Migrate) error {
+		return m.Force(version)
+	})
+}
+
+// MigrationStatus reports the applied and the embedded schema versions.
+func (db *DB) MigrationStatus(ctx context.Context) (MigrationStatus, error) {
+	var st MigrationStatus
+	err := db.withMigrator(ctx, func(m *migrate.Migrate) error {
+		v, dirty, err := m.Version()
+		if err != nil && !errors.Is(err, migrate.ErrNilVersion) {
+			return fmt.Errorf("storage: reading schema version: %w", err)
+		}
+		st.Current, st.Dirty = v, dirty
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	versions, err := EmbeddedVersions(db.engine)
+	if err != nil {
+		return st, err
+	}
+	for _, v := range versions {
+		if v > st.Current {
+			st.Pending = append(st.Pending, v)
+		}
+		st.Latest = max(st.Latest, v)
+	}
+	return st, nil
+}
+
+// EmbeddedVersions lists the migration versions compiled in for engine.
+func EmbeddedVersions(engine Engine) ([]uint, error) {
+	entries, err := fs.ReadDir(migrations.FS, string(engine))
+	if err != nil {
+		return nil, fmt.Errorf("storage: listing migrations: %w", err)
+	}
+	seen := map[uint]bool{}
+	var out []uint
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseUint(num, 10, 32)
+		if err != nil || seen[uint(v)] {
+			continue
+		}
+		seen[uint(v)] = true
+		out = append(out, uint(v))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}

@@ -1,0 +1,180 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Token is a stored token. The token itself is never stored, only its hash.
+type Token struct {
+	Hash           string
+	Accessor       string
+	ParentAccessor string // empty for root and orphan tokens
+	Policies       []string
+	DisplayName    string
+	Meta           map[string]string
+	TTL            time.Duration
+	ExplicitMaxTTL time.Duration
+	Renewable      bool
+	NumUses        int // uses left; 0 means unlimited
+	BoundCIDRs     []string
+	CreatedAt      time.Time
+	ExpiresAt      time.Time // zero: never
+	MaxExpiresAt   time.Time // zero: no hard limit
+}
+
+const tokenColumns = `token_hash, accessor, parent_accessor, policies, display_name, meta, ttl_seconds,
+	explicit_max_ttl_seconds, renewable, num_uses, bound_cidrs, created_at, expires_at, max_expires_at`
+
+// CreateToken stores a new token.
+func (db *DB) CreateToken(ctx context.Context, t Token) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error { return insertToken(ctx, tx, t) })
+}
+
+func insertToken(ctx context.Context, tx *sql.Tx, t Token) error {
+	policies, err := json.Marshal(nonNil(t.Policies))
+	if err != nil {
+		return err
+	}
+	meta, err := json.Marshal(t.Meta)
+	if err != nil {
+		return err
+	}
+	if t.Meta == nil {
+		meta = []byte("{}")
+	}
+	cidrs, err := json.Marshal(nonNil(t.BoundCIDRs))
+	if err != nil {
+		return err
+	}
+	var parent sql.NullString
+	if t.ParentAccessor != "" {
+		parent = sql.NullString{String: t.ParentAccessor, Valid: true}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		t.Hash, t.Accessor, parent, string(policies), t.DisplayName, string(meta),
+		int64(t.TTL/time.Second), int64(t.ExplicitMaxTTL/time.Second), t.Renewable, t.NumUses,
+		string(cidrs), utc(t.CreatedAt), nullTime(t.ExpiresAt), nullTime(t.MaxExpiresAt))
+	return err
+}
+
+// TokenByHash finds a token by the hash of its value: one round trip.
+func (db *DB) TokenByHash(ctx context.Context, hash string) (Token, error) {
+	return scanToken(db.q().QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE token_hash = $1`, hash))
+}
+
+// TokenByAccessor finds a token by its accessor.
+func (db *DB) TokenByAccessor(ctx context.Context, accessor string) (Token, error) {
+	return scanToken(db.q().QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE accessor = $1`, accessor))
+}
+
+func scanToken(row *sql.Row) (Token, error) {
+	var (
+		t                  Token
+		parent             sql.NullString
+		policies, meta     string
+		cidrs              string
+		ttl, maxTTL        int64
+		expires, maxExpire sql.NullTime
+	)
+	err := row.Scan(&t.Hash, &t.Accessor, &parent, &policies, &t.DisplayName, &meta, &ttl, &maxTTL,
+		&t.Renewable, &t.NumUses, &cidrs, &t.CreatedAt, &expires, &maxExpire)
+	if err != nil {
+		return Token{}, notFound(err)
+	}
+	t.ParentAccessor = parent.String
+	t.TTL, t.ExplicitMaxTTL = time.Duration(ttl)*time.Second, time.Duration(maxTTL)*time.Second
+	t.CreatedAt = t.CreatedAt.UTC()
+	t.ExpiresAt, t.MaxExpiresAt = timeOf(expires), timeOf(maxExpire)
+	if err := json.Unmarshal([]byte(policies), &t.Policies); err != nil {
+		return Token{}, fmt.Errorf("storage: token %s has corrupt policies: %w", t.Accessor, err)
+	}
+	if err := json.Unmarshal([]byte(meta), &t.Meta); err != nil {
+		return Token{}, fmt.Errorf("storage: token %s has corrupt metadata: %w", t.Accessor, err)
+	}
+	if err := json.Unmarshal([]byte(cidrs), &t.BoundCIDRs); err != nil {
+		return Token{}, fmt.Errorf("storage: token %s has corrupt bound CIDRs: %w", t.Accessor, err)
+	}
+	return t, nil
+}
+
+// RenewToken moves a token's expiry.
+func (db *DB) RenewToken(ctx context.Context, accessor string, expiresAt time.Time) error {
+	res, err := db.q().ExecContext(ctx, `UPDATE tokens SET expires_at = $1 WHERE accessor = $2`, nullTime(expiresAt), accessor)
+	if err != nil {
+		return classify(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// UseToken consumes one use of a limited-use token and returns the uses left.
+// ErrNotFound means the token is gone or was already used up.
+func (db *DB) UseToken(ctx context.Context, accessor string) (int, error) {
+	var left int
+	err := db.q().QueryRowContext(ctx,
+		`UPDATE tokens SET num_uses = num_uses - 1 WHERE accessor = $1 AND num_uses > 0 RETURNING num_uses`,
+		accessor).Scan(&left)
+	return left, notFound(err)
+}
+
+// RevokeTokenTree deletes a token and all its descendants, returning the
+// accessors removed (empty if the token did not exist).
+func (db *DB) RevokeTokenTree(ctx context.Context, accessor string) ([]string, error) {
+	var revoked []string
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `
+			WITH RECURSIVE tree(accessor) AS (
+				SELECT accessor FROM tokens WHERE accessor = $1
+				UNION
+				SELECT t.accessor FROM tokens t JOIN tree ON t.parent_accessor = tree.accessor
+			)
+			DELETE FROM tokens WHERE accessor IN (SELECT accessor FROM tree) RETURNING accessor`, accessor)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var a string
+			if err := rows.Scan(&a); err != nil {
+				return err
+			}
+			revoked = append(revoked, a)
+		}
+		return rows.Err()
+	})
+	return revoked, err
+}
+
+// ExpiredTokens lists accessors of tokens whose expiry is before now.
+func (db *DB) ExpiredTokens(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := db.q().QueryContext(ctx,
+		`SELECT accessor FROM tokens WHERE expires_at IS NOT NULL AND expires_at < $1 ORDER BY expires_at LIMIT $2`,
+		utc(now), limit)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, a)
+	}
+	return out, classify(rows.Err())
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
