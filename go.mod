@@ -4,6 +4,8 @@ go 1.26.0
 
 require (
 	github.com/golang-migrate/migrate/v4 v4.20.1
+	github.com/gorilla/mux v1.7.4
+	github.com/hashicorp/vault v1.21.4
 	github.com/lib/pq v1.12.3
 	modernc.org/sqlite v1.62.0
 )

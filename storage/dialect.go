@@ -43,8 +43,8 @@ func classify(err error) error {
 		case code == "23505": // unique_violation
 			return fmt.Errorf("%w: %s", ErrConflict, pqErr.Constraint)
 		case strings.HasPrefix(code, "08"), // connection exception
-			strings.HasPrefix(code, "53"), // insufficient resources
-			strings.HasPrefix(code, "57"), // operator intervention (shutdown, cancel)
+			strings.HasPrefix(code, "53"),    // insufficient resources
+			strings.HasPrefix(code, "57"),    // operator intervention (shutdown, cancel)
 			code == "40001", code == "40P01": // serialization failure, deadlock
 			return fmt.Errorf("%w: %s", ErrUnavailable, pqErr.Code.Name())
 		case code == "42501": // insufficient_privilege: the store refuses writes

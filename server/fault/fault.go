@@ -1,0 +1,73 @@
+// Package fault gives domain errors a kind the HTTP layer can report without
+// guessing: bad input, missing, conflicting, forbidden or unavailable. A
+// fault's message is written for the API caller and never holds a secret.
+package fault
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error for the API.
+type Kind int
+
+// The kinds, each with its HTTP status in server/respond.go.
+const (
+	Unknown     Kind = iota // not a fault: an internal error
+	Invalid                 // 400: the request is malformed or not allowed as asked
+	Denied                  // 403: missing/invalid token or permission denied
+	NotFound                // 404
+	Conflict                // 409: check-and-set or a competing change
+	Unavailable             // 503: sealed, or a dependency is down
+)
+
+// Error is a classified error with a caller-facing message.
+type Error struct {
+	Kind Kind
+	Msg  string
+	// Err is an optional underlying cause, kept for logs and errors.Is.
+	Err error
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap exposes the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is makes every fault of a kind match a sentinel of that kind created by
+// New, so callers can write errors.Is(err, secrets.ErrNotFound).
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Kind == e.Kind && t.Msg == e.Msg
+}
+
+// New returns a sentinel fault.
+func New(kind Kind, msg string) *Error { return &Error{Kind: kind, Msg: msg} }
+
+// Invalidf reports bad input.
+func Invalidf(format string, args ...any) error {
+	return &Error{Kind: Invalid, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Wrap classifies cause under kind with a caller-facing message.
+func Wrap(kind Kind, msg string, cause error) error {
+	return &Error{Kind: kind, Msg: msg, Err: cause}
+}
+
+// KindOf returns the kind of the outermost fault in err's chain.
+func KindOf(err error) Kind {
+	var f *Error
+	if errors.As(err, &f) {
+		return f.Kind
+	}
+	return Unknown
+}
+
+// Message returns the caller-facing message of the outermost fault.
+func Message(err error) string {
+	var f *Error
+	if errors.As(err, &f) {
+		return f.Msg
+	}
+	return ""
+}

@@ -1,0 +1,216 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/server/secrets"
+)
+
+// kvVersion is a version's metadata as Vault's KV v2 reports it.
+type kvVersion struct {
+	CreatedTime    string            `json:"created_time"`
+	CustomMetadata map[string]string `json:"custom_metadata"`
+	DeletionTime   string            `json:"deletion_time"`
+	Destroyed      bool              `json:"destroyed"`
+	Version        int               `json:"version"`
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func versionOut(v secrets.VersionInfo) kvVersion {
+	return kvVersion{
+		CreatedTime: formatTime(v.CreatedTime), DeletionTime: formatTime(v.DeletionTime),
+		Destroyed: v.Destroyed, Version: v.Version,
+	}
+}
+
+func (s *Server) handleKVRead(w http.ResponseWriter, r *http.Request) error {
+	path, err := secretPath(r)
+	if err != nil {
+		return err
+	}
+	version, err := intParam(r, "version")
+	if err != nil {
+		return err
+	}
+	v, err := s.kv.Get(r.Context(), path, version)
+	if err != nil {
+		return err
+	}
+	s.respondData(w, r, map[string]any{"data": v.Data, "metadata": versionOut(v.VersionInfo)})
+	return nil
+}
+
+type kvWriteRequest struct {
+	Data    map[string]any `json:"data"`
+	Options struct {
+		CAS *int `json:"cas"`
+	} `json:"options"`
+}
+
+func (s *Server) handleKVWrite(w http.ResponseWriter, r *http.Request) error {
+	path, err := secretPath(r)
+	if err != nil {
+		return err
+	}
+	var req kvWriteRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if req.Data == nil {
+		return fault.Invalidf(`no data provided: send {"data": {"key": "value"}}`)
+	}
+	v, err := s.kv.Put(r.Context(), path, req.Data, req.Options.CAS)
+	if err != nil {
+		return err
+	}
+	s.respondData(w, r, versionOut(v))
+	return nil
+}
+
+func (s *Server) handleKVDelete(w http.ResponseWriter, r *http.Request) error {
+	path, err := secretPath(r)
+	if err != nil {
+		return err
+	}
+	if err := s.kv.Delete(r.Context(), path); err != nil {
+		return err
+	}
+	respondNoContent(w)
+	return nil
+}
+
+func (s *Server) handleKVList(w http.ResponseWriter, r *http.Request) error {
+	prefix, err := secretPrefix(r)
+	if err != nil {
+		return err
+	}
+	keys, err := s.kv.List(r.Context(), prefix)
+	if err != nil {
+		return err
+	}
+	s.respondData(w, r, map[string]any{"keys": keys})
+	return nil
+}
+
+func (s *Server) handleKVMetadataRead(w http.ResponseWriter, r *http.Request) error {
+	path, err := secretPath(r)
+	if err != nil {
+		return err
+	}
+	m, err := s.kv.Metadata(r.Context(), path)
+	if err != nil {
+		return err
+	}
+	versions := make(map[string]kvVersion, len(m.Versions))
+	for _, v := range m.Versions {
+		versions[strconv.Itoa(v.Version)] = versionOut(v)
+	}
+	s.respondData(w, r, map[string]any{
+		"cas_required": m.CASRequired, "created_time": formatTime(m.CreatedTime),
+		"current_version": m.CurrentVersion, "custom_metadata": m.CustomMetadata,
+		"delete_version_after": "0s", "max_versions": m.MaxVersions,
+		"oldest_version": m.OldestVersion, "updated_time": formatTime(m.UpdatedTime),
+		"versions": versions,
+	})
+	return nil
+}
+
+type kvMetadataRequest struct {
+	MaxVersions    *int              `json:"max_versions"`
+	CASRequired    *bool             `json:"cas_required"`
+	CustomMetadata map[string]string `json:"custom_metadata"`
+}
+
+func (s *Server) handleKVMetadataWrite(w http.ResponseWriter, r *http.Request) error {
+	path, err := secretPath(r)
+	if err != nil {
+		return err
+	}
+	var req kvMetadataRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	err = s.kv.Configure(r.Context(), path, secrets.Settings{
+		MaxVersions: req.MaxVersions, CASRequired: req.CASRequired, CustomMetadata: req.CustomMetadata,
+	})
+	if err != nil {
+		return err
+	}
+	respondNoContent(w)
+	return nil
+}
+
+func (s *Server) handleKVMetadataDelete(w http.ResponseWriter, r *http.Request) error {
+	path, err := secretPath(r)
+	if err != nil {
+		return err
+	}
+	if err := s.kv.DeleteAll(r.Context(), path); err != nil {
+		return err
+	}
+	respondNoContent(w)
+	return nil
+}
+
+type kvVersionsRequest struct {
+	Versions []int `json:"versions"`
+}
+
+// versionsAction runs one of the {"versions": [...]} operations.
+func (s *Server) versionsAction(w http.ResponseWriter, r *http.Request, op func(path string, versions []int) error) error {
+	path, err := secretPath(r)
+	if err != nil {
+		return err
+	}
+	var req kvVersionsRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if err := op(path, req.Versions); err != nil {
+		return err
+	}
+	respondNoContent(w)
+	return nil
+}
+
+func (s *Server) handleKVDeleteVersions(w http.ResponseWriter, r *http.Request) error {
+	return s.versionsAction(w, r, func(path string, v []int) error { return s.kv.DeleteVersions(r.Context(), path, v) })
+}
+
+func (s *Server) handleKVUndelete(w http.ResponseWriter, r *http.Request) error {
+	return s.versionsAction(w, r, func(path string, v []int) error { return s.kv.Undelete(r.Context(), path, v) })
+}
+
+func (s *Server) handleKVDestroy(w http.ResponseWriter, r *http.Request) error {
+	return s.versionsAction(w, r, func(path string, v []int) error { return s.kv.Destroy(r.Context(), path, v) })
+}
+
+type kvRollbackRequest struct {
+	Version int `json:"version"`
+}
+
+func (s *Server) handleKVRollback(w http.ResponseWriter, r *http.Request) error {
+	path, err := secretPath(r)
+	if err != nil {
+		return err
+	}
+	var req kvRollbackRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	v, err := s.kv.Rollback(r.Context(), path, req.Version)
+	if err != nil {
+		return err
+	}
+	s.respondData(w, r, versionOut(v))
+	return nil
+}

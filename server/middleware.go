@@ -1,0 +1,185 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/secrethub/secrethub/server/auth"
+	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/server/policy"
+	"github.com/secrethub/secrethub/server/seal"
+)
+
+// reqState is what the middleware learns about a request on its way in.
+type reqState struct {
+	id       string
+	clientIP netip.Addr
+	token    *auth.Token
+	tokenID  string // the presented token, to echo in lookup-self
+}
+
+type ctxKey struct{}
+
+func stateOf(ctx context.Context) *reqState {
+	if st, ok := ctx.Value(ctxKey{}).(*reqState); ok {
+		return st
+	}
+	return &reqState{}
+}
+
+func requestID(ctx context.Context) string { return stateOf(ctx).id }
+
+// callerToken is the authenticated token of the request (handlers behind
+// authentication only).
+func callerToken(ctx context.Context) auth.Token { return *stateOf(ctx).token }
+
+func routeName(r *http.Request) string {
+	if rt := mux.CurrentRoute(r); rt != nil {
+		return rt.GetName()
+	}
+	return ""
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40 // UUID version 4
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// entry runs before routing: it names the request, recovers from panics
+// without leaking a trace, bounds the body, and turns `GET ?list=true` into
+// the LIST method.
+func (s *Server) entry(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := &reqState{id: newRequestID(), clientIP: clientIP(r, s.cfg.TrustedProxies)}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, st))
+		w.Header().Set("X-Request-Id", st.id)
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("panic serving request", "request_id", st.id, "method", r.Method, "panic", fmt.Sprint(p))
+				s.respondError(w, r, fmt.Errorf("panic: %v", p))
+			}
+		}()
+		if r.ContentLength > s.cfg.MaxRequestBytes {
+			s.respondError(w, r, errBodyTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
+		if r.Method == http.MethodGet && isTrue(r.URL.Query().Get("list")) {
+			r.Method = "LIST"
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func isTrue(v string) bool {
+	switch strings.ToLower(v) {
+	case "true", "1", "yes":
+		return true
+	}
+	return false
+}
+
+// guard wraps a route's handler with the seal gate, authentication and
+// authorization its access entry asks for.
+func (s *Server) guard(a access, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.public {
+			if err := s.authorize(r, a); err != nil {
+				s.respondError(w, r, err)
+				return
+			}
+		}
+		if err := h(w, r); err != nil {
+			s.respondError(w, r, err)
+		}
+	})
+}
+
+var errMissingToken = fault.New(fault.Denied, "permission denied: missing client token (send X-Vault-Token or Authorization: Bearer)")
+
+// authorize checks, in order: unsealed, a valid token, and a policy
+// decision for the route's resource and capability.
+func (s *Server) authorize(r *http.Request, a access) error {
+	if s.seal.Sealed() {
+		return seal.ErrSealed
+	}
+	st := stateOf(r.Context())
+	id := presentedToken(r)
+	if id == "" {
+		return errMissingToken
+	}
+	tok, err := s.tokens.Authenticate(r.Context(), id, st.clientIP)
+	if err != nil {
+		return err
+	}
+	st.token, st.tokenID = &tok, id
+
+	resource, err := a.resource(r)
+	if err != nil {
+		return err
+	}
+	policies := s.policiesOf(tok)
+	decide := func(c policy.Capability) policy.Decision {
+		if a.sudo {
+			c |= policy.Sudo
+		}
+		return policy.Evaluate(policies, policy.Request{Resource: resource, Capability: c})
+	}
+	var d policy.Decision
+	if a.write {
+		// Create and update may be granted differently; only then does it
+		// matter whether the target exists, which costs a read.
+		create, update := decide(policy.Create), decide(policy.Update)
+		d = create
+		if create.Allowed != update.Allowed {
+			exists, err := a.exists(r.Context(), resource)
+			if err != nil {
+				return err
+			}
+			if exists {
+				d = update
+			}
+		}
+	} else {
+		d = decide(a.capability)
+	}
+	if !d.Allowed {
+		return auth.ErrPermissionDenied
+	}
+	return nil
+}
+
+// presentedToken reads X-Vault-Token, or else an Authorization bearer token.
+func presentedToken(r *http.Request) string {
+	if t := strings.TrimSpace(r.Header.Get("X-Vault-Token")); t != "" {
+		return t
+	}
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// policiesOf resolves a token's policy names. Until user-defined policies
+// exist, only the built-in ones grant anything; unknown names grant nothing.
+func (s *Server) policiesOf(t auth.Token) []*policy.Policy {
+	out := make([]*policy.Policy, 0, len(t.Policies))
+	for _, name := range t.Policies {
+		if p := policy.Builtin(name); p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}

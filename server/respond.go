@@ -1,0 +1,102 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/storage"
+)
+
+// envelope is the Vault-compatible success body.
+type envelope struct {
+	RequestID     string     `json:"request_id"`
+	LeaseID       string     `json:"lease_id"`
+	Renewable     bool       `json:"renewable"`
+	LeaseDuration int        `json:"lease_duration"`
+	Data          any        `json:"data"`
+	WrapInfo      any        `json:"wrap_info"`
+	Warnings      []string   `json:"warnings"`
+	Auth          *authBlock `json:"auth"`
+}
+
+// authBlock is the "auth" part of a response that issues a token.
+type authBlock struct {
+	ClientToken   string            `json:"client_token"`
+	Accessor      string            `json:"accessor"`
+	Policies      []string          `json:"policies"`
+	TokenPolicies []string          `json:"token_policies"`
+	Metadata      map[string]string `json:"metadata"`
+	LeaseDuration int               `json:"lease_duration"`
+	Renewable     bool              `json:"renewable"`
+	EntityID      string            `json:"entity_id"`
+	TokenType     string            `json:"token_type"`
+	Orphan        bool              `json:"orphan"`
+	NumUses       int               `json:"num_uses"`
+}
+
+type errorBody struct {
+	Errors []string `json:"errors"`
+}
+
+// writeJSON writes v with status; encoding errors can only be programming
+// errors and are logged.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		s.log.Error("writing response", "request_id", requestID(r.Context()), "error", err)
+	}
+}
+
+// respondData answers 200 with the envelope around data.
+func (s *Server) respondData(w http.ResponseWriter, r *http.Request, data any, warnings ...string) {
+	s.writeJSON(w, r, http.StatusOK, envelope{RequestID: requestID(r.Context()), Data: data, Warnings: warnings})
+}
+
+// respondAuth answers 200 with a newly issued token in the auth block.
+func (s *Server) respondAuth(w http.ResponseWriter, r *http.Request, a *authBlock) {
+	s.writeJSON(w, r, http.StatusOK, envelope{RequestID: requestID(r.Context()), Auth: a})
+}
+
+// respondNoContent answers 204.
+func respondNoContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }
+
+// respondError turns err into a status and {"errors":[…]}. Faults carry a
+// message meant for the caller; anything else is an internal error whose
+// details go to the log only, under the request id.
+func (s *Server) respondError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := s.classify(r.Context(), err)
+	if status >= 500 {
+		s.log.Error("request failed", "request_id", requestID(r.Context()), "method", r.Method,
+			"route", routeName(r), "status", status, "error", err.Error())
+	}
+	s.writeJSON(w, r, status, errorBody{Errors: []string{msg}})
+}
+
+func (s *Server) classify(ctx context.Context, err error) (int, string) {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return http.StatusRequestEntityTooLarge, "request body is larger than the limit"
+	case errors.Is(err, storage.ErrUnavailable):
+		return http.StatusServiceUnavailable, "storage is unavailable; try again"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "request was cancelled or timed out"
+	}
+	switch fault.KindOf(err) {
+	case fault.Invalid:
+		return http.StatusBadRequest, fault.Message(err)
+	case fault.Denied:
+		return http.StatusForbidden, fault.Message(err)
+	case fault.NotFound:
+		return http.StatusNotFound, fault.Message(err)
+	case fault.Conflict:
+		return http.StatusConflict, fault.Message(err)
+	case fault.Unavailable:
+		return http.StatusServiceUnavailable, fault.Message(err)
+	}
+	return http.StatusInternalServerError, "internal error; the server log has details under request id " + requestID(ctx)
+}

@@ -1,0 +1,150 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/secrethub/secrethub/server/policy"
+	"github.com/secrethub/secrethub/server/secrets"
+)
+
+// handlerFunc is a route handler: decode, call the domain, encode. A
+// returned error is turned into the error response.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// access is how a route is authorized. The zero value is not public and
+// has no resource, which the router refuses to register: every route must
+// say what it touches.
+type access struct {
+	// public routes need no token and answer while sealed.
+	public bool
+	// resource names what the request touches, for the policy engine.
+	resource func(r *http.Request) (string, error)
+	// capability is the operation for non-write routes.
+	capability policy.Capability
+	// write routes are create when the target does not exist, else update.
+	write bool
+	// exists tells, for write routes, whether the target exists.
+	exists func(ctx context.Context, resource string) (bool, error)
+	// sudo routes additionally need the sudo capability.
+	sudo bool
+}
+
+// route is one entry of the routing table.
+type route struct {
+	name    string
+	methods string // comma separated
+	path    string
+	access  access
+	handle  handlerFunc
+}
+
+var (
+	read   = policy.Read
+	update = policy.Update
+	del    = policy.Delete
+	list   = policy.List
+)
+
+// public is the access of the unauthenticated sys endpoints.
+var public = access{public: true}
+
+// api is the access of a non-secret endpoint, named by its path after /v1/.
+func api(resource string, c policy.Capability) access {
+	return access{resource: fixed(resource), capability: c}
+}
+
+func sudo(a access) access { a.sudo = true; return a }
+
+func fixed(resource string) func(*http.Request) (string, error) {
+	return func(*http.Request) (string, error) { return resource, nil }
+}
+
+// secretPath names a secret route by its normalized bare path.
+func secretPath(r *http.Request) (string, error) {
+	return secrets.NormalizePath(mux.Vars(r)["path"])
+}
+
+// secretPrefix names a LIST route by its normalized prefix.
+func secretPrefix(r *http.Request) (string, error) {
+	return secrets.NormalizePrefix(mux.Vars(r)["path"])
+}
+
+func (s *Server) secret(c policy.Capability) access {
+	return access{resource: secretPath, capability: c}
+}
+
+func (s *Server) secretWrite() access {
+	return access{resource: secretPath, write: true, exists: s.kv.Exists}
+}
+
+// routes is the routing table: every API route and how it is authorized.
+func (s *Server) routes() []route {
+	const secretVar = "{path:.*}"
+	return []route{
+		{"sys.health", "GET,HEAD", "/v1/sys/health", public, s.handleHealth},
+		{"sys.init-status", "GET", "/v1/sys/init", public, s.handleInitStatus},
+		{"sys.init", "POST,PUT", "/v1/sys/init", public, s.handleInit},
+		{"sys.seal-status", "GET", "/v1/sys/seal-status", public, s.handleSealStatus},
+		{"sys.unseal", "POST,PUT", "/v1/sys/unseal", public, s.handleUnseal},
+		{"sys.seal", "POST,PUT", "/v1/sys/seal", sudo(api("sys/seal", update)), s.handleSeal},
+		{"sys.rotate", "POST,PUT", "/v1/sys/rotate", sudo(api("sys/rotate", update)), s.handleRotate},
+		{"sys.key-status", "GET", "/v1/sys/key-status", api("sys/key-status", read), s.handleKeyStatus},
+
+		{"token.create", "POST,PUT", "/v1/auth/token/create", api("auth/token/create", update), s.handleTokenCreate},
+		{"token.lookup-self", "GET", "/v1/auth/token/lookup-self", api("auth/token/lookup-self", read), s.handleTokenLookupSelf},
+		{"token.lookup", "POST,PUT", "/v1/auth/token/lookup", api("auth/token/lookup", update), s.handleTokenLookup},
+		{"token.lookup-accessor", "POST,PUT", "/v1/auth/token/lookup-accessor", api("auth/token/lookup-accessor", update), s.handleTokenLookupAccessor},
+		{"token.renew-self", "POST,PUT", "/v1/auth/token/renew-self", api("auth/token/renew-self", update), s.handleTokenRenewSelf},
+		{"token.renew", "POST,PUT", "/v1/auth/token/renew", api("auth/token/renew", update), s.handleTokenRenew},
+		{"token.revoke-self", "POST,PUT", "/v1/auth/token/revoke-self", api("auth/token/revoke-self", update), s.handleTokenRevokeSelf},
+		{"token.revoke", "POST,PUT", "/v1/auth/token/revoke", api("auth/token/revoke", update), s.handleTokenRevoke},
+		{"token.revoke-accessor", "POST,PUT", "/v1/auth/token/revoke-accessor", api("auth/token/revoke-accessor", update), s.handleTokenRevokeAccessor},
+
+		{"kv.list", "LIST", "/v1/secrets/static/" + secretVar, access{resource: secretPrefix, capability: list}, s.handleKVList},
+		{"kv.read", "GET", "/v1/secrets/static/" + secretVar, s.secret(read), s.handleKVRead},
+		{"kv.write", "POST,PUT", "/v1/secrets/static/" + secretVar, s.secretWrite(), s.handleKVWrite},
+		{"kv.delete", "DELETE", "/v1/secrets/static/" + secretVar, s.secret(del), s.handleKVDelete},
+		{"kv.metadata-list", "LIST", "/v1/secrets/metadata/" + secretVar, access{resource: secretPrefix, capability: list}, s.handleKVList},
+		{"kv.metadata-read", "GET", "/v1/secrets/metadata/" + secretVar, s.secret(read), s.handleKVMetadataRead},
+		{"kv.metadata-write", "POST,PUT", "/v1/secrets/metadata/" + secretVar, s.secretWrite(), s.handleKVMetadataWrite},
+		{"kv.metadata-delete", "DELETE", "/v1/secrets/metadata/" + secretVar, s.secret(del), s.handleKVMetadataDelete},
+		{"kv.delete-versions", "POST,PUT", "/v1/secrets/delete/" + secretVar, s.secret(del), s.handleKVDeleteVersions},
+		{"kv.undelete", "POST,PUT", "/v1/secrets/undelete/" + secretVar, s.secret(update), s.handleKVUndelete},
+		{"kv.destroy", "POST,PUT", "/v1/secrets/destroy/" + secretVar, s.secret(del), s.handleKVDestroy},
+		{"kv.rollback", "POST,PUT", "/v1/secrets/rollback/" + secretVar, s.secret(update), s.handleKVRollback},
+	}
+}
+
+// buildRouter registers the routing table. A route without a valid access
+// entry is a programming error and stops the server from being built.
+func (s *Server) buildRouter() (*mux.Router, map[string]access) {
+	r := mux.NewRouter()
+	// Paths are validated, not silently cleaned: "/v1/secrets/static/a/../b"
+	// must be refused, not redirected elsewhere.
+	r.SkipClean(true)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.writeJSON(w, req, http.StatusNotFound, errorBody{Errors: []string{"no API route for " + clip(req.URL.Path)}})
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.writeJSON(w, req, http.StatusMethodNotAllowed, errorBody{Errors: []string{"method " + req.Method + " is not allowed on " + clip(req.URL.Path)}})
+	})
+	table := map[string]access{}
+	for _, rt := range s.routes() {
+		if _, dup := table[rt.name]; dup {
+			panic("server: duplicate route name " + rt.name)
+		}
+		if !rt.access.public && rt.access.resource == nil {
+			panic("server: route " + rt.name + " has no authorization entry")
+		}
+		if rt.access.write && rt.access.exists == nil {
+			panic("server: write route " + rt.name + " cannot tell create from update")
+		}
+		table[rt.name] = rt.access
+		r.Handle(rt.path, s.guard(rt.access, rt.handle)).Methods(strings.Split(rt.methods, ",")...).Name(rt.name)
+	}
+	return r, table
+}

@@ -1,0 +1,147 @@
+// Package server is SecretHub Core: it wires storage, the seal, tokens,
+// authorization and the secret engines behind one HTTP API under /v1.
+//
+// A request flows: router → request id → seal gate → token → policy →
+// handler → domain package → storage (through the barrier for secrets).
+// Handlers only translate HTTP to domain calls and back.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/secrethub/secrethub/server/auth"
+	"github.com/secrethub/secrethub/server/seal"
+	"github.com/secrethub/secrethub/server/secrets"
+	"github.com/secrethub/secrethub/storage"
+)
+
+// Version is the SecretHub version, set at build time with
+// -ldflags "-X github.com/secrethub/secrethub/server.Version=…".
+var Version = "0.1.0-dev"
+
+// DefaultMaxRequestBytes is the largest request body accepted (1 MiB).
+const DefaultMaxRequestBytes = 1 << 20
+
+// Config is what the server needs besides its database.
+type Config struct {
+	// NodeName tells nodes apart in health responses and logs (default: host name).
+	NodeName string
+	// ClusterName is reported by sys/health and sys/seal-status.
+	ClusterName string
+	// MaxRequestBytes bounds request bodies (default 1 MiB).
+	MaxRequestBytes int64
+	// MaxVersions is the default number of versions a static secret keeps.
+	MaxVersions int
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// Logger receives structured logs (default: discard).
+	Logger *slog.Logger
+	// Now is the clock (default time.Now); tests move it.
+	Now func() time.Time
+}
+
+// Server is one Core node.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	db      *storage.DB
+	seal    *seal.Manager
+	tokens  *auth.Tokens
+	kv      *secrets.Static
+	router  *mux.Router
+	handler http.Handler
+	access  map[string]access // route name → authorization
+}
+
+// New wires a server over an open, migrated database. The node starts sealed.
+func New(db *storage.DB, cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName, _ = os.Hostname()
+	}
+	if cfg.ClusterName == "" {
+		cfg.ClusterName = "secrethub"
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, db: db}
+	s.seal = seal.New(db, cfg.Now)
+	s.tokens = auth.NewTokens(db, cfg.Now)
+	s.kv = secrets.NewStatic(db, s.seal, cfg.Now, cfg.MaxVersions)
+	s.router, s.access = s.buildRouter()
+	s.handler = s.entry(s.router)
+	return s
+}
+
+// Handler is the HTTP handler serving the whole API.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// InitResult is what initialization hands out, once.
+type InitResult struct {
+	Keys      [][]byte
+	RootToken string
+}
+
+// Initialize splits a new root key into shares and creates the root token.
+// The node stays sealed until enough shares are given to Unseal.
+func (s *Server) Initialize(ctx context.Context, shares, threshold int) (InitResult, error) {
+	root, err := s.tokens.NewRoot()
+	if err != nil {
+		return InitResult{}, err
+	}
+	res, err := s.seal.Init(ctx, shares, threshold, root.Token)
+	if err != nil {
+		return InitResult{}, err
+	}
+	s.log.Info("secrethub initialized", "secret_shares", shares, "secret_threshold", threshold, "root_token_accessor", root.Token.Accessor)
+	return InitResult{Keys: res.Keys, RootToken: root.ID}, nil
+}
+
+// Unseal submits one key share to this node.
+func (s *Server) Unseal(ctx context.Context, key []byte) (seal.Status, error) {
+	wasSealed := s.seal.Sealed()
+	st, err := s.seal.Unseal(ctx, key)
+	if err == nil && wasSealed && !st.Sealed {
+		s.log.Info("secrethub unsealed", "node", s.cfg.NodeName)
+	}
+	return st, err
+}
+
+// Run performs background upkeep until ctx ends: expired tokens (with
+// their children) are revoked every sweep interval while unsealed.
+func (s *Server) Run(ctx context.Context, sweep time.Duration) {
+	if sweep <= 0 {
+		sweep = 30 * time.Second
+	}
+	t := time.NewTicker(sweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if s.seal.Sealed() {
+				continue
+			}
+			if n, err := s.tokens.RevokeExpired(ctx); err != nil {
+				s.log.Warn("revoking expired tokens", "error", err.Error())
+			} else if n > 0 {
+				s.log.Info("revoked expired tokens", "count", n)
+			}
+		}
+	}
+}
