@@ -141,4 +141,3 @@ func (n *node) initUnseal(shares, threshold int) (keys []string, root string) {
 	}
 	return out.Keys, out.RootToken
 }
-
