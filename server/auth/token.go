@@ -195,6 +195,13 @@ func (s *Tokens) Create(ctx context.Context, parent Token, req CreateRequest, su
 		}
 		t.TTL = min(ttl, t.MaxExpiresAt.Sub(now))
 		t.ExpiresAt = now.Add(t.TTL)
+		// A child never outlives its parent: Vault revokes children when the
+		// parent expires; capping the expiry makes that hold without waiting
+		// for the expiry sweep.
+		if !req.NoParent && !parent.ExpiresAt.IsZero() && parent.ExpiresAt.Before(t.ExpiresAt) {
+			t.ExpiresAt = parent.ExpiresAt
+			t.TTL = t.ExpiresAt.Sub(now)
+		}
 	}
 
 	id, accessor, err := newIdentity()
@@ -373,6 +380,19 @@ func (s *Tokens) Renew(ctx context.Context, t Token, increment time.Duration) (T
 	expires := now.Add(increment)
 	if !t.MaxExpiresAt.IsZero() && expires.After(t.MaxExpiresAt) {
 		expires = t.MaxExpiresAt
+	}
+	if t.ParentAccessor != "" {
+		// Renewal cannot carry a child past its parent's current expiry.
+		parent, err := s.store.TokenByAccessor(ctx, t.ParentAccessor)
+		if errors.Is(err, storage.ErrNotFound) {
+			return Token{}, ErrTokenNotFound
+		}
+		if err != nil {
+			return Token{}, err
+		}
+		if !parent.ExpiresAt.IsZero() && expires.After(parent.ExpiresAt) {
+			expires = parent.ExpiresAt
+		}
 	}
 	if err := s.store.RenewToken(ctx, t.Accessor, expires); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
