@@ -1,0 +1,98 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/secrethub/secrethub/server"
+	"github.com/secrethub/secrethub/storage"
+	"github.com/secrethub/secrethub/storage/storagetest"
+)
+
+// BenchmarkKV measures a static secret read and write through the whole
+// stack: a real loopback listener, token check, policy decision, barrier
+// and database, on each engine. Run with `make bench`.
+func BenchmarkKV(b *testing.B) {
+	engines := []struct {
+		name string
+		open func(testing.TB) *storage.DB
+	}{{"sqlite", storagetest.SQLite}, {"postgres", storagetest.Postgres}}
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			hs, root := benchNode(b, e.open(b))
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			url := hs.URL + "/v1/secrets/static/bench/db"
+			send(b, client, "POST", url, root, `{"data":{"password":"correct horse battery staple"}}`, 200)
+
+			b.Run("read", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					send(b, client, "GET", url, root, "", 200)
+				}
+			})
+			b.Run("read-parallel", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(4)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						send(b, client, "GET", url, root, "", 200)
+					}
+				})
+			})
+			b.Run("write", func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					i++
+					send(b, client, "POST", fmt.Sprintf("%s-%d", url, i%100), root, `{"data":{"password":"hunter2"}}`, 200)
+				}
+			})
+		})
+	}
+}
+
+// benchNode starts an initialized, unsealed node and returns it with its root token.
+func benchNode(b *testing.B, db *storage.DB) (*httptest.Server, string) {
+	b.Helper()
+	hs := httptest.NewServer(server.New(db, server.Config{}).Handler())
+	b.Cleanup(hs.Close)
+	body := send(b, http.DefaultClient, "POST", hs.URL+"/v1/sys/init", "", `{"secret_shares":1,"secret_threshold":1}`, 200)
+	var init struct {
+		Keys      []string `json:"keys"`
+		RootToken string   `json:"root_token"`
+	}
+	if err := json.Unmarshal(body, &init); err != nil {
+		b.Fatal(err)
+	}
+	send(b, http.DefaultClient, "POST", hs.URL+"/v1/sys/unseal", "", `{"key":"`+init.Keys[0]+`"}`, 200)
+	return hs, init.RootToken
+}
+
+func send(b testing.TB, c *http.Client, method, url, token, body string, want int) []byte {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("X-Vault-Token", token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		b.Fatalf("%s %s: status %d, want %d: %s", method, url, resp.StatusCode, want, out)
+	}
+	return out
+}
