@@ -41,7 +41,7 @@ var conformanceCases = []struct {
 	{"old versions are pruned beyond the limit", testPruning},
 	{"soft delete, undelete and destroy", testDeleteUndeleteDestroy},
 	{"metadata settings and deletion", testMetadata},
-	{"listing is by byte prefix", testSecretPaths},
+	{"listing is by byte prefix, existence is exact", testSecretPaths},
 }
 
 func ctx() context.Context { return context.Background() }
@@ -393,6 +393,11 @@ func testSecretPaths(t *testing.T, db *storage.DB) {
 	all, _ := db.SecretPaths(ctx(), "")
 	if len(all) != 6 {
 		t.Fatalf("all = %v", all)
+	}
+	for path, want := range map[string]bool{"prod/db": true, "prod": false, "prod/": false, "nothing": false} {
+		if got, err := db.SecretExists(ctx(), path); err != nil || got != want {
+			t.Errorf("SecretExists(%q) = %v, %v; want %v", path, got, err, want)
+		}
 	}
 }
 

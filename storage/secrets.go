@@ -293,6 +293,16 @@ func (db *DB) DeleteSecret(ctx context.Context, path string) error {
 	})
 }
 
+// SecretExists reports whether a secret record exists at path: one round trip.
+func (db *DB) SecretExists(ctx context.Context, path string) (bool, error) {
+	var one int
+	err := db.q().QueryRowContext(ctx, `SELECT 1 FROM secrets WHERE path = $1`, path).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, classify(err)
+}
+
 // SecretPaths lists the paths of every secret under prefix, in byte order.
 func (db *DB) SecretPaths(ctx context.Context, prefix string) ([]string, error) {
 	var (

@@ -44,6 +44,7 @@ type Store interface {
 	ConfigureSecret(ctx context.Context, path string, set storage.SecretSettings) error
 	DeleteSecret(ctx context.Context, path string) error
 	SecretPaths(ctx context.Context, prefix string) ([]string, error)
+	SecretExists(ctx context.Context, path string) (bool, error)
 }
 
 // Barrier encrypts and decrypts values bound to a storage path.
@@ -319,9 +320,5 @@ func (s *Static) List(ctx context.Context, prefix string) ([]string, error) {
 // Exists reports whether a secret has any record at path, for deciding
 // whether a write is a create or an update.
 func (s *Static) Exists(ctx context.Context, path string) (bool, error) {
-	_, _, err := s.store.SecretMetadata(ctx, path)
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+	return s.store.SecretExists(ctx, path)
 }
