@@ -386,11 +386,14 @@ func (m *Manager) Decrypt(ctx context.Context, path string, ciphertext []byte) (
 		return nil, ErrSealed
 	}
 	err = m.reloadLocked(ctx, st)
+	// Read the reloaded state before unlocking: once the lock is released
+	// the node may be sealed and the state gone.
+	st = m.state.Load()
 	m.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	return m.state.Load().keyring.Decrypt(path, ciphertext)
+	return st.keyring.Decrypt(path, ciphertext)
 }
 
 func newNonce() string {
