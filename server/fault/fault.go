@@ -34,11 +34,13 @@ func (e *Error) Error() string { return e.Msg }
 // Unwrap exposes the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is makes every fault of a kind match a sentinel of that kind created by
-// New, so callers can write errors.Is(err, secrets.ErrNotFound).
+// Is makes a fault match a sentinel created by New with the same kind and
+// message, also when it was made anew or carries a cause (Wrap), so callers
+// can write errors.Is(err, secrets.ErrNotFound). Faults of one kind with
+// different messages stay distinct.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Kind == e.Kind && t.Msg == e.Msg
+	return ok && t != nil && t.Kind == e.Kind && t.Msg == e.Msg
 }
 
 // New returns a sentinel fault.

@@ -1,0 +1,106 @@
+package fault_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/secrethub/secrethub/server/fault"
+)
+
+var (
+	errMissing = fault.New(fault.NotFound, "secret not found")
+	errGone    = fault.New(fault.NotFound, "secret version is deleted")
+)
+
+func TestIs(t *testing.T) {
+	cases := []struct {
+		name   string
+		err    error
+		target error
+		want   bool
+	}{
+		{"a sentinel matches itself", errMissing, errMissing, true},
+		{"a fault made anew with the same kind and message matches the sentinel", fault.New(fault.NotFound, "secret not found"), errMissing, true},
+		{"a fault with a cause matches the sentinel of its kind and message", fault.Wrap(fault.NotFound, "secret not found", io.EOF), errMissing, true},
+		{"a sentinel wrapped with %w still matches", fmt.Errorf("reading prod/db: %w", errMissing), errMissing, true},
+		{"a fault of the same kind with another message does not match", errGone, errMissing, false},
+		{"a fault of another kind with the same message does not match", fault.New(fault.Invalid, "secret not found"), errMissing, false},
+		{"a fault does not match a plain error", errMissing, io.EOF, false},
+		{"a plain error does not match a fault", io.EOF, errMissing, false},
+		{"the cause of a wrapped fault is still found", fault.Wrap(fault.Unavailable, "database unavailable", io.EOF), io.EOF, true},
+		{"a fault does not match a typed nil fault", errMissing, (*fault.Error)(nil), false},
+		{"a fault does not match nil", errMissing, nil, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := errors.Is(c.err, c.target); got != c.want {
+				t.Fatalf("errors.Is(%v, %v) = %v, want %v", c.err, c.target, got, c.want)
+			}
+		})
+	}
+}
+
+func TestErrorAndUnwrap(t *testing.T) {
+	cause := errors.New("pq: password authentication failed for user \"secrethub\"")
+	wrapped := fault.Wrap(fault.Unavailable, "storage is unavailable", cause)
+	cases := []struct {
+		name    string
+		err     error
+		message string
+		unwraps error
+	}{
+		{"a sentinel's text is its message", errMissing, "secret not found", nil},
+		{"a wrapped fault's text is its message, never the cause's", wrapped, "storage is unavailable", cause},
+		{"Invalidf formats its message", fault.Invalidf("version %d of %q", 3, "prod/db"), `version 3 of "prod/db"`, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.err.Error(); got != c.message {
+				t.Fatalf("Error() = %q, want %q", got, c.message)
+			}
+			if got := errors.Unwrap(c.err); got != c.unwraps {
+				t.Fatalf("Unwrap() = %v, want %v", got, c.unwraps)
+			}
+		})
+	}
+}
+
+func TestKindOfAndMessage(t *testing.T) {
+	cases := []struct {
+		name    string
+		err     error
+		kind    fault.Kind
+		message string
+	}{
+		{"nil is of no kind and has no message", nil, fault.Unknown, ""},
+		{"a plain error is of no kind and has no message", io.EOF, fault.Unknown, ""},
+		{"Invalidf makes an Invalid fault", fault.Invalidf("bad %s", "input"), fault.Invalid, "bad input"},
+		{"New keeps its kind", fault.New(fault.Denied, "permission denied"), fault.Denied, "permission denied"},
+		{"Wrap keeps its kind", fault.Wrap(fault.Conflict, "cas mismatch", io.EOF), fault.Conflict, "cas mismatch"},
+		{"a fault wrapped with %w keeps its kind and message", fmt.Errorf("op: %w", fault.New(fault.Unavailable, "sealed")), fault.Unavailable, "sealed"},
+		{"the outermost fault decides", fault.Wrap(fault.Invalid, "outer", fault.New(fault.NotFound, "inner")), fault.Invalid, "outer"},
+		{"a plain error around a fault still finds the fault", fmt.Errorf("a: %w", fmt.Errorf("b: %w", errMissing)), fault.NotFound, "secret not found"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := fault.KindOf(c.err); got != c.kind {
+				t.Fatalf("KindOf = %v, want %v", got, c.kind)
+			}
+			if got := fault.Message(c.err); got != c.message {
+				t.Fatalf("Message = %q, want %q", got, c.message)
+			}
+		})
+	}
+}
+
+func TestNewMakesDistinctSentinels(t *testing.T) {
+	a, b := fault.New(fault.Invalid, "x"), fault.New(fault.Invalid, "x")
+	if a == b {
+		t.Fatal("New returned the same pointer twice")
+	}
+	if !errors.Is(a, b) || !errors.Is(b, a) {
+		t.Fatal("two sentinels of one kind and message do not match each other")
+	}
+}
