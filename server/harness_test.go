@@ -1,16 +1,20 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/secrethub/secrethub/server"
 	"github.com/secrethub/secrethub/storage"
@@ -140,4 +144,137 @@ func (n *node) initUnseal(shares, threshold int) (keys []string, root string) {
 		mustStatus(n.t, n.do("POST", "/v1/sys/unseal", "", `{"key":"`+k+`"}`), 200)
 	}
 	return out.Keys, out.RootToken
+}
+
+// send runs a prepared request against the node (for custom headers,
+// methods and bodies that do() does not cover).
+func (n *node) send(req *http.Request) response {
+	n.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// newRequest builds a request to the node, failing the test on error.
+func (n *node) newRequest(method, path string, body io.Reader) *http.Request {
+	n.t.Helper()
+	req, err := http.NewRequest(method, n.URL+path, body)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return req
+}
+
+// Data returns the "data" object of a success envelope.
+func (r response) Data(t *testing.T) map[string]any { t.Helper(); return r.object(t, "data") }
+
+// Auth returns the "auth" object of a success envelope.
+func (r response) Auth(t *testing.T) map[string]any { t.Helper(); return r.object(t, "auth") }
+
+func (r response) object(t *testing.T, key string) map[string]any {
+	t.Helper()
+	o, ok := r.JSON(t)[key].(map[string]any)
+	if !ok {
+		t.Fatalf("want an envelope with a %q object, got %s", key, r.Body)
+	}
+	return o
+}
+
+// mustError fails unless the response has the wanted status and an
+// {"errors":[…]} body whose first message contains want.
+func mustError(t *testing.T, r response, status int, want string) {
+	t.Helper()
+	mustStatus(t, r, status)
+	if msg := r.Errors(t)[0]; !strings.Contains(msg, want) {
+		t.Fatalf("error %q does not mention %q", msg, want)
+	}
+}
+
+// createToken has parent create a token with the given request body and
+// returns the new token and its accessor.
+func (n *node) createToken(parent, body string) (token, accessor string) {
+	n.t.Helper()
+	a := mustStatus(n.t, n.do("POST", "/v1/auth/token/create", parent, body), 200).Auth(n.t)
+	token, _ = a["client_token"].(string)
+	accessor, _ = a["accessor"].(string)
+	if token == "" || accessor == "" {
+		n.t.Fatalf("token create returned no token or accessor: %v", a)
+	}
+	return token, accessor
+}
+
+// clock is a test clock for server.Config.Now that only moves when told.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// eachStorage runs fn once per engine with the configuration of a fresh,
+// empty database, and an open function that opens (and migrates) it: call
+// it again to reopen the same data, as a restarted node does.
+func eachStorage(t *testing.T, fn func(t *testing.T, cfg storage.Config, open func() *storage.DB)) {
+	t.Helper()
+	storagetest.EngineConfigs(t, func(t *testing.T, cfg storage.Config) {
+		open := func() *storage.DB {
+			t.Helper()
+			ctx := context.Background()
+			cfg := cfg
+			cfg.ConnectTimeout = 5 * time.Second
+			db, err := storage.Open(ctx, cfg, nil)
+			if err != nil {
+				t.Fatalf("open %s: %v", cfg.DataDir, err)
+			}
+			t.Cleanup(func() { db.Close() })
+			if err := db.MigrateUp(ctx); err != nil {
+				t.Fatalf("migrate: %v", err)
+			}
+			return db
+		}
+		fn(t, cfg, open)
+	})
+}
+
+// rawRequest writes a literal HTTP/1.1 request over TCP, so paths reach the
+// server exactly as written (Go's client may clean or escape them), and
+// returns the response.
+func (n *node) rawRequest(method, target, token string) response {
+	n.t.Helper()
+	conn, err := net.Dial("tcp", n.http.Listener.Addr().String())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req := method + " " + target + " HTTP/1.1\r\nHost: secrethub.test\r\nConnection: close\r\n"
+	if token != "" {
+		req += "X-Vault-Token: " + token + "\r\n"
+	}
+	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+		n.t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
