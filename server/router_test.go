@@ -1,0 +1,107 @@
+package server_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/secrethub/secrethub/server"
+	"github.com/secrethub/secrethub/storage/storagetest"
+)
+
+// publicRoutes is every route served without a token (and while sealed):
+// exactly what an operator needs to initialize, unseal and health-check.
+var publicRoutes = map[string][]string{
+	"/v1/sys/health":      {"GET", "HEAD"},
+	"/v1/sys/init":        {"GET", "POST", "PUT"},
+	"/v1/sys/seal-status": {"GET"},
+	"/v1/sys/unseal":      {"POST", "PUT"},
+}
+
+// concrete turns a route template into a path that matches it.
+func concrete(template string) string {
+	if i := strings.Index(template, "{"); i >= 0 {
+		return template[:i] + "app/db"
+	}
+	return template
+}
+
+// Every route the router serves has an authorization entry, and the only
+// public ones are the unauthenticated sys endpoints.
+func TestEveryRouteIsAuthorized(t *testing.T) {
+	routes := server.New(storagetest.SQLite(t), server.Config{}).Routes()
+	if len(routes) < 20 {
+		t.Fatalf("walked only %d routes", len(routes))
+	}
+	public := map[string][]string{}
+	for _, rt := range routes {
+		if !rt.HasAccess {
+			t.Errorf("route %s (%v %s) has no usable authorization entry", rt.Name, rt.Methods, rt.Path)
+		}
+		if rt.Name == "" || len(rt.Methods) == 0 {
+			t.Errorf("route %s is unnamed or matches every method", rt.Path)
+		}
+		if rt.Public {
+			public[rt.Path] = append(public[rt.Path], rt.Methods...)
+		}
+	}
+	for path, methods := range public {
+		slices.Sort(methods)
+		if want, ok := publicRoutes[path]; !ok || !slices.Equal(methods, want) {
+			t.Errorf("public route %s %v, want only %v", path, methods, publicRoutes)
+		}
+	}
+	for path := range publicRoutes {
+		if _, ok := public[path]; !ok {
+			t.Errorf("%s is not public", path)
+		}
+	}
+}
+
+// Walking the router and calling each route shows the gate really guards
+// it: sealed → 503, no token → 403, a default-only token → 403 except on
+// the token's own self-service routes.
+func TestEveryGuardedRouteRefusesWithoutAuthorization(t *testing.T) {
+	selfService := map[string]bool{"token.lookup-self": true, "token.renew-self": true, "token.revoke-self": true}
+	eachEngine(t, func(t *testing.T, n *node) {
+		routes := n.srv.Routes()
+		each := func(fn func(t *testing.T, rt server.RouteInfo, method, path string)) {
+			for _, rt := range routes {
+				for _, m := range rt.Methods {
+					fn(t, rt, m, concrete(rt.Path))
+				}
+			}
+		}
+
+		each(func(t *testing.T, rt server.RouteInfo, method, path string) {
+			r := n.do(method, path, "", "")
+			switch {
+			case rt.Public && r.Status == 403:
+				t.Errorf("public %s %s asked for a token: %s", method, path, r.Body)
+			case !rt.Public && r.Status != 503:
+				t.Errorf("sealed: %s %s = %d, want 503", method, path, r.Status)
+			}
+		})
+
+		_, root := n.initUnseal(1, 1)
+		each(func(t *testing.T, rt server.RouteInfo, method, path string) {
+			if r := n.do(method, path, "", ""); !rt.Public {
+				mustError(t, r, 403, "missing client token")
+			}
+		})
+
+		tok, _ := n.createToken(root, `{"policies":["default"]}`)
+		each(func(t *testing.T, rt server.RouteInfo, method, path string) {
+			if rt.Public || rt.Name == "token.revoke-self" {
+				return
+			}
+			r := n.do(method, path, tok, "")
+			if selfService[rt.Name] {
+				mustStatus(t, r, 200)
+				return
+			}
+			mustError(t, r, 403, "permission denied")
+		})
+		mustStatus(t, n.do("POST", "/v1/auth/token/revoke-self", tok, ""), 204)
+	})
+}
