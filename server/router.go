@@ -83,7 +83,7 @@ func (s *Server) secretWrite() access {
 
 // routes is the routing table: every API route and how it is authorized.
 func (s *Server) routes() []route {
-	const secretVar = "{path:.*}"
+	const secretVar = "{path:(?s).*}"
 	return []route{
 		{"sys.health", "GET,HEAD", "/v1/sys/health", public, s.handleHealth},
 		{"sys.init-status", "GET", "/v1/sys/init", public, s.handleInitStatus},
