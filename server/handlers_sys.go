@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -44,11 +45,11 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	case st.Sealed:
 		param, code = "sealedcode", http.StatusServiceUnavailable
 	}
-	if raw := r.URL.Query().Get(param); raw != "" {
-		c, err := strconv.Atoi(raw)
-		if err != nil || c < 100 || c > 599 {
-			return fault.Invalidf("%s must be an HTTP status code between 100 and 599", param)
-		}
+	codes, err := healthCodes(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	if c, ok := codes[param]; ok {
 		code = c
 	}
 	if r.Method == http.MethodHead {
@@ -62,6 +63,35 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 		ClusterName: s.cfg.ClusterName, Hostname: s.cfg.NodeName,
 	})
 	return nil
+}
+
+// healthCodeParams are Vault's sys/health status overrides. Every one given
+// is checked, as Vault does, so a misconfigured health check fails when it
+// is set up rather than on the day the node enters that state.
+var healthCodeParams = []string{"activecode", "standbycode", "sealedcode", "uninitcode",
+	"performancestandbycode", "drsecondarycode", "removedcode", "haunhealthycode"}
+
+func healthCodes(q url.Values) (map[string]int, error) {
+	codes := map[string]int{}
+	for _, p := range healthCodeParams {
+		raw := q.Get(p)
+		if raw == "" {
+			continue
+		}
+		c, err := strconv.Atoi(raw)
+		if err != nil || c < 100 || c > 599 {
+			return nil, fault.Invalidf("%s must be an HTTP status code between 100 and 599", p)
+		}
+		codes[p] = c
+	}
+	for _, p := range []string{"standbyok", "perfstandbyok"} {
+		if raw := q.Get(p); raw != "" {
+			if _, err := strconv.ParseBool(raw); err != nil {
+				return nil, fault.Invalidf("%s must be true or false", p)
+			}
+		}
+	}
+	return codes, nil
 }
 
 func (s *Server) handleInitStatus(w http.ResponseWriter, r *http.Request) error {
