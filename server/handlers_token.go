@@ -71,10 +71,20 @@ func (s *Server) authFor(id string, t auth.Token) *authBlock {
 	return &authBlock{
 		ClientToken: id, Accessor: t.Accessor,
 		Policies: t.Policies, TokenPolicies: t.Policies, Metadata: t.Meta,
-		LeaseDuration: int(s.tokens.TTLRemaining(t) / time.Second),
+		LeaseDuration: s.leaseSeconds(t),
 		Renewable:     t.Renewable && !t.ExpiresAt.IsZero(),
 		TokenType:     "service", Orphan: t.ParentAccessor == "", NumUses: t.NumUses,
 	}
+}
+
+// leaseSeconds is the lease of a token just issued or renewed, rounded to
+// the second: the moments since it was stamped must not report a one-hour
+// token as 3599 seconds, as truncating would.
+func (s *Server) leaseSeconds(t auth.Token) int {
+	if t.ExpiresAt.IsZero() {
+		return 0
+	}
+	return int(max(t.ExpiresAt.Sub(s.now()), 0).Round(time.Second) / time.Second)
 }
 
 // tokenData is the lookup response, shaped as Vault's.
