@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -209,7 +210,15 @@ func (s *Server) handleTokenRenew(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) handleTokenRevokeSelf(w http.ResponseWriter, r *http.Request) error {
-	return s.revoke(w, r, callerToken(r.Context()).Accessor)
+	err := s.revoke(w, r, callerToken(r.Context()).Accessor)
+	if errors.Is(err, auth.ErrTokenNotFound) {
+		// The token authenticated this very request, so it is gone only
+		// because that was its last use (or a concurrent revoke): it is as
+		// revoked as the caller asked.
+		respondNoContent(w)
+		return nil
+	}
+	return err
 }
 
 func (s *Server) handleTokenRevoke(w http.ResponseWriter, r *http.Request) error {
