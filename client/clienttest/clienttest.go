@@ -1,0 +1,68 @@
+// Package clienttest starts real in-process Core servers on loopback
+// listeners for the tests of code built on client/ (the client itself, the
+// CLI). Nothing is mocked: the server runs over a real database.
+package clienttest
+
+import (
+	"context"
+	"encoding/hex"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/secrethub/secrethub/client"
+	"github.com/secrethub/secrethub/server"
+	"github.com/secrethub/secrethub/storage"
+)
+
+// Server is a running Core.
+type Server struct {
+	// URL is the base address, http://127.0.0.1:port.
+	URL string
+	// Core is the server itself, for setting up state directly.
+	Core *server.Server
+	// RootToken and UnsealKey (hex) are set by Unsealed.
+	RootToken string
+	UnsealKey string
+}
+
+// Start serves a new Core over db: sealed and not initialized.
+func Start(t testing.TB, db *storage.DB) *Server {
+	t.Helper()
+	core := server.New(db, server.Config{NodeName: "test-node"})
+	hs := httptest.NewServer(core.Handler())
+	t.Cleanup(hs.Close)
+	return &Server{URL: hs.URL, Core: core}
+}
+
+// Unsealed serves a Core over db, initialized with a single key share and
+// unsealed, with its root token at hand.
+func Unsealed(t testing.TB, db *storage.DB) *Server {
+	t.Helper()
+	s := Start(t, db)
+	ctx := context.Background()
+	res, err := s.Core.Initialize(ctx, 1, 1)
+	if err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	if _, err := s.Core.Unseal(ctx, res.Keys[0]); err != nil {
+		t.Fatalf("unseal: %v", err)
+	}
+	s.RootToken, s.UnsealKey = res.RootToken, hex.EncodeToString(res.Keys[0])
+	return s
+}
+
+// Client returns a client for s that sends token.
+func (s *Server) Client(t testing.TB, token string) *client.Client {
+	t.Helper()
+	c, err := client.New(s.URL, token)
+	if err != nil {
+		t.Fatalf("client.New(%q): %v", s.URL, err)
+	}
+	return c
+}
+
+// Root returns a client for s with the root token.
+func (s *Server) Root(t testing.TB) *client.Client {
+	t.Helper()
+	return s.Client(t, s.RootToken)
+}
