@@ -5,6 +5,7 @@
 package secrets
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -143,8 +144,12 @@ func (s *Static) Get(ctx context.Context, path string, version int) (Value, erro
 	if err != nil {
 		return Value{}, err
 	}
+	// Numbers stay json.Number: a float64 would round big integers and
+	// long decimals, and refuse values beyond its range outright.
+	dec := json.NewDecoder(bytes.NewReader(plain))
+	dec.UseNumber()
 	var data map[string]any
-	if err := json.Unmarshal(plain, &data); err != nil {
+	if err := dec.Decode(&data); err != nil {
 		return Value{}, err
 	}
 	return Value{Data: data, VersionInfo: info}, nil
