@@ -1,0 +1,114 @@
+package command
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// IOStreams are a command's standard input, output and error. Tests use
+// buffers; Execute uses the process's own.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+
+	inRead bool // stdin has been consumed (by `key=-` or a prompt)
+}
+
+// System returns the process's standard streams.
+func System() *IOStreams {
+	return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+}
+
+// terminalFd returns the file descriptor of stdin when it is a terminal.
+func (s *IOStreams) terminalFd() (int, bool) {
+	f, ok := s.In.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return 0, false
+	}
+	return int(f.Fd()), true
+}
+
+// ReadSecret asks for a secret (an unseal key, a token). On a terminal it
+// prompts on stderr and reads without echo; otherwise it reads one line of
+// stdin, so `echo KEY | secrethub operator unseal` works.
+func (s *IOStreams) ReadSecret(ctx context.Context, prompt string) (string, error) {
+	if err := s.claimStdin(); err != nil {
+		return "", err
+	}
+	var (
+		line string
+		err  error
+	)
+	if fd, ok := s.terminalFd(); ok {
+		line, err = readHidden(ctx, fd, s.ErrOut, prompt)
+	} else {
+		line, err = bufio.NewReader(s.In).ReadString('\n')
+		if errors.Is(err, io.EOF) && line != "" {
+			err = nil
+		}
+	}
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return "", errors.New("nothing to read on standard input")
+		}
+		return "", err
+	}
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return "", errors.New("an empty value was given")
+	}
+	return line, nil
+}
+
+// readHidden reads a line with echo off. An interrupt restores the
+// terminal before returning, so the shell is not left without echo.
+func readHidden(ctx context.Context, fd int, w io.Writer, prompt string) (string, error) {
+	state, err := term.GetState(fd)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprint(w, prompt)
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := term.ReadPassword(fd)
+		done <- result{b, err}
+	}()
+	select {
+	case r := <-done:
+		fmt.Fprintln(w)
+		return string(r.b), r.err
+	case <-ctx.Done():
+		_ = term.Restore(fd, state)
+		fmt.Fprintln(w)
+		return "", ctx.Err()
+	}
+}
+
+// ReadAll reads the whole of stdin, once (for `kv put key=-`).
+func (s *IOStreams) ReadAll() ([]byte, error) {
+	if err := s.claimStdin(); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(s.In)
+}
+
+// claimStdin makes sure standard input is read by one consumer only.
+func (s *IOStreams) claimStdin() error {
+	if s.inRead {
+		return errors.New("standard input can be read only once per command")
+	}
+	s.inRead = true
+	return nil
+}

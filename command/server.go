@@ -1,0 +1,227 @@
+package command
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/secrethub/secrethub/server"
+	"github.com/secrethub/secrethub/storage"
+)
+
+// shutdownGrace bounds how long in-flight requests may finish after
+// SIGINT or SIGTERM.
+const shutdownGrace = 30 * time.Second
+
+// errLogged ends a command with exit code 1 after its failure was logged.
+var errLogged = &exitError{code: 1}
+
+// ServerOptions configure `secrethub server`.
+type ServerOptions struct {
+	IO       *IOStreams
+	Settings Settings
+	// Dev runs a throwaway, unsealed server on temporary SQLite storage.
+	Dev bool
+	// Listening, when set, is told the bound address once the server
+	// accepts connections (tests listen on port 0).
+	Listening func(net.Addr)
+}
+
+// NewCmdServer builds `secrethub server`.
+func NewCmdServer(f *Factory, runF func(context.Context, *ServerOptions) error) *cobra.Command {
+	opts := &ServerOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a SecretHub Core server",
+		Long: `Run a SecretHub Core server. It applies pending database migrations, starts
+sealed (unseal it with 'secrethub operator unseal'), and stops gracefully on
+SIGINT or SIGTERM, giving requests in flight up to 30 seconds.
+
+With --dev it runs on a temporary SQLite database that is removed on exit,
+listens on 127.0.0.1, initializes itself with one key share, unseals, and
+prints the unseal key and root token. Never use --dev in production.
+
+` + settingsHelp(),
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := loadSettings(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			opts.Settings = s
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runServer(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	addStorageFlags(fl)
+	fl.String("listen-addr", "", "address to listen on (env SECRETHUB_LISTEN_ADDR, default 0.0.0.0:$PORT)")
+	fl.String("log-level", "", "debug, info, warn or error (env SECRETHUB_LOG_LEVEL, default info)")
+	fl.String("node-name", "", "this node's name (env SECRETHUB_NODE_NAME, default the host name)")
+	fl.BoolVar(&opts.Dev, "dev", false, "run a throwaway dev server on temporary storage, unsealed, root token printed (never in production)")
+	return cmd
+}
+
+// newLogger is the structured logger of `server` and `migrate`, on stderr.
+func newLogger(w io.Writer, s Settings) *slog.Logger {
+	ho := &slog.HandlerOptions{Level: s.LogLevel}
+	if s.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+func runServer(ctx context.Context, opts *ServerOptions) error {
+	s := opts.Settings
+	log := newLogger(opts.IO.ErrOut, s)
+	dbCfg := s.Storage()
+	if opts.Dev {
+		dir, err := os.MkdirTemp("", "secrethub-dev-")
+		if err != nil {
+			return fmt.Errorf("creating the dev data directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		dbCfg = storage.Config{DataDir: dir, PoolSize: s.DBPoolSize}
+		if !s.listenAddrSet {
+			s.ListenAddr = "127.0.0.1:" + strconv.Itoa(s.port)
+		}
+	}
+	for _, st := range s.laterSettingsGiven() {
+		log.Warn("setting accepted but not used by this release", "setting", st.env, "used_by", st.later)
+	}
+
+	db, err := storage.Open(ctx, dbCfg, log)
+	if err != nil {
+		log.Error("cannot open the database", "error", err.Error())
+		return errLogged
+	}
+	defer db.Close()
+	if err := db.MigrateUp(ctx); err != nil {
+		log.Error("cannot apply database migrations", "storage", string(db.Engine()), "location", db.Location(), "error", err.Error())
+		return errLogged
+	}
+	srv := server.New(db, server.Config{
+		NodeName: s.NodeName, ClusterName: s.ClusterName, TrustedProxies: s.TrustedProxies, Logger: log,
+	})
+	ln, err := net.Listen("tcp", s.ListenAddr)
+	if err != nil {
+		log.Error("cannot listen", "address", s.ListenAddr, "error", err.Error())
+		return errLogged
+	}
+	defer ln.Close()
+	if opts.Dev {
+		if err := startDev(ctx, srv, ln.Addr(), opts.IO.Out); err != nil {
+			return err
+		}
+	}
+	log.Info("secrethub server started", "address", boundAddress(s.ListenAddr, ln.Addr()), "storage", string(db.Engine()),
+		"location", db.Location(), "node", s.NodeName, "version", server.Version)
+	return serve(ctx, srv, ln, log, opts.Listening)
+}
+
+// serve answers requests on ln and runs background upkeep until ctx ends,
+// then shuts down within shutdownGrace.
+func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.Logger, listening func(net.Addr)) error {
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	upkeep, stopUpkeep := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Run(upkeep, 0) })
+	defer func() {
+		stopUpkeep()
+		wg.Wait()
+	}()
+
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	if listening != nil {
+		listening(ln.Addr())
+	}
+	select {
+	case err := <-served:
+		log.Error("server stopped serving", "error", err.Error())
+		return errLogged
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", shutdownGrace.String())
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("requests still running after the grace period were cut off", "error", err.Error())
+		_ = hs.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("listener closed with an error", "error", err.Error())
+	}
+	log.Info("secrethub server stopped")
+	return nil
+}
+
+// startDev initializes the dev server with one key share, unseals it, and
+// prints what a person needs to use it.
+func startDev(ctx context.Context, srv *server.Server, addr net.Addr, out io.Writer) error {
+	res, err := srv.Initialize(ctx, 1, 1)
+	if err != nil {
+		return fmt.Errorf("initializing the dev server: %w", err)
+	}
+	if _, err := srv.Unseal(ctx, res.Keys[0]); err != nil {
+		return fmt.Errorf("unsealing the dev server: %w", err)
+	}
+	url := "http://" + reachable(addr)
+	fmt.Fprintf(out, `WARNING! Dev mode is enabled. SecretHub runs on a temporary SQLite database that
+is deleted when it stops, starts unsealed, and prints its root token. Never use
+dev mode in production.
+
+You may need to set the following environment variables:
+
+    export %s='%s'
+    export %s='%s'
+
+Unseal Key: %s
+Root Token: %s
+
+`, EnvAddress, url, EnvToken, res.RootToken, hex.EncodeToString(res.Keys[0]), res.RootToken)
+	return nil
+}
+
+// boundAddress is the configured listen address with the port actually
+// bound (they differ when port 0 asked for any free port). The configured
+// host is kept: a listener on 0.0.0.0 reports itself as [::].
+func boundAddress(configured string, actual net.Addr) string {
+	host, _, err := net.SplitHostPort(configured)
+	_, port, err2 := net.SplitHostPort(actual.String())
+	if err != nil || err2 != nil {
+		return actual.String()
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// reachable is addr with an unspecified host (0.0.0.0, ::) replaced by
+// loopback, so it can be dialled.
+func reachable(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

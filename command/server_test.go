@@ -1,0 +1,196 @@
+package command
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/secrethub/secrethub/client"
+)
+
+// runningServer is `secrethub server ARGS` running in-process.
+type runningServer struct {
+	console *console
+	addr    net.Addr
+	stop    context.CancelFunc
+	done    chan error
+}
+
+// startServerCommand runs the server command with args and waits until it
+// listens. env replaces the settings' environment variables.
+func startServerCommand(t *testing.T, env map[string]string, args ...string) *runningServer {
+	t.Helper()
+	cleanEnv(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	rs := &runningServer{console: newConsole(""), done: make(chan error, 1)}
+	listening := make(chan net.Addr, 1)
+	cmd := NewCmdServer(&Factory{IO: rs.console.io}, func(ctx context.Context, o *ServerOptions) error {
+		o.Listening = func(a net.Addr) { listening <- a }
+		return runServer(ctx, o)
+	})
+	cmd.SetArgs(normalizeArgs(args))
+	ctx, cancel := context.WithCancel(context.Background())
+	rs.stop = cancel
+	go func() { rs.done <- cmd.ExecuteContext(ctx) }()
+	select {
+	case rs.addr = <-listening:
+	case err := <-rs.done:
+		t.Fatalf("server exited before listening: %v\n%s", err, rs.console.err)
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatal("server did not start listening within 20s")
+	}
+	t.Cleanup(func() { rs.shutdown(t) })
+	return rs
+}
+
+// shutdown stands in for SIGTERM and waits for a clean exit.
+func (rs *runningServer) shutdown(t *testing.T) {
+	t.Helper()
+	if rs.stop == nil {
+		return
+	}
+	rs.stop()
+	rs.stop = nil
+	select {
+	case err := <-rs.done:
+		if err != nil {
+			t.Fatalf("server exited with %v\n%s", err, rs.console.err)
+		}
+	case <-time.After(35 * time.Second):
+		t.Fatal("server did not stop")
+	}
+}
+
+func (rs *runningServer) url() string { return "http://" + rs.addr.String() }
+
+func TestServerCommandServesAndStopsCleanly(t *testing.T) {
+	dataDir := t.TempDir()
+	rs := startServerCommand(t, map[string]string{"SECRETHUB_NODE_NAME": "core-1"},
+		"-listen-addr=127.0.0.1:0", "-data-dir="+dataDir)
+
+	resp, err := http.Get(rs.url() + "/v1/sys/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(string(body), `"hostname":"core-1"`) {
+		t.Fatalf("health: %d %s", resp.StatusCode, body)
+	}
+
+	rs.shutdown(t)
+	logs := rs.console.err.String()
+	started := regexp.MustCompile(`(?m)^.*msg="secrethub server started".*$`).FindAllString(logs, -1)
+	if len(started) != 1 {
+		t.Fatalf("want one start-up line, got %d:\n%s", len(started), logs)
+	}
+	mustContain(t, "start-up line", started[0], "address="+rs.addr.String(), "storage=sqlite",
+		"location="+filepath.Join(dataDir, "secrethub.db"), "node=core-1")
+	mustContain(t, "logs", logs, `msg="shutting down"`, `msg="secrethub server stopped"`)
+	if rs.console.out.Len() != 0 {
+		t.Fatalf("a production server printed to stdout: %q", rs.console.out)
+	}
+}
+
+func TestServerCommandWarnsAboutSettingsForLaterReleases(t *testing.T) {
+	rs := startServerCommand(t, map[string]string{"SECRET_KEY_BASE": "very-secret-value", "AUTO_UNSEAL_ENABLED": "true"},
+		"--listen-addr=127.0.0.1:0", "--data-dir="+t.TempDir())
+	rs.shutdown(t)
+	logs := rs.console.err.String()
+	mustContain(t, "logs", logs, "setting=SECRET_KEY_BASE", "setting=AUTO_UNSEAL_ENABLED used_by=auto-unseal")
+	if strings.Contains(logs, "very-secret-value") {
+		t.Fatalf("a secret setting was logged:\n%s", logs)
+	}
+}
+
+func TestServerCommandDevMode(t *testing.T) {
+	// A DATABASE_URL in the environment must not pull dev mode onto a real database.
+	rs := startServerCommand(t, map[string]string{"DATABASE_URL": "postgres://nobody:pw@127.0.0.1:1/prod"},
+		"-dev", "-listen-addr=127.0.0.1:0")
+	out := rs.console.out.String()
+	mustContain(t, "dev output", out, "Never use", "export SECRETHUB_ADDR='"+rs.url()+"'", "Unseal Key: ")
+	m := regexp.MustCompile(`(?m)^Root Token: (s\.\S+)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no root token in:\n%s", out)
+	}
+	token := m[1]
+	mustContain(t, "dev output", out, "export SECRETHUB_TOKEN='"+token+"'")
+
+	c, err := client.New(rs.url(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if h, err := c.Sys().Health(ctx); err != nil || h.StatusCode != http.StatusOK {
+		t.Fatalf("dev health = %+v, %v", h, err)
+	}
+	if _, err := c.KV().Put(ctx, "dev/x", map[string]any{"k": "v"}, client.KVPutOptions{}); err != nil {
+		t.Fatalf("writing with the printed root token: %v", err)
+	}
+
+	rs.shutdown(t)
+	m = regexp.MustCompile(`location=(\S+)`).FindStringSubmatch(rs.console.err.String())
+	if m == nil || !strings.Contains(rs.console.err.String(), "storage=sqlite") {
+		t.Fatalf("no sqlite location in the logs:\n%s", rs.console.err)
+	}
+	if _, err := os.Stat(filepath.Dir(m[1])); !os.IsNotExist(err) {
+		t.Fatalf("the dev data directory %s is still there: %v", filepath.Dir(m[1]), err)
+	}
+}
+
+func TestServerCommandStartFailures(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		wantLog []string
+		secret  string
+	}{
+		{"a port in use is one clear log line", nil,
+			[]string{"--listen-addr=" + busy.Addr().String(), "--data-dir=" + t.TempDir()},
+			[]string{`msg="cannot listen"`, "address=" + busy.Addr().String(), "address already in use"}, ""},
+		{"an unreachable PostgreSQL is named without its password",
+			map[string]string{"DATABASE_URL": "postgres://secrethub:hunter2@127.0.0.1:1/secrethub_prod?sslmode=disable",
+				"SECRETHUB_DB_CONNECT_TIMEOUT": "1s"},
+			nil, []string{`msg="cannot open the database"`, "127.0.0.1:1/secrethub_prod"}, "hunter2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cleanEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			t.Setenv("HOME", t.TempDir())
+			c := newConsole("")
+			code := run(context.Background(), append([]string{"server"}, tt.args...), c.io)
+			logs := c.err.String()
+			if code != 1 {
+				t.Fatalf("exit %d, want 1:\n%s", code, logs)
+			}
+			errorLines := regexp.MustCompile(`(?m)level=ERROR`).FindAllString(logs, -1)
+			if len(errorLines) != 1 || strings.Contains(logs, "Error: ") {
+				t.Fatalf("want exactly one error line:\n%s", logs)
+			}
+			mustContain(t, "logs", logs, tt.wantLog...)
+			if tt.secret != "" && strings.Contains(logs, tt.secret) {
+				t.Fatalf("the password was logged:\n%s", logs)
+			}
+		})
+	}
+}
