@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/secrethub/secrethub/server/fault"
@@ -51,8 +52,8 @@ func checkSegments(p string) error {
 	if !utf8.ValidString(p) {
 		return fault.Invalidf("secret path is not valid UTF-8")
 	}
-	for i := 0; i < len(p); i++ {
-		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+	for _, r := range p {
+		if unicode.IsControl(r) || r == '\\' {
 			return fault.Invalidf("secret path contains a control character or backslash")
 		}
 	}

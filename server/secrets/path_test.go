@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/secrethub/secrethub/server/fault"
@@ -43,6 +44,10 @@ func TestNormalizePath(t *testing.T) {
 		{"a NUL byte is refused", "prod/d\x00b", false},
 		{"a tab is refused", "prod/\tdb", false},
 		{"DEL is refused", "prod/db\x7f", false},
+		{"a C1 next-line control character is refused", "prod/db\u0085x", false},
+		{"the first C1 control character is refused", "prod/\u0080", false},
+		{"the last C1 control character is refused", "prod/\u009f", false},
+		{"the character after the C1 range is valid", "prod/\u00a0x", true},
 		{"a backslash is refused", `prod\db`, false},
 		{"a path over the maximum length is refused", strings.Repeat("a", secrets.MaxPathLength+1), false},
 		{"invalid UTF-8 is refused", "prod/\xff\xfe", false},
@@ -147,7 +152,7 @@ func FuzzNormalizePath(f *testing.F) {
 		if got == "" || len(got) > secrets.MaxPathLength || !utf8.ValidString(got) {
 			t.Fatalf("NormalizePath(%q) accepted %q", in, got)
 		}
-		if strings.ContainsAny(got, "\\\x00\x7f") || strings.IndexFunc(got, func(r rune) bool { return r < 0x20 }) >= 0 {
+		if strings.ContainsRune(got, '\\') || strings.IndexFunc(got, unicode.IsControl) >= 0 {
 			t.Fatalf("NormalizePath(%q) = %q keeps a control character or backslash", in, got)
 		}
 		for i, seg := range strings.Split(got, "/") {
