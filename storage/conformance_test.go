@@ -33,7 +33,8 @@ var conformanceCases = []struct {
 	{"a keyring swap only succeeds against the current keyring", testSwapKeyring},
 	{"tokens round-trip every field", testTokenRoundTrip},
 	{"revoking a token removes its whole subtree", testRevokeTree},
-	{"limited-use tokens run out", testUseToken},
+	{"limited-use tokens run out and vanish on the last use", testUseToken},
+	{"shortening a token's life caps its descendants", testRenewCapsDescendants},
 	{"expired tokens are listed", testExpiredTokens},
 	{"secret versions count up and read back", testSecretVersions},
 	{"check-and-set is enforced atomically", testCheckAndSet},
@@ -167,19 +168,59 @@ func testRevokeTree(t *testing.T, db *storage.DB) {
 }
 
 func testUseToken(t *testing.T, db *storage.DB) {
-	tk := token("limited", "")
+	tk, child := token("limited", ""), token("child", "limited")
 	tk.NumUses = 2
-	if err := db.CreateToken(ctx(), tk); err != nil {
-		t.Fatal(err)
+	for _, x := range []storage.Token{tk, child} {
+		if err := db.CreateToken(ctx(), x); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for want := 1; want >= 0; want-- {
-		left, err := db.UseToken(ctx(), "limited")
-		if err != nil || left != want {
-			t.Fatalf("UseToken = %d, %v; want %d", left, err, want)
+	if left, err := db.UseToken(ctx(), "limited"); err != nil || left != 1 {
+		t.Fatalf("first use = %d, %v; want 1 left", left, err)
+	}
+	if got, err := db.TokenByAccessor(ctx(), "limited"); err != nil || got.NumUses != 1 {
+		t.Fatalf("after one use: %+v, %v", got, err)
+	}
+	if left, err := db.UseToken(ctx(), "limited"); err != nil || left != 0 {
+		t.Fatalf("last use = %d, %v; want 0 left", left, err)
+	}
+	// The last use deletes the token and its children at once: it never
+	// rests at num_uses 0, which would read as "unlimited".
+	for _, a := range []string{"limited", "child"} {
+		if _, err := db.TokenByAccessor(ctx(), a); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("%s after the last use: %v, want ErrNotFound", a, err)
 		}
 	}
 	if _, err := db.UseToken(ctx(), "limited"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("third use: %v, want ErrNotFound", err)
+	}
+}
+
+func testRenewCapsDescendants(t *testing.T, db *storage.DB) {
+	// parent ─ child ─ grandchild, and an unrelated token.
+	parent, child, grand, other := token("parent", ""), token("child", "parent"), token("grand", "child"), token("other", "")
+	for _, x := range []storage.Token{parent, child, grand, other} {
+		x.ExpiresAt = t0.Add(10 * time.Hour)
+		if err := db.CreateToken(ctx(), x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shorter := t0.Add(2 * time.Hour)
+	if err := db.RenewToken(ctx(), "parent", shorter); err != nil {
+		t.Fatal(err)
+	}
+	for a, want := range map[string]time.Time{"parent": shorter, "child": shorter, "grand": shorter, "other": t0.Add(10 * time.Hour)} {
+		got, err := db.TokenByAccessor(ctx(), a)
+		if err != nil || !got.ExpiresAt.Equal(want) {
+			t.Errorf("%s expires %v (%v), want %v", a, got.ExpiresAt, err, want)
+		}
+	}
+	// Lengthening the parent leaves the children where they were.
+	if err := db.RenewToken(ctx(), "parent", t0.Add(20*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.TokenByAccessor(ctx(), "child"); !got.ExpiresAt.Equal(shorter) {
+		t.Errorf("child expiry moved to %v when the parent was extended", got.ExpiresAt)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -102,54 +103,86 @@ func scanToken(row *sql.Row) (Token, error) {
 	return t, nil
 }
 
-// RenewToken moves a token's expiry.
+// RenewToken moves a token's expiry. Descendants are capped at the new
+// expiry in the same transaction, so a renewal that shortens a token's life
+// never leaves a child outliving it.
 func (db *DB) RenewToken(ctx context.Context, accessor string, expiresAt time.Time) error {
-	res, err := db.q().ExecContext(ctx, `UPDATE tokens SET expires_at = $1 WHERE accessor = $2`, nullTime(expiresAt), accessor)
-	if err != nil {
-		return classify(err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE tokens SET expires_at = $1 WHERE accessor = $2`, nullTime(expiresAt), accessor)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		if expiresAt.IsZero() {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, descendants+`
+			UPDATE tokens SET expires_at = $2
+			WHERE accessor IN (SELECT accessor FROM tree WHERE accessor <> $1)
+			  AND (expires_at IS NULL OR expires_at > $2)`, accessor, utc(expiresAt))
+		return err
+	})
 }
 
-// UseToken consumes one use of a limited-use token and returns the uses left.
-// ErrNotFound means the token is gone or was already used up.
+// descendants is a CTE naming a token ($1) and every token below it.
+const descendants = `
+	WITH RECURSIVE tree(accessor) AS (
+		SELECT accessor FROM tokens WHERE accessor = $1
+		UNION
+		SELECT t.accessor FROM tokens t JOIN tree ON t.parent_accessor = tree.accessor
+	)`
+
+// UseToken consumes one use of a limited-use token and returns the uses
+// left. Counting the last use deletes the token (and its children) in the
+// same transaction, so no concurrent request can ever see a used-up token
+// as one with unlimited uses. ErrNotFound means the token is gone or used up.
 func (db *DB) UseToken(ctx context.Context, accessor string) (int, error) {
 	var left int
-	err := db.q().QueryRowContext(ctx,
-		`UPDATE tokens SET num_uses = num_uses - 1 WHERE accessor = $1 AND num_uses > 0 RETURNING num_uses`,
-		accessor).Scan(&left)
-	return left, notFound(err)
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx,
+			`UPDATE tokens SET num_uses = num_uses - 1 WHERE accessor = $1 AND num_uses > 0 RETURNING num_uses`,
+			accessor).Scan(&left)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil || left > 0 {
+			return err
+		}
+		_, err = deleteTree(ctx, tx, accessor)
+		return err
+	})
+	return left, err
 }
 
 // RevokeTokenTree deletes a token and all its descendants, returning the
 // accessors removed (empty if the token did not exist).
 func (db *DB) RevokeTokenTree(ctx context.Context, accessor string) ([]string, error) {
 	var revoked []string
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `
-			WITH RECURSIVE tree(accessor) AS (
-				SELECT accessor FROM tokens WHERE accessor = $1
-				UNION
-				SELECT t.accessor FROM tokens t JOIN tree ON t.parent_accessor = tree.accessor
-			)
-			DELETE FROM tokens WHERE accessor IN (SELECT accessor FROM tree) RETURNING accessor`, accessor)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var a string
-			if err := rows.Scan(&a); err != nil {
-				return err
-			}
-			revoked = append(revoked, a)
-		}
-		return rows.Err()
+	err := db.inTx(ctx, func(tx *sql.Tx) (err error) {
+		revoked, err = deleteTree(ctx, tx, accessor)
+		return err
 	})
 	return revoked, err
+}
+
+func deleteTree(ctx context.Context, tx *sql.Tx, accessor string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, descendants+`
+		DELETE FROM tokens WHERE accessor IN (SELECT accessor FROM tree) RETURNING accessor`, accessor)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var revoked []string
+	for rows.Next() {
+		var a string
+		if err := rows.Scan(&a); err != nil {
+			return nil, err
+		}
+		revoked = append(revoked, a)
+	}
+	return revoked, rows.Err()
 }
 
 // ExpiredTokens lists accessors of tokens whose expiry is before now.

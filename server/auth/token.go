@@ -308,13 +308,9 @@ func (s *Tokens) Authenticate(ctx context.Context, id string, client netip.Addr)
 		if err != nil {
 			return Token{}, err
 		}
+		// On the last use the store has already deleted the token: this
+		// request is its final one.
 		t.NumUses = left
-		if left == 0 {
-			// The last use is this request; the token is gone afterwards.
-			if _, err := s.store.RevokeTokenTree(ctx, t.Accessor); err != nil {
-				return Token{}, err
-			}
-		}
 	}
 	return t, nil
 }

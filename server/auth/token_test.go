@@ -478,7 +478,6 @@ func TestNumUses(t *testing.T) {
 // reads the token in that window is let through, and concurrent requests
 // exceed the limit (6 of 12 on a 5-use token has been seen).
 func TestUsedUpTokenIsNeverUnlimited(t *testing.T) {
-	t.Skip("known bug: storage.UseToken leaves a used-up token at num_uses 0 (unlimited) until Authenticate revokes it")
 	t.Run("a token whose last use was counted does not authenticate", func(t *testing.T) {
 		f := newFixture(t)
 		tok := f.create(t, f.root.Token, auth.CreateRequest{Policies: []string{"dev"}, NumUses: 1})
