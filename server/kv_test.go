@@ -200,6 +200,16 @@ func TestStaticSecretSemantics(t *testing.T) {
 			mustError(t, n.do("LIST", "/v1/secrets/static/tree/a", root, ""), 404, "not found")
 		})
 
+		t.Run("numbers read back exactly as written", func(t *testing.T) {
+			numbers := []string{"12345678901234567891", "0.10000000000000000555", "1e400", "-0", "3"}
+			n.kvWrite(root, "numbers/a", `{"data":{"n":[`+strings.Join(numbers, ",")+`]}}`)
+			r := mustStatus(t, n.do("GET", "/v1/secrets/static/numbers/a", root, ""), 200)
+			if want := `"n":[` + strings.Join(numbers, ",") + `]`; !strings.Contains(string(r.Body), want) {
+				t.Fatalf("read back %s, want it to contain %s", r.Body, want)
+			}
+			mustStatus(t, n.do("POST", "/v1/secrets/rollback/numbers/a", root, `{"version":1}`), 200)
+		})
+
 		t.Run("concurrent writers each get their own version", func(t *testing.T) {
 			const writers = 16
 			versions := make([]int, writers)
