@@ -55,12 +55,13 @@ func (d Deps) connectPath(arg string) (string, *Printer, *client.Client, error) 
 	return path, p, c, err
 }
 
-// notFoundAt rewords a 404 as "No value found at PATH".
-func notFoundAt(path string, err error) error {
+// readError explains a failed read of path: a 404 as "no value found at
+// PATH", anything else as what was being done.
+func readError(doing, path string, err error) error {
 	if errors.Is(err, client.ErrNotFound) {
 		return fmt.Errorf("no value found at %s: %w", path, err)
 	}
-	return err
+	return fmt.Errorf("%s %s: %w", doing, path, err)
 }
 
 // KVPutOptions configure `kv put`.
@@ -234,7 +235,7 @@ func runKVGet(ctx context.Context, opts *KVGetOptions) error {
 	}
 	s, err := c.KV().Get(ctx, path, opts.Version)
 	if err != nil {
-		return notFoundAt(path, err)
+		return readError("reading", path, err)
 	}
 	if opts.Field != "" {
 		v, ok := s.Data[opts.Field]
@@ -394,7 +395,7 @@ func runKVRollback(ctx context.Context, opts *KVRollbackOptions) error {
 	}
 	v, err := c.KV().Rollback(ctx, path, opts.Version)
 	if err != nil {
-		return fmt.Errorf("rolling back %s: %w", path, notFoundAt(path, err))
+		return readError("rolling back", path, err)
 	}
 	return p.Print(v, versionSection("", *v))
 }
@@ -430,7 +431,7 @@ func runKVList(ctx context.Context, opts *KVListOptions) error {
 	}
 	keys, err := c.KV().List(ctx, opts.Prefix)
 	if err != nil {
-		return notFoundAt(strings.Trim(opts.Prefix, "/")+"/", err)
+		return readError("listing", strings.Trim(opts.Prefix, "/")+"/", err)
 	}
 	rows := make([][]string, len(keys))
 	for i, k := range keys {
@@ -477,7 +478,7 @@ func runKVMetadataGet(ctx context.Context, opts *KVMetadataGetOptions) error {
 	}
 	m, err := c.KV().Metadata(ctx, path)
 	if err != nil {
-		return notFoundAt(path, err)
+		return readError("reading the metadata of", path, err)
 	}
 	sections := []Section{keyValues("Metadata",
 		[]string{"cas_required", cell(m.CASRequired)},

@@ -103,7 +103,7 @@ func TestErrorsReachThePersonReadably(t *testing.T) {
 		{"a missing argument shows the usage", srv.RootToken, []string{"kv", "get"},
 			[]string{"accepts 1 arg(s), received 0", "Usage: secrethub kv get PATH"}, 1},
 		{"a server refusal shows its code and message", "s.not-a-real-token", []string{"kv", "get", "test/x"},
-			[]string{"Error: ", "Code: 403. Errors: * permission denied"}, 1},
+			[]string{"Error: reading test/x: Code: 403. Errors: * permission denied"}, 1},
 		{"a missing secret says where nothing was found", srv.RootToken, []string{"kv", "get", "test/missing"},
 			[]string{"no value found at test/missing"}, 1},
 		{"an unknown output format is refused", srv.RootToken, []string{"status", "-format=yaml"},
