@@ -92,7 +92,7 @@ func readHidden(ctx context.Context, fd int, w io.Writer, prompt string) (string
 	case <-ctx.Done():
 		_ = term.Restore(fd, state)
 		fmt.Fprintln(w)
-		return "", ctx.Err()
+		return "", errors.New("interrupted")
 	}
 }
 
