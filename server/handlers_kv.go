@@ -27,8 +27,8 @@ func formatTime(t time.Time) string {
 
 func versionOut(v secrets.VersionInfo) kvVersion {
 	return kvVersion{
-		CreatedTime: formatTime(v.CreatedTime), DeletionTime: formatTime(v.DeletionTime),
-		Destroyed: v.Destroyed, Version: v.Version,
+		CreatedTime: formatTime(v.CreatedTime), CustomMetadata: v.CustomMetadata,
+		DeletionTime: formatTime(v.DeletionTime), Destroyed: v.Destroyed, Version: v.Version,
 	}
 }
 

@@ -128,8 +128,13 @@ func TestStaticSecretSemantics(t *testing.T) {
 			}
 			mustError(t, n.do("GET", "/v1/secrets/static/meta/a?version=3", root, ""), 404, "not found")
 			mustError(t, n.do("POST", "/v1/secrets/static/meta/a", root, `{"data":{"n":6}}`), 400, "check-and-set parameter required")
-			if v := n.kvWrite(root, "meta/a", `{"data":{"n":6},"options":{"cas":5}}`); v != 6 {
-				t.Fatalf("cas write = version %d", v)
+			w := mustStatus(t, n.do("POST", "/v1/secrets/static/meta/a", root, `{"data":{"n":6},"options":{"cas":5}}`), 200).JSON(t)["data"].(map[string]any)
+			if w["version"] != 6.0 || w["custom_metadata"].(map[string]any)["owner"] != "core" {
+				t.Fatalf("cas write = %v, want version 6 with the secret's custom metadata", w)
+			}
+			read := mustStatus(t, n.do("GET", "/v1/secrets/static/meta/a", root, ""), 200).JSON(t)["data"].(map[string]any)
+			if read["metadata"].(map[string]any)["custom_metadata"].(map[string]any)["owner"] != "core" {
+				t.Fatalf("a read does not report the custom metadata: %v", read["metadata"])
 			}
 			if meta := n.kvMetadata(root, "meta/a"); meta["oldest_version"] != 5.0 {
 				t.Fatalf("after a write over the limit, oldest = %v", meta["oldest_version"])

@@ -246,10 +246,11 @@ func testExpiredTokens(t *testing.T, db *storage.DB) {
 
 func put(t *testing.T, db *storage.DB, path, value string, cas *int) (int, error) {
 	t.Helper()
-	return db.PutSecretVersion(ctx(), storage.PutSecret{
+	res, err := db.PutSecretVersion(ctx(), storage.PutSecret{
 		Path: path, CAS: cas, Now: t0, DefaultMaxVersions: 10,
 		Seal: func(v int) ([]byte, error) { return []byte(fmt.Sprintf("%s#%d", value, v)), nil },
 	})
+	return res.Version, err
 }
 
 func mustPut(t *testing.T, db *storage.DB, path, value string) int {
@@ -405,6 +406,14 @@ func testMetadata(t *testing.T, db *storage.DB) {
 	}
 	if versions[0].Ciphertext != nil {
 		t.Fatal("metadata read loaded ciphertext")
+	}
+	if r, err := db.GetSecretVersion(ctx(), "m", 0); err != nil || r.CustomMetadata["owner"] != "team-a" {
+		t.Fatalf("a version read does not carry the custom metadata: %+v, %v", r.CustomMetadata, err)
+	}
+	res, err := db.PutSecretVersion(ctx(), storage.PutSecret{Path: "m", Now: t0, DefaultMaxVersions: 10,
+		Seal: func(int) ([]byte, error) { return []byte("x"), nil }})
+	if err != nil || res.Version != 2 || res.CustomMetadata["owner"] != "team-a" {
+		t.Fatalf("a write does not report the custom metadata: %+v, %v", res, err)
 	}
 	if err := db.ConfigureSecret(ctx(), "only-meta", storage.SecretSettings{Now: t0, DefaultMaxVersions: 10}); err != nil {
 		t.Fatal(err)

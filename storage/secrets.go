@@ -59,25 +59,37 @@ type PutSecret struct {
 	Seal func(version int) ([]byte, error)
 }
 
+// PutResult is what a write reports back.
+type PutResult struct {
+	Version        int
+	CustomMetadata map[string]string
+}
+
 // PutSecretVersion writes a new version in one transaction: bump the
 // version (checking CAS atomically), store the ciphertext, prune versions
-// beyond the limit. It returns the new version number.
-func (db *DB) PutSecretVersion(ctx context.Context, p PutSecret) (int, error) {
-	var version int
+// beyond the limit.
+func (db *DB) PutSecretVersion(ctx context.Context, p PutSecret) (PutResult, error) {
+	var res PutResult
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var (
 			id          int64
+			version     int
 			maxVersions int
 			casRequired bool
+			custom      string
 		)
 		now := utc(p.Now)
 		err := tx.QueryRowContext(ctx, `
 			INSERT INTO secrets (path, current_version, max_versions, cas_required, custom_metadata, created_at, updated_at)
 			VALUES ($1, 1, 0, FALSE, '{}', $2, $2)
 			ON CONFLICT (path) DO UPDATE SET current_version = secrets.current_version + 1, updated_at = excluded.updated_at
-			RETURNING id, current_version, max_versions, cas_required`, p.Path, now,
-		).Scan(&id, &version, &maxVersions, &casRequired)
+			RETURNING id, current_version, max_versions, cas_required, custom_metadata`, p.Path, now,
+		).Scan(&id, &version, &maxVersions, &casRequired, &custom)
 		if err != nil {
+			return err
+		}
+		res.Version = version
+		if res.CustomMetadata, err = customMetadata(custom); err != nil {
 			return err
 		}
 		previous := version - 1
@@ -105,13 +117,23 @@ func (db *DB) PutSecretVersion(ctx context.Context, p PutSecret) (int, error) {
 		}
 		return err
 	})
-	return version, err
+	return res, err
 }
 
-// SecretVersionRead is one version together with the secret's current version.
+// SecretVersionRead is one version together with its secret's current
+// version and custom metadata.
 type SecretVersionRead struct {
 	CurrentVersion int
+	CustomMetadata map[string]string
 	SecretVersion
+}
+
+func customMetadata(raw string) (map[string]string, error) {
+	var m map[string]string
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, fmt.Errorf("storage: secret has corrupt custom metadata: %w", err)
+	}
+	return m, nil
 }
 
 // GetSecretVersion reads one version (0: the current one) in one round trip.
@@ -119,18 +141,20 @@ func (db *DB) GetSecretVersion(ctx context.Context, path string, version int) (S
 	var (
 		r       SecretVersionRead
 		deleted sql.NullTime
+		custom  string
 	)
 	err := db.q().QueryRowContext(ctx, `
-		SELECT s.current_version, v.version, v.ciphertext, v.created_at, v.deleted_at, v.destroyed
+		SELECT s.current_version, s.custom_metadata, v.version, v.ciphertext, v.created_at, v.deleted_at, v.destroyed
 		FROM secrets s JOIN secret_versions v ON v.secret_id = s.id
 		WHERE s.path = $1 AND v.version = CASE WHEN $2 = 0 THEN s.current_version ELSE $2 END`,
 		path, version,
-	).Scan(&r.CurrentVersion, &r.Version, &r.Ciphertext, &r.CreatedAt, &deleted, &r.Destroyed)
+	).Scan(&r.CurrentVersion, &custom, &r.Version, &r.Ciphertext, &r.CreatedAt, &deleted, &r.Destroyed)
 	if err != nil {
 		return SecretVersionRead{}, notFound(err)
 	}
 	r.CreatedAt, r.DeletedAt = r.CreatedAt.UTC(), timeOf(deleted)
-	return r, nil
+	r.CustomMetadata, err = customMetadata(custom)
+	return r, err
 }
 
 // MarkVersionsDeleted soft-deletes versions (at non-zero) or undeletes them
@@ -198,8 +222,8 @@ func (db *DB) SecretMetadata(ctx context.Context, path string) (Secret, []Secret
 		return Secret{}, nil, notFound(err)
 	}
 	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
-	if err := json.Unmarshal([]byte(custom), &s.CustomMetadata); err != nil {
-		return Secret{}, nil, fmt.Errorf("storage: secret has corrupt custom metadata: %w", err)
+	if s.CustomMetadata, err = customMetadata(custom); err != nil {
+		return Secret{}, nil, err
 	}
 	rows, err := db.q().QueryContext(ctx, `
 		SELECT version, created_at, deleted_at, destroyed FROM secret_versions

@@ -37,7 +37,7 @@ var (
 
 // Store is what the static engine needs from storage.
 type Store interface {
-	PutSecretVersion(ctx context.Context, p storage.PutSecret) (int, error)
+	PutSecretVersion(ctx context.Context, p storage.PutSecret) (storage.PutResult, error)
 	GetSecretVersion(ctx context.Context, path string, version int) (storage.SecretVersionRead, error)
 	MarkVersionsDeleted(ctx context.Context, path string, versions []int, at time.Time) error
 	DestroyVersions(ctx context.Context, path string, versions []int) error
@@ -85,6 +85,9 @@ type VersionInfo struct {
 	CreatedTime  time.Time
 	DeletionTime time.Time // zero when not deleted
 	Destroyed    bool
+	// CustomMetadata is the secret's (not the version's), reported with
+	// reads and writes as Vault does.
+	CustomMetadata map[string]string
 }
 
 // Value is a decrypted version.
@@ -104,7 +107,7 @@ func (s *Static) Put(ctx context.Context, path string, data map[string]any, cas 
 		return VersionInfo{}, fault.Invalidf("data cannot be stored: %v", err)
 	}
 	now := s.now().UTC()
-	version, err := s.store.PutSecretVersion(ctx, storage.PutSecret{
+	res, err := s.store.PutSecretVersion(ctx, storage.PutSecret{
 		Path: path, CAS: cas, Now: now, DefaultMaxVersions: s.maxVersions,
 		Seal: func(version int) ([]byte, error) { return s.barrier.Encrypt(barrierPath(path, version), plain) },
 	})
@@ -117,7 +120,7 @@ func (s *Static) Put(ctx context.Context, path string, data map[string]any, cas 
 	case err != nil:
 		return VersionInfo{}, err
 	}
-	return VersionInfo{Version: version, CreatedTime: now.Truncate(time.Microsecond)}, nil
+	return VersionInfo{Version: res.Version, CreatedTime: now.Truncate(time.Microsecond), CustomMetadata: res.CustomMetadata}, nil
 }
 
 // Get reads a version (0: the current one). Deleted and destroyed versions
@@ -133,7 +136,7 @@ func (s *Static) Get(ctx context.Context, path string, version int) (Value, erro
 	if err != nil {
 		return Value{}, err
 	}
-	info := VersionInfo{Version: r.Version, CreatedTime: r.CreatedAt, DeletionTime: r.DeletedAt, Destroyed: r.Destroyed}
+	info := VersionInfo{Version: r.Version, CreatedTime: r.CreatedAt, DeletionTime: r.DeletedAt, Destroyed: r.Destroyed, CustomMetadata: r.CustomMetadata}
 	switch {
 	case r.Destroyed:
 		return Value{VersionInfo: info}, ErrDestroyed
