@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/secrethub/secrethub/server/fault"
@@ -70,10 +71,18 @@ func respondNoContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoConten
 // details go to the log only, under the request id.
 func (s *Server) respondError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := s.classify(r.Context(), err)
-	if status >= 500 {
-		s.log.Error("request failed", "request_id", requestID(r.Context()), "method", r.Method,
-			"route", routeName(r), "status", status, "error", err.Error())
+	// Internal errors are the server's fault and always logged; an
+	// unreachable store is worth a warning; the rest (bad input, denied,
+	// sealed) is the caller's business and only visible at debug level.
+	level := slog.LevelDebug
+	switch {
+	case status == http.StatusInternalServerError:
+		level = slog.LevelError
+	case errors.Is(err, storage.ErrUnavailable):
+		level = slog.LevelWarn
 	}
+	s.log.Log(r.Context(), level, "request failed", "request_id", requestID(r.Context()), "method", r.Method,
+		"route", routeName(r), "status", status, "error", err.Error())
 	s.writeJSON(w, r, status, errorBody{Errors: []string{msg}})
 }
 

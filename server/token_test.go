@@ -63,7 +63,7 @@ func TestTokenLifecycle(t *testing.T) {
 			if _, leaked := byAccessor["id"]; leaked {
 				t.Fatalf("lookup-accessor reveals the token: %v", byAccessor)
 			}
-			mustError(t, n.do("POST", "/v1/auth/token/lookup-accessor", root, `{"accessor":"nope"}`), 404, "no token")
+			mustError(t, n.do("POST", "/v1/auth/token/lookup-accessor", root, `{"accessor":"nope"}`), 404, "token not found")
 		})
 
 		t.Run("renew-self extends the TTL but never past the explicit max", func(t *testing.T) {
@@ -97,7 +97,7 @@ func TestTokenLifecycle(t *testing.T) {
 			mustStatus(t, n.do("POST", "/v1/auth/token/revoke", root, `{"token":"`+parent+`"}`), 204)
 			for _, tok := range []string{parent, child, grandchild} {
 				mustError(t, n.do("GET", "/v1/auth/token/lookup-self", tok, ""), 403, "invalid or expired")
-				mustError(t, n.do("POST", "/v1/auth/token/lookup", root, `{"token":"`+tok+`"}`), 404, "no token")
+				mustError(t, n.do("POST", "/v1/auth/token/lookup", root, `{"token":"`+tok+`"}`), 404, "token not found")
 			}
 			mustStatus(t, n.do("GET", "/v1/auth/token/lookup-self", orphan, ""), 200)
 		})
@@ -106,7 +106,7 @@ func TestTokenLifecycle(t *testing.T) {
 			byAccessor, acc := n.createToken(root, `{"policies":["default"]}`)
 			mustStatus(t, n.do("POST", "/v1/auth/token/revoke-accessor", root, `{"accessor":"`+acc+`"}`), 204)
 			mustError(t, n.do("GET", "/v1/auth/token/lookup-self", byAccessor, ""), 403, "invalid or expired")
-			mustError(t, n.do("POST", "/v1/auth/token/revoke-accessor", root, `{"accessor":"`+acc+`"}`), 404, "no token")
+			mustError(t, n.do("POST", "/v1/auth/token/revoke-accessor", root, `{"accessor":"`+acc+`"}`), 404, "token not found")
 
 			self, _ := n.createToken(root, `{"policies":["default"]}`)
 			mustStatus(t, n.do("POST", "/v1/auth/token/revoke-self", self, ""), 204)
@@ -120,7 +120,7 @@ func TestTokenLifecycle(t *testing.T) {
 			}
 			mustStatus(t, n.do("GET", "/v1/auth/token/lookup-self", tok, ""), 200)
 			mustError(t, n.do("GET", "/v1/auth/token/lookup-self", tok, ""), 403, "invalid or expired")
-			mustError(t, n.do("POST", "/v1/auth/token/lookup-accessor", root, `{"accessor":"`+acc+`"}`), 404, "no token")
+			mustError(t, n.do("POST", "/v1/auth/token/lookup-accessor", root, `{"accessor":"`+acc+`"}`), 404, "token not found")
 
 			last, _ := n.createToken(root, `{"policies":["default"],"num_uses":1}`)
 			mustStatus(t, n.do("POST", "/v1/auth/token/revoke-self", last, ""), 204)
@@ -148,7 +148,7 @@ func TestTokenLifecycle(t *testing.T) {
 			clk.Advance(time.Minute)
 			mustError(t, n.do("GET", "/v1/auth/token/lookup-self", tok, ""), 403, "invalid or expired")
 			mustError(t, n.do("POST", "/v1/auth/token/renew-self", tok, ""), 403, "invalid or expired")
-			mustError(t, n.do("POST", "/v1/auth/token/lookup-accessor", root, `{"accessor":"`+acc+`"}`), 404, "no token")
+			mustError(t, n.do("POST", "/v1/auth/token/lookup-accessor", root, `{"accessor":"`+acc+`"}`), 404, "token not found")
 		})
 
 		t.Run("a default-only token may manage itself and nothing else", func(t *testing.T) {

@@ -468,6 +468,15 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustPut(t, db, "after/remigrate", "x")
+		if err := db.MigrateForce(ctx(), 99); err == nil {
+			t.Fatal("forcing a version this binary does not have was accepted")
+		}
+		if err := db.MigrateForce(ctx(), int(st.Latest)); err != nil {
+			t.Fatalf("forcing the latest version: %v", err)
+		}
+		if st, _ := db.MigrationStatus(ctx()); st.Current != st.Latest || st.Dirty {
+			t.Fatalf("after force: %+v", st)
+		}
 	})
 }
 

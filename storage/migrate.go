@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,7 +102,19 @@ func (db *DB) MigrateDown(ctx context.Context, n int) error {
 
 // MigrateForce marks version as applied and clean without running anything,
 // the way out of a dirty state after fixing a failed migration by hand.
+// Version 0 records that no migration is applied; any other version must
+// be one embedded in this binary.
 func (db *DB) MigrateForce(ctx context.Context, version int) error {
+	versions, err := EmbeddedVersions(db.engine)
+	if err != nil {
+		return err
+	}
+	if version != 0 && !slices.Contains(versions, uint(version)) {
+		return fmt.Errorf("storage: %d is not a migration version of this binary (known: %v)", version, versions)
+	}
+	if version == 0 {
+		version = -1 // golang-migrate's "no version"
+	}
 	return db.withMigrator(ctx, func(m *migrate.Migrate) error {
 		return m.Force(version)
 	})

@@ -31,8 +31,9 @@ var (
 	ErrPermissionDenied = fault.New(fault.Denied, "permission denied")
 	// ErrNotRenewable is returned when renewing a non-renewable token.
 	ErrNotRenewable = fault.New(fault.Invalid, "token is not renewable")
-	// ErrTokenNotFound is returned by accessor lookups of missing tokens.
-	ErrTokenNotFound = fault.New(fault.NotFound, "no token with that accessor")
+	// ErrTokenNotFound is returned by lookups (by value or accessor) of
+	// missing or expired tokens.
+	ErrTokenNotFound = fault.New(fault.NotFound, "token not found")
 )
 
 const (
