@@ -1,0 +1,386 @@
+// Package e2e drives the real secrethub binary the way an operator does:
+// started as a process, configured through the runbook's environment
+// variables, and spoken to with curl and the secrethub CLI.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/secrethub/secrethub/storage/storagetest"
+)
+
+var (
+	binary   string // the secrethub binary built for this test run
+	repoRoot string
+)
+
+func TestMain(m *testing.M) {
+	_, file, _, _ := runtime.Caller(0)
+	repoRoot = filepath.Dir(filepath.Dir(file))
+	dir, err := os.MkdirTemp("", "secrethub-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for _, v := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOFLAGS", "GOPROXY", "GOTOOLCHAIN"} {
+		out, err := exec.Command("go", "env", v).Output()
+		if err == nil && len(bytes.TrimSpace(out)) > 0 {
+			goEnv = append(goEnv, v+"="+string(bytes.TrimSpace(out)))
+		}
+	}
+	binary = filepath.Join(dir, "secrethub")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Dir = repoRoot
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building secrethub with CGO_ENABLED=0: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a running secrethub server.
+type process struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	addr string
+	logs *lockedBuffer
+	done chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+// goEnv keeps the Go tool's caches where they are when HOME moves, so
+// `make run` under a test does not download every module again.
+var goEnv []string
+
+// baseEnv is a clean environment: nothing of the developer's SecretHub or
+// Vault settings leaks into a test, and HOME is a fresh directory.
+func baseEnv(t *testing.T) []string {
+	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, goEnv...)
+}
+
+// start runs name with args and env in dir as a process group, and waits
+// until the server answers sys/health on port.
+func start(t *testing.T, dir, port string, env []string, name string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(env, "PORT="+port)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p := &process{t: t, cmd: cmd, addr: "http://127.0.0.1:" + port, logs: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() { p.kill() })
+	deadline := time.Now().Add(90 * time.Second) // `make run` may compile first
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			t.Fatalf("server exited early (%v):\n%s", err, p.logs)
+		default:
+		}
+		if resp, err := http.Get(p.addr + "/v1/sys/health"); err == nil {
+			resp.Body.Close()
+			return p
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("server did not answer on %s:\n%s", p.addr, p.logs)
+	return nil
+}
+
+// startServer runs `secrethub server` with the given extra environment.
+func startServer(t *testing.T, env ...string) *process {
+	t.Helper()
+	return start(t, t.TempDir(), freePort(t), append(baseEnv(t), env...), binary, "server")
+}
+
+// stop sends SIGTERM to the process group and expects the server to shut
+// down cleanly: exit 0 when it was started directly, and its "stopped" log
+// line in any case (make itself reports the signal as its own exit status).
+func (p *process) stop() {
+	p.t.Helper()
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil && p.cmd.Path == binary {
+			p.t.Fatalf("server did not exit cleanly on SIGTERM: %v\n%s", err, p.logs)
+		}
+		p.done <- nil
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("server did not stop within 30s of SIGTERM\n%s", p.logs)
+	}
+	if !strings.Contains(p.logs.String(), "secrethub server stopped") {
+		p.t.Fatalf("server did not report a clean shutdown:\n%s", p.logs)
+	}
+}
+
+func (p *process) kill() {
+	if p.cmd.ProcessState == nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// curl runs the real curl with args, returning stdout; it fails the test if
+// curl itself fails (HTTP errors are still output).
+func curl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("curl", append([]string{"-sS"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("curl %v: %v", args, err)
+	}
+	return string(out)
+}
+
+// cli runs the secrethub CLI against p and returns stdout, stderr and the exit code.
+func (p *process) cli(t *testing.T, stdin, token string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(baseEnv(t), "SECRETHUB_ADDR="+p.addr)
+	if token != "" {
+		cmd.Env = append(cmd.Env, "SECRETHUB_TOKEN="+token)
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func decode(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatalf("not JSON (%v): %q", err, s)
+	}
+	return m
+}
+
+// TestMakeRun checks the README's first command on a fresh checkout: it
+// builds, serves, and keeps its data in SQLite under ./data.
+func TestMakeRun(t *testing.T) {
+	port := freePort(t)
+	p := start(t, repoRoot, port, baseEnv(t), "make", "-s", "run")
+	resp, err := http.Get(p.addr + "/v1/sys/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 501 && resp.StatusCode != 503 && resp.StatusCode != 200 {
+		t.Fatalf("health status %d", resp.StatusCode)
+	}
+	if _, err := os.Stat(filepath.Join(repoRoot, "data", "secrethub.db")); err != nil {
+		t.Fatalf("make run did not keep its data in ./data/secrethub.db: %v", err)
+	}
+	logs := p.logs.String()
+	if !strings.Contains(logs, "0.0.0.0:"+port) || !strings.Contains(logs, "sqlite") {
+		t.Fatalf("start-up line should name 0.0.0.0:%s and sqlite:\n%s", port, logs)
+	}
+	p.stop()
+}
+
+// TestRunbookWithCurlAndCLI follows the runbook's Phase 4 and 8.4 with the
+// real binary and curl, on both engines, then restarts the server: it must
+// come back initialized and sealed, and unsealing with the CLI brings the
+// data back.
+func TestRunbookWithCurlAndCLI(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			env := []string{"SECRETHUB_DATA_DIR=" + t.TempDir()}
+			if engine == "postgres" {
+				env = []string{"DATABASE_URL=" + storagetest.PostgresURL(t), "DB_POOL_SIZE=5"}
+			}
+			p := startServer(t, env...)
+			base := p.addr
+
+			// Phase 3.4 / 8.1: health before init.
+			h := decode(t, curl(t, base+"/v1/sys/health"))
+			if h["initialized"] != false || h["sealed"] != true || h["standby"] != false {
+				t.Fatalf("health = %v", h)
+			}
+
+			// Phase 4.1, verbatim but for the host.
+			init := decode(t, curl(t, "-X", "POST", base+"/v1/sys/init",
+				"-H", "Content-Type: application/json",
+				"-d", "{\n    \"secret_shares\": 5,\n    \"secret_threshold\": 3\n  }"))
+			keys := init["keys"].([]any)
+			root := init["root_token"].(string)
+			if len(keys) != 5 || len(init["keys_base64"].([]any)) != 5 || !strings.HasPrefix(root, "s.") {
+				t.Fatalf("init = %v", init)
+			}
+
+			// Phase 4.2: three plain curl -d calls.
+			for _, k := range keys[:3] {
+				curl(t, "-X", "POST", base+"/v1/sys/unseal", "-d", `{"key": "`+k.(string)+`"}`)
+			}
+			st := decode(t, curl(t, base+"/v1/sys/seal-status"))
+			if st["sealed"] != false || st["t"] != 3.0 || st["n"] != 5.0 || st["progress"] != 0.0 {
+				t.Fatalf("seal-status = %v", st)
+			}
+
+			// Phase 8.4.
+			curl(t, "-X", "POST", base+"/v1/secrets/static/test/hello", "-H", "X-Vault-Token: "+root,
+				"-d", `{"data": {"message": "Hello Production!"}}`)
+			read := decode(t, curl(t, base+"/v1/secrets/static/test/hello", "-H", "X-Vault-Token: "+root))
+			if read["data"].(map[string]any)["data"].(map[string]any)["message"] != "Hello Production!" {
+				t.Fatalf("read = %v", read)
+			}
+			code := curl(t, "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", base+"/v1/secrets/static/test/hello", "-H", "X-Vault-Token: "+root)
+			if code != "204" {
+				t.Fatalf("delete status %s", code)
+			}
+			if code := curl(t, "-o", "/dev/null", "-w", "%{http_code}", base+"/v1/secrets/static/test/hello", "-H", "X-Vault-Token: "+root); code != "404" {
+				t.Fatalf("read after delete: status %s", code)
+			}
+
+			// The CLI on the same server.
+			if _, errOut, code := p.cli(t, "", root, "kv", "put", "app/db", "password=s3cr3t-value"); code != 0 {
+				t.Fatalf("kv put exit %d: %s", code, errOut)
+			}
+			if out, _, code := p.cli(t, "", root, "kv", "get", "-field=password", "app/db"); code != 0 || strings.TrimSpace(out) != "s3cr3t-value" {
+				t.Fatalf("kv get -field: exit %d, %q", code, out)
+			}
+			if _, _, code := p.cli(t, "", "", "status"); code != 0 {
+				t.Fatalf("status of an unsealed node exited %d, want 0", code)
+			}
+
+			// Restart: initialized and sealed; the CLI unseals; data is back.
+			p.stop()
+			p = startServer(t, env...)
+			if _, _, code := p.cli(t, "", "", "status"); code != 2 {
+				t.Fatalf("status of a sealed node exited %d, want 2", code)
+			}
+			st = decode(t, curl(t, p.addr+"/v1/sys/seal-status"))
+			if st["initialized"] != true || st["sealed"] != true {
+				t.Fatalf("after restart: %v", st)
+			}
+			for _, k := range keys[2:5] {
+				if _, errOut, code := p.cli(t, "", "", "operator", "unseal", k.(string)); code != 0 {
+					t.Fatalf("operator unseal exit %d: %s", code, errOut)
+				}
+			}
+			if out, _, _ := p.cli(t, "", root, "kv", "get", "-field=password", "app/db"); strings.TrimSpace(out) != "s3cr3t-value" {
+				t.Fatalf("after restart and unseal: %q", out)
+			}
+			assertNoSecretsInLogs(t, p.logs.String(), root, "s3cr3t-value", "Hello Production!")
+			for _, k := range keys {
+				assertNoSecretsInLogs(t, p.logs.String(), k.(string))
+			}
+		})
+	}
+}
+
+func assertNoSecretsInLogs(t *testing.T, logs string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Fatalf("a secret appears in the server log:\n%s", logs)
+		}
+	}
+}
+
+// TestOperatorUnsealReadsStdin checks `operator unseal` without a key
+// reads it from standard input (no echo on a terminal; here a pipe).
+func TestOperatorUnsealReadsStdin(t *testing.T) {
+	p := startServer(t, "SECRETHUB_DATA_DIR="+t.TempDir())
+	init := decode(t, curl(t, "-X", "POST", p.addr+"/v1/sys/init", "-d", `{"secret_shares":1,"secret_threshold":1}`))
+	key := init["keys"].([]any)[0].(string)
+	if _, errOut, code := p.cli(t, key+"\n", "", "operator", "unseal"); code != 0 {
+		t.Fatalf("operator unseal from stdin: exit %d: %s", code, errOut)
+	}
+	st := decode(t, curl(t, p.addr+"/v1/sys/seal-status"))
+	if st["sealed"] != false {
+		t.Fatalf("still sealed: %v", st)
+	}
+}
+
+// TestServerStartupFailures: an unreachable database and a port in use
+// each end the process with a clear message and a non-zero exit.
+func TestServerStartupFailures(t *testing.T) {
+	cases := []struct {
+		name string
+		env  func(t *testing.T) []string
+		want string
+	}{
+		{"an unreachable database", func(t *testing.T) []string {
+			return []string{"DATABASE_URL=postgres://secrethub@127.0.0.1:1/none?sslmode=disable", "SECRETHUB_DB_CONNECT_TIMEOUT=1s"}
+		}, "127.0.0.1:1"},
+		{"a port already in use", func(t *testing.T) []string {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Close() })
+			return []string{"SECRETHUB_DATA_DIR=" + t.TempDir(), "SECRETHUB_LISTEN_ADDR=" + l.Addr().String()}
+		}, "address already in use"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, "server")
+			cmd.Dir = t.TempDir()
+			cmd.Env = append(baseEnv(t), c.env(t)...)
+			out, err := cmd.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
+				t.Fatalf("want a non-zero exit, got %v:\n%s", err, out)
+			}
+			if !strings.Contains(string(out), c.want) {
+				t.Fatalf("output does not mention %q:\n%s", c.want, out)
+			}
+			if strings.Contains(string(out), "goroutine ") {
+				t.Fatalf("a stack trace reached the operator:\n%s", out)
+			}
+		})
+	}
+}
