@@ -16,6 +16,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +61,7 @@ type DB struct {
 	poolSize int
 	queries  atomic.Int64
 	txs      atomic.Int64
+	stmts    sync.Map // SQL text → *sql.Stmt
 }
 
 // Open connects to the configured database. For PostgreSQL it retries with
@@ -82,7 +85,7 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 	if err != nil {
 		return nil, err
 	}
-	sdb, err := sql.Open("postgres", cfg.DatabaseURL)
+	sdb, err := sql.Open("postgres", withBinaryParameters(cfg.DatabaseURL))
 	if err != nil {
 		return nil, fmt.Errorf("storage: DATABASE_URL for %s is not usable: %w", where, err)
 	}
@@ -118,6 +121,22 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 		backoff = min(backoff*2, 5*time.Second)
 	}
 	return &DB{sql: sdb, engine: Postgres, location: where, poolSize: cfg.PoolSize}, nil
+}
+
+// withBinaryParameters turns on lib/pq's binary_parameters unless the URL
+// sets it: a statement with parameters then travels in one network round
+// trip instead of a prepare followed by an execute.
+func withBinaryParameters(dsn string) string {
+	if strings.Contains(dsn, "binary_parameters") {
+		return dsn
+	}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		if strings.Contains(dsn, "?") {
+			return dsn + "&binary_parameters=yes"
+		}
+		return dsn + "?binary_parameters=yes"
+	}
+	return dsn + " binary_parameters=yes"
 }
 
 func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
@@ -189,44 +208,113 @@ func (db *DB) RoundTrips() RoundTrips {
 	return RoundTrips{Queries: db.queries.Load(), Transactions: db.txs.Load()}
 }
 
-// querier is what both *sql.DB and *sql.Tx offer.
+// querier runs statements, outside or inside a transaction.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// prepared returns the statement for query, preparing it on first use.
+// database/sql then keeps it prepared per pooled connection, so SQLite does
+// not parse the SQL again and PostgreSQL runs it with one Bind/Execute.
+// Every statement in this package is a constant, so the cache is bounded.
+func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := db.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.sql.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
 // q returns the pool as a querier that counts every statement as a round trip.
-func (db *DB) q() querier { return countingQuerier{db: db.sql, n: &db.queries} }
+func (db *DB) q() querier { return poolQuerier{db} }
 
-type countingQuerier struct {
-	db *sql.DB
-	n  *atomic.Int64
+// poolQuerier runs prepared statements on the pool, counting each.
+type poolQuerier struct{ db *DB }
+
+func (p poolQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	p.db.queries.Add(1)
+	st, err := p.db.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
 }
 
-func (c countingQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	c.n.Add(1)
-	return c.db.ExecContext(ctx, query, args...)
+func (p poolQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	p.db.queries.Add(1)
+	st, err := p.db.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
 }
 
-func (c countingQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	c.n.Add(1)
-	return c.db.QueryContext(ctx, query, args...)
+func (p poolQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	p.db.queries.Add(1)
+	st, err := p.db.prepared(ctx, query)
+	if err != nil {
+		// A Row cannot carry an error built here; running the query
+		// unprepared reports the same failure through Scan.
+		return p.db.sql.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
-func (c countingQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	c.n.Add(1)
-	return c.db.QueryRowContext(ctx, query, args...)
+// txQuerier runs prepared statements inside one transaction.
+type txQuerier struct {
+	db *DB
+	tx *sql.Tx
+}
+
+func (t txQuerier) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	st, err := t.db.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return t.tx.StmtContext(ctx, st), nil
+}
+
+func (t txQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (t txQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (t txQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := t.stmt(ctx, query)
+	if err != nil {
+		return t.tx.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // inTx runs fn in one transaction, committing if fn returns nil.
-func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (db *DB) inTx(ctx context.Context, fn func(tx querier) error) error {
 	db.txs.Add(1)
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(err)
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(txQuerier{db: db, tx: tx}); err != nil {
 		_ = tx.Rollback()
 		return classify(err)
 	}

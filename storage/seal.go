@@ -26,7 +26,7 @@ type Bootstrap struct {
 // token. It returns ErrConflict if the store is already initialized (another
 // node may have won the race).
 func (db *DB) Initialize(ctx context.Context, b Bootstrap) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO seal_config (id, seal_type, secret_shares, secret_threshold, created_at) VALUES (1, $1, $2, $3, $4)`,
 			b.Seal.Type, b.Seal.SecretShares, b.Seal.SecretThreshold, utc(b.Seal.CreatedAt)); err != nil {

@@ -70,7 +70,7 @@ type PutResult struct {
 // beyond the limit.
 func (db *DB) PutSecretVersion(ctx context.Context, p PutSecret) (PutResult, error) {
 	var res PutResult
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx querier) error {
 		var (
 			id          int64
 			version     int
@@ -161,7 +161,7 @@ func (db *DB) GetSecretVersion(ctx context.Context, path string, version int) (S
 // (at zero). An empty versions list means the current version. Destroyed
 // versions are left alone. ErrNotFound means the secret does not exist.
 func (db *DB) MarkVersionsDeleted(ctx context.Context, path string, versions []int, at time.Time) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		id, current, err := secretIDTx(ctx, tx, path)
 		if err != nil {
 			return err
@@ -184,7 +184,7 @@ func (db *DB) MarkVersionsDeleted(ctx context.Context, path string, versions []i
 
 // DestroyVersions erases the ciphertext of versions for good.
 func (db *DB) DestroyVersions(ctx context.Context, path string, versions []int) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		id, _, err := secretIDTx(ctx, tx, path)
 		if err != nil {
 			return err
@@ -199,7 +199,7 @@ func (db *DB) DestroyVersions(ctx context.Context, path string, versions []int) 
 	})
 }
 
-func secretIDTx(ctx context.Context, tx *sql.Tx, path string) (id int64, current int, err error) {
+func secretIDTx(ctx context.Context, tx querier, path string) (id int64, current int, err error) {
 	err = tx.QueryRowContext(ctx, `SELECT id, current_version FROM secrets WHERE path = $1`, path).Scan(&id, &current)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, ErrNotFound
@@ -259,7 +259,7 @@ type SecretSettings struct {
 // ConfigureSecret creates or updates a secret's metadata without writing a
 // version, pruning versions if the limit went down.
 func (db *DB) ConfigureSecret(ctx context.Context, path string, set SecretSettings) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		now := utc(set.Now)
 		var id int64
 		var maxVersions, current int
@@ -304,7 +304,7 @@ func (db *DB) ConfigureSecret(ctx context.Context, path string, set SecretSettin
 
 // DeleteSecret removes a secret and every version. ErrNotFound if absent.
 func (db *DB) DeleteSecret(ctx context.Context, path string) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		id, _, err := secretIDTx(ctx, tx, path)
 		if err != nil {
 			return err

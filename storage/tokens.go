@@ -32,10 +32,10 @@ const tokenColumns = `token_hash, accessor, parent_accessor, policies, display_n
 
 // CreateToken stores a new token.
 func (db *DB) CreateToken(ctx context.Context, t Token) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error { return insertToken(ctx, tx, t) })
+	return db.inTx(ctx, func(tx querier) error { return insertToken(ctx, tx, t) })
 }
 
-func insertToken(ctx context.Context, tx *sql.Tx, t Token) error {
+func insertToken(ctx context.Context, tx querier, t Token) error {
 	policies, err := json.Marshal(nonNil(t.Policies))
 	if err != nil {
 		return err
@@ -107,7 +107,7 @@ func scanToken(row *sql.Row) (Token, error) {
 // expiry in the same transaction, so a renewal that shortens a token's life
 // never leaves a child outliving it.
 func (db *DB) RenewToken(ctx context.Context, accessor string, expiresAt time.Time) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, `UPDATE tokens SET expires_at = $1 WHERE accessor = $2`, nullTime(expiresAt), accessor)
 		if err != nil {
 			return err
@@ -140,7 +140,7 @@ const descendants = `
 // as one with unlimited uses. ErrNotFound means the token is gone or used up.
 func (db *DB) UseToken(ctx context.Context, accessor string) (int, error) {
 	var left int
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx querier) error {
 		err := tx.QueryRowContext(ctx,
 			`UPDATE tokens SET num_uses = num_uses - 1 WHERE accessor = $1 AND num_uses > 0 RETURNING num_uses`,
 			accessor).Scan(&left)
@@ -160,14 +160,14 @@ func (db *DB) UseToken(ctx context.Context, accessor string) (int, error) {
 // accessors removed (empty if the token did not exist).
 func (db *DB) RevokeTokenTree(ctx context.Context, accessor string) ([]string, error) {
 	var revoked []string
-	err := db.inTx(ctx, func(tx *sql.Tx) (err error) {
+	err := db.inTx(ctx, func(tx querier) (err error) {
 		revoked, err = deleteTree(ctx, tx, accessor)
 		return err
 	})
 	return revoked, err
 }
 
-func deleteTree(ctx context.Context, tx *sql.Tx, accessor string) ([]string, error) {
+func deleteTree(ctx context.Context, tx querier, accessor string) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, descendants+`
 		DELETE FROM tokens WHERE accessor IN (SELECT accessor FROM tree) RETURNING accessor`, accessor)
 	if err != nil {
