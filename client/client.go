@@ -55,16 +55,37 @@ func New(addr, token string, opts ...Option) (*Client, error) {
 	}
 	u, err := url.Parse(strings.TrimRight(addr, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("client: address %q must be an http:// or https:// URL with a host", addr)
+		return nil, fmt.Errorf("client: address %q must be an http:// or https:// URL with a host", redactAddress(addr))
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("client: address %q must not carry a query, fragment or user information", addr)
+		return nil, fmt.Errorf("client: address %q must not carry a query, fragment or user information", redactAddress(addr))
 	}
 	c := &Client{base: u, token: token, http: newHTTPClient()}
 	for _, o := range opts {
 		o(c)
 	}
 	return c, nil
+}
+
+// redactAddress is addr fit for an error message: user information (which
+// may hold a password) and any query or fragment (which may hold a token)
+// are replaced by "…". It works on text, since addr may not parse as a URL.
+func redactAddress(addr string) string {
+	prefix, rest := "", addr
+	if i := strings.Index(addr, "://"); i >= 0 {
+		prefix, rest = addr[:i+3], addr[i+3:]
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i] + "…"
+	}
+	authority, path := rest, ""
+	if i := strings.Index(rest, "/"); i >= 0 {
+		authority, path = rest[:i], rest[i:]
+	}
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		authority = "…@" + authority[i+1:]
+	}
+	return prefix + authority + path
 }
 
 // newHTTPClient has timeouts on every phase, so a dead server fails a

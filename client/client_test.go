@@ -34,8 +34,37 @@ func TestNewChecksTheAddress(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("New(%q) error = %v, want error: %v", tt.addr, err, tt.wantErr)
 			}
+			if err != nil && !strings.Contains(err.Error(), "must") {
+				t.Fatalf("New(%q) error %q does not say what is wrong", tt.addr, err)
+			}
 			if err == nil && tt.addr == "" && c.Address() != client.DefaultAddress {
 				t.Fatalf("default address = %q", c.Address())
+			}
+		})
+	}
+}
+
+func TestARefusedAddressIsShownWithoutItsSecrets(t *testing.T) {
+	const secret = "hunter2"
+	tests := []struct {
+		name string
+		addr string
+		want string
+	}{
+		{"a password in the user information", "https://ops:" + secret + "@vault.example.com/v1", `"https://…@vault.example.com/v1"`},
+		{"a password in an address that does not parse", "http://ops:" + secret + "@host:port/", `"http://…@host:port/"`},
+		{"a password without a scheme", "ops:" + secret + "@host:4000", `"…@host:4000"`},
+		{"a token in the query", "http://host:4000/?token=" + secret, `"http://host:4000/…"`},
+		{"a token in the fragment", "http://host:4000#" + secret, `"http://host:4000…"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is left out", func(t *testing.T) {
+			_, err := client.New(tt.addr, "")
+			if err == nil {
+				t.Fatalf("New(%q) accepted it", tt.addr)
+			}
+			if strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q, want it to show %s and not the secret", err, tt.want)
 			}
 		})
 	}

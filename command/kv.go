@@ -123,16 +123,17 @@ func runKVPut(ctx context.Context, opts *KVPutOptions) error {
 	return p.Print(v, versionSection("", *v))
 }
 
-// parsePairs reads KEY=VALUE, KEY=@FILE and KEY=- arguments.
+// parsePairs reads KEY=VALUE, KEY=@FILE and KEY=- arguments, which follow
+// PATH: the first pair is argument 2 of `kv put`.
 func parsePairs(pairs []string, io *IOStreams) (map[string]any, error) {
 	if len(pairs) == 0 {
 		return nil, errors.New("give at least one KEY=VALUE pair")
 	}
 	data := make(map[string]any, len(pairs))
-	for _, pair := range pairs {
+	for i, pair := range pairs {
 		key, raw, ok := strings.Cut(pair, "=")
 		if !ok || key == "" {
-			return nil, fmt.Errorf("%q is not a KEY=VALUE pair", clipArg(pair))
+			return nil, fmt.Errorf("argument %d is not KEY=VALUE (it is not shown, as it may be a secret)", i+2)
 		}
 		if _, dup := data[key]; dup {
 			return nil, fmt.Errorf("key %q is given twice", key)
@@ -171,15 +172,6 @@ func pairValue(key, raw string, io *IOStreams) (string, error) {
 		return "", fmt.Errorf("the value of %q from %s is not UTF-8 text; base64-encode binary data first", key, src)
 	}
 	return string(b), nil
-}
-
-// clipArg shortens an argument for an error message, which must not echo a
-// long value that may be a secret.
-func clipArg(s string) string {
-	if len(s) > 20 {
-		return s[:20] + "…"
-	}
-	return s
 }
 
 // versionSection shows one version's metadata.
@@ -555,16 +547,17 @@ func runKVMetadataPut(ctx context.Context, opts *KVMetadataPutOptions) error {
 		func(kv *client.KV, path string) error { return kv.PutMetadata(ctx, path, opts.Input) })
 }
 
-// parseStringPairs reads repeated KEY=VALUE flag values.
+// parseStringPairs reads repeated KEY=VALUE flag values. A malformed one
+// is named by its position, never by its text, which may be a secret.
 func parseStringPairs(flag string, pairs []string) (map[string]string, error) {
 	if len(pairs) == 0 {
 		return nil, nil
 	}
 	out := make(map[string]string, len(pairs))
-	for _, pair := range pairs {
+	for i, pair := range pairs {
 		k, v, ok := strings.Cut(pair, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("%s %q is not KEY=VALUE", flag, clipArg(pair))
+			return nil, fmt.Errorf("%s value %d is not KEY=VALUE", flag, i+1)
 		}
 		out[k] = v
 	}

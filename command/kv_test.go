@@ -45,7 +45,7 @@ func TestKVPut(t *testing.T) {
 		{"stdin can be read only once", "x", []string{"a=-", "b=-"}, nil, "only once"},
 		{"a missing file is an error naming it", "", []string{"k=@" + filepath.Join(dir, "nope")}, nil, "nope"},
 		{"binary file content is refused", "", []string{"k=@" + binFile}, nil, "not UTF-8"},
-		{"a pair without = is refused", "", []string{"justakey"}, nil, "not a KEY=VALUE pair"},
+		{"a pair without = is refused by its position", "", []string{"a=1", "justakey"}, nil, "argument 3 is not KEY=VALUE"},
 		{"a key given twice is refused", "", []string{"a=1", "a=2"}, nil, "given twice"},
 		{"no pairs at all is refused", "", nil, nil, "at least one"},
 	}
@@ -307,4 +307,32 @@ func TestKVListAndMetadata(t *testing.T) {
 			t.Fatalf("metadata = %+v, %v", m, err)
 		}
 	})
+}
+
+func TestMalformedPairsAreNamedByPositionNeverByText(t *testing.T) {
+	srv := unsealedServer(t)
+	const secret = "hunter2"
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"a kv put value typed without its key", []string{"kv", "put", "prod/db", "user=app", secret}, "argument 3 is not KEY=VALUE"},
+		{"a kv put pair without a key", []string{"kv", "put", "prod/db", "=" + secret}, "argument 2 is not KEY=VALUE"},
+		{"a -custom-metadata value without =", []string{"kv", "metadata", "put", "-custom-metadata=a=1", "-custom-metadata=" + secret, "prod/db"},
+			"-custom-metadata value 2 is not KEY=VALUE"},
+		{"a token -metadata value without =", []string{"token", "create", "-metadata=" + secret}, "-metadata value 1 is not KEY=VALUE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is refused without echoing it", func(t *testing.T) {
+			code, out, errOut := cli(t, srv.URL, srv.RootToken, "", tt.args...)
+			if code != 1 {
+				t.Fatalf("exit %d: %s %s", code, out, errOut)
+			}
+			mustContain(t, "stderr", errOut, tt.wantErr)
+			if strings.Contains(out+errOut, secret) {
+				t.Fatalf("the argument was echoed:\n%s%s", out, errOut)
+			}
+		})
+	}
 }
