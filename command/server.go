@@ -24,6 +24,15 @@ import (
 // SIGINT or SIGTERM.
 const shutdownGrace = 30 * time.Second
 
+// Connection deadlines of the HTTP server. A client that sends its headers
+// slowly, sends its body slowly, or holds an idle keep-alive connection is
+// cut off, so a few slow clients cannot use up the server's connections.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+)
+
 // errLogged ends a command with exit code 1 after its failure was logged.
 var errLogged = &exitError{code: 1}
 
@@ -135,12 +144,7 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 // serve answers requests on ln and runs background upkeep until ctx ends,
 // then shuts down within shutdownGrace.
 func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.Logger, listening func(net.Addr)) error {
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(srv.Handler(), log)
 	upkeep, stopUpkeep := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Run(upkeep, 0) })
@@ -172,6 +176,22 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.L
 	}
 	log.Info("secrethub server stopped")
 	return nil
+}
+
+// newHTTPServer serves handler with the connection deadlines above.
+//
+// WriteTimeout stays unset on purpose: it would bound every response,
+// including the long-lived WebSocket connections agents will hold to
+// /v1/agent/connect. A request's own deadline comes from the server
+// package's entry middleware instead.
+func newHTTPServer(handler http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // startDev initializes the dev server with one key share, unseals it, and

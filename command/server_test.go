@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -190,6 +191,27 @@ func TestServerCommandStartFailures(t *testing.T) {
 			mustContain(t, "logs", logs, tt.wantLog...)
 			if tt.secret != "" && strings.Contains(logs, tt.secret) {
 				t.Fatalf("the password was logged:\n%s", logs)
+			}
+		})
+	}
+}
+
+func TestServerConnectionDeadlines(t *testing.T) {
+	hs := newHTTPServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	tests := []struct {
+		name string
+		got  time.Duration
+		want time.Duration
+	}{
+		{"slow request headers are cut off after 10s", hs.ReadHeaderTimeout, 10 * time.Second},
+		{"a whole request, body included, must arrive within 60s", hs.ReadTimeout, 60 * time.Second},
+		{"an idle keep-alive connection is closed after 120s", hs.IdleTimeout, 120 * time.Second},
+		{"responses have no write deadline, for agents' WebSocket connections", hs.WriteTimeout, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Fatalf("got %v, want %v", tt.got, tt.want)
 			}
 		})
 	}
