@@ -92,6 +92,8 @@ func (s *Server) classify(ctx context.Context, err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "request body is larger than the limit"
 	case errors.Is(err, storage.ErrUnavailable):
 		return http.StatusServiceUnavailable, "storage is unavailable; try again"
+	case errors.Is(err, storage.ErrInvalid):
+		return http.StatusBadRequest, "a value in the request is out of range or contains a character that cannot be stored"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "request was cancelled or timed out"
 	}

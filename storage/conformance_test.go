@@ -165,6 +165,9 @@ func testRevokeTree(t *testing.T, db *storage.DB) {
 	if got, err := db.RevokeTokenTree(ctx(), "nobody"); err != nil || len(got) != 0 {
 		t.Fatalf("revoking a missing token: %v, %v", got, err)
 	}
+	if err := db.CreateToken(ctx(), token("orphaned", "root")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("creating a child of a revoked token: %v, want ErrNotFound", err)
+	}
 }
 
 func testUseToken(t *testing.T, db *storage.DB) {
@@ -448,6 +451,42 @@ func testSecretPaths(t *testing.T, db *storage.DB) {
 		if got, err := db.SecretExists(ctx(), path); err != nil || got != want {
 			t.Errorf("SecretExists(%q) = %v, %v; want %v", path, got, err, want)
 		}
+	}
+}
+
+// Transactions must never wait for a second pooled connection while they
+// hold one: with a pool of one, every write path still completes.
+func TestWritesCompleteOnAOneConnectionPool(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			cfg := storage.Config{DataDir: t.TempDir(), PoolSize: 1}
+			if engine == "postgres" {
+				cfg = storage.Config{DatabaseURL: storagetest.PostgresURL(t), PoolSize: 1}
+			}
+			c, cancel := context.WithTimeout(ctx(), 20*time.Second)
+			defer cancel()
+			db, err := storage.Open(c, cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.MigrateUp(c); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 { // the first round runs unprepared, later ones prepared
+				if err := db.CreateToken(c, token(fmt.Sprint("p", i), "")); err != nil {
+					t.Fatalf("round %d CreateToken: %v", i, err)
+				}
+				if _, err := db.PutSecretVersion(c, storage.PutSecret{Path: "one/pool", Now: t0, DefaultMaxVersions: 10,
+					Seal: func(int) ([]byte, error) { return []byte("x"), nil }}); err != nil {
+					t.Fatalf("round %d PutSecretVersion: %v", i, err)
+				}
+				if _, err := db.RevokeTokenTree(c, fmt.Sprint("p", i)); err != nil {
+					t.Fatalf("round %d RevokeTokenTree: %v", i, err)
+				}
+				time.Sleep(50 * time.Millisecond) // let background preparation run
+			}
+		})
 	}
 }
 

@@ -58,10 +58,10 @@ type DB struct {
 	sql      *sql.DB
 	engine   Engine
 	location string
-	poolSize int
 	queries  atomic.Int64
 	txs      atomic.Int64
-	stmts    sync.Map // SQL text → *sql.Stmt
+	stmts     sync.Map // SQL text → *sql.Stmt
+	preparing sync.Map // SQL text → true while being prepared in the background
 }
 
 // Open connects to the configured database. For PostgreSQL it retries with
@@ -120,7 +120,7 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
-	return &DB{sql: sdb, engine: Postgres, location: where, poolSize: cfg.PoolSize}, nil
+	return &DB{sql: sdb, engine: Postgres, location: where}, nil
 }
 
 // withBinaryParameters turns on lib/pq's binary_parameters unless the URL
@@ -164,7 +164,9 @@ func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 	// Writers take the lock at BEGIN, so two writers never deadlock upgrading
 	// from a read lock; they queue on busy_timeout instead.
 	q.Set("_txlock", "immediate")
-	dsn := "file:" + filepath.ToSlash(path) + "?" + q.Encode()
+	// Built as a URL so a directory name with ?, # or % cannot change
+	// which file is opened or how.
+	dsn := (&url.URL{Scheme: "file", OmitHost: true, Path: filepath.ToSlash(path), RawQuery: q.Encode()}).String()
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("storage: opening %s: %w", path, err)
@@ -176,7 +178,7 @@ func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("storage: opening %s: %w", path, err)
 	}
-	return &DB{sql: sdb, engine: SQLite, location: path, poolSize: pool}, nil
+	return &DB{sql: sdb, engine: SQLite, location: path}, nil
 }
 
 // Engine reports which engine this database runs on.
@@ -188,12 +190,6 @@ func (db *DB) Location() string { return db.location }
 
 // Close closes every pooled connection.
 func (db *DB) Close() error { return db.sql.Close() }
-
-// Ping checks that the database answers.
-func (db *DB) Ping(ctx context.Context) error { return classify(db.sql.PingContext(ctx)) }
-
-// PoolStats reports connection-pool figures for metrics.
-func (db *DB) PoolStats() (sql.DBStats, int) { return db.sql.Stats(), db.poolSize }
 
 // RoundTrips counts the statements run outside transactions and the
 // transactions run, since the database was opened. Tests use it to hold the
@@ -275,36 +271,42 @@ type txQuerier struct {
 	tx *sql.Tx
 }
 
-func (t txQuerier) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	st, err := t.db.prepared(ctx, query)
-	if err != nil {
-		return nil, err
+// stmt returns the cached statement bound to the transaction's connection.
+// A statement not cached yet runs unprepared this time and is prepared in
+// the background: preparing it here would wait for a second pooled
+// connection while this transaction holds one, which deadlocks a small pool.
+func (t txQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st, ok := t.db.stmts.Load(query); ok {
+		return t.tx.StmtContext(ctx, st.(*sql.Stmt))
 	}
-	return t.tx.StmtContext(ctx, st), nil
+	if _, busy := t.db.preparing.LoadOrStore(query, true); !busy {
+		go func() {
+			defer t.db.preparing.Delete(query)
+			_, _ = t.db.prepared(context.Background(), query)
+		}()
+	}
+	return nil
 }
 
 func (t txQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := t.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
 	}
-	return st.ExecContext(ctx, args...)
+	return t.tx.ExecContext(ctx, query, args...)
 }
 
 func (t txQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	st, err := t.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
 	}
-	return st.QueryContext(ctx, args...)
+	return t.tx.QueryContext(ctx, query, args...)
 }
 
 func (t txQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	st, err := t.stmt(ctx, query)
-	if err != nil {
-		return t.tx.QueryRowContext(ctx, query, args...)
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
-	return st.QueryRowContext(ctx, args...)
+	return t.tx.QueryRowContext(ctx, query, args...)
 }
 
 // inTx runs fn in one transaction, committing if fn returns nil.

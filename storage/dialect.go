@@ -26,12 +26,16 @@ var (
 	// ErrUnavailable means the database could not be reached or is busy;
 	// retrying later may succeed.
 	ErrUnavailable = errors.New("storage: database unavailable")
+	// ErrInvalid means the database refused a value: a number out of its
+	// column's range or text it cannot hold (PostgreSQL refuses NUL). Domain
+	// checks should catch these first; this is the backstop.
+	ErrInvalid = errors.New("storage: value cannot be stored")
 )
 
 // classify wraps driver errors into the package's sentinels, dropping the
 // driver's text where it could carry statement details.
 func classify(err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrUnavailable) {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalid) {
 		return err
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -42,6 +46,10 @@ func classify(err error) error {
 		switch code := string(pqErr.Code); {
 		case code == "23505": // unique_violation
 			return fmt.Errorf("%w: %s", ErrConflict, pqErr.Constraint)
+		case code == "23503": // foreign_key_violation: the referenced row is gone
+			return fmt.Errorf("%w: %s", ErrNotFound, pqErr.Constraint)
+		case strings.HasPrefix(code, "22"): // data exception: out of range, bad encoding
+			return fmt.Errorf("%w: %s", ErrInvalid, pqErr.Code.Name())
 		case strings.HasPrefix(code, "08"), // connection exception
 			strings.HasPrefix(code, "53"),    // insufficient resources
 			strings.HasPrefix(code, "57"),    // operator intervention (shutdown, cancel)
@@ -54,6 +62,9 @@ func classify(err error) error {
 	}
 	var liteErr *sqlite.Error
 	if errors.As(err, &liteErr) {
+		if liteErr.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+			return fmt.Errorf("%w: sqlite foreign key", ErrNotFound)
+		}
 		switch liteErr.Code() & 0xff {
 		case sqlite3.SQLITE_CONSTRAINT:
 			return fmt.Errorf("%w: sqlite constraint", ErrConflict)

@@ -30,7 +30,8 @@ type Token struct {
 const tokenColumns = `token_hash, accessor, parent_accessor, policies, display_name, meta, ttl_seconds,
 	explicit_max_ttl_seconds, renewable, num_uses, bound_cidrs, created_at, expires_at, max_expires_at`
 
-// CreateToken stores a new token.
+// CreateToken stores a new token. ErrNotFound means its parent is gone
+// (revoked, used up or expired and swept) while the child was being made.
 func (db *DB) CreateToken(ctx context.Context, t Token) error {
 	return db.inTx(ctx, func(tx querier) error { return insertToken(ctx, tx, t) })
 }
@@ -167,22 +168,30 @@ func (db *DB) RevokeTokenTree(ctx context.Context, accessor string) ([]string, e
 	return revoked, err
 }
 
+// deleteTree deletes a token; the parent_accessor foreign key cascades to
+// its descendants. The accessors are read first, for reporting: on
+// PostgreSQL a child committed between the two statements is still
+// deleted (by the cascade) but not listed.
 func deleteTree(ctx context.Context, tx querier, accessor string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, descendants+`
-		DELETE FROM tokens WHERE accessor IN (SELECT accessor FROM tree) RETURNING accessor`, accessor)
+	rows, err := tx.QueryContext(ctx, descendants+` SELECT accessor FROM tree`, accessor)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var revoked []string
 	for rows.Next() {
 		var a string
 		if err := rows.Scan(&a); err != nil {
+			rows.Close()
 			return nil, err
 		}
 		revoked = append(revoked, a)
 	}
-	return revoked, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil || len(revoked) == 0 {
+		return nil, err
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM tokens WHERE accessor = $1`, accessor)
+	return revoked, err
 }
 
 // ExpiredTokens lists accessors of tokens whose expiry is before now.

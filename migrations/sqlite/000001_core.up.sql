@@ -15,10 +15,12 @@ CREATE TABLE barrier_keyring (
 );
 
 -- Tokens are stored by SHA-256 hash only; the accessor is a public handle.
+-- A child references its parent, so a child cannot be created under a
+-- token that is gone, and deleting a token deletes its whole subtree.
 CREATE TABLE tokens (
     token_hash               TEXT PRIMARY KEY,
-    accessor                 TEXT NOT NULL,
-    parent_accessor          TEXT,
+    accessor                 TEXT NOT NULL UNIQUE,
+    parent_accessor          TEXT REFERENCES tokens (accessor) ON DELETE CASCADE,
     policies                 TEXT NOT NULL,
     display_name             TEXT NOT NULL,
     meta                     TEXT NOT NULL,
@@ -31,7 +33,6 @@ CREATE TABLE tokens (
     expires_at               TIMESTAMP,
     max_expires_at           TIMESTAMP
 );
-CREATE UNIQUE INDEX tokens_accessor_index ON tokens (accessor);
 CREATE INDEX tokens_parent_accessor_index ON tokens (parent_accessor);
 CREATE INDEX tokens_expires_at_index ON tokens (expires_at);
 

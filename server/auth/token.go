@@ -180,7 +180,8 @@ func (s *Tokens) Create(ctx context.Context, parent Token, req CreateRequest, su
 		t.ParentAccessor = parent.Accessor
 	}
 	// A root child of a root token without a TTL lives until revoked, as in Vault.
-	neverExpires := isRootParent && slices.Contains(policies, RootPolicy) && req.TTL == 0 && req.ExplicitMaxTTL == 0
+	neverExpires := isRootParent && parent.ExpiresAt.IsZero() && slices.Contains(policies, RootPolicy) &&
+		req.TTL == 0 && req.ExplicitMaxTTL == 0
 	if !neverExpires {
 		ttl := req.TTL
 		if ttl == 0 {
@@ -211,6 +212,11 @@ func (s *Tokens) Create(ctx context.Context, parent Token, req CreateRequest, su
 	}
 	t.Hash, t.Accessor = Hash(id), accessor
 	if err := s.store.CreateToken(ctx, t); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			// The parent was revoked or used up (possibly by this very
+			// request's last use) before its child could be stored.
+			return Issued{}, ErrInvalidToken
+		}
 		return Issued{}, err
 	}
 	return Issued{ID: id, Token: t}, nil

@@ -50,6 +50,19 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// store saves a hand-made parent token so children can reference it.
+func (f *fixture) store(t *testing.T, tok auth.Token) auth.Token {
+	t.Helper()
+	tok.Hash = auth.Hash("s.parent-" + tok.Accessor)
+	if tok.CreatedAt.IsZero() {
+		tok.CreatedAt = f.now
+	}
+	if err := f.db.CreateToken(bg(), tok); err != nil {
+		t.Fatalf("storing parent %s: %v", tok.Accessor, err)
+	}
+	return tok
+}
+
 func (f *fixture) create(t *testing.T, parent auth.Token, req auth.CreateRequest) auth.Issued {
 	t.Helper()
 	issued, err := f.tokens.Create(bg(), parent, req, false)
@@ -190,9 +203,9 @@ func TestCreatePolicies(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t)
-			parent := c.parent
-			if parent.Accessor == "" {
-				parent = f.root.Token
+			parent := f.root.Token
+			if c.parent.Accessor != "" {
+				parent = f.store(t, c.parent)
 			}
 			issued, err := f.tokens.Create(bg(), parent, c.req, false)
 			if c.kind != 0 {
@@ -341,7 +354,7 @@ func TestCreateTTL(t *testing.T) {
 			f := newFixture(t)
 			parent := f.root.Token
 			if c.parent != nil {
-				parent = *c.parent
+				parent = f.store(t, *c.parent)
 			}
 			issued, err := f.tokens.Create(bg(), parent, c.req, c.sudo)
 			if err != nil {
@@ -864,6 +877,38 @@ func TestNewTokensDefaults(t *testing.T) {
 		}
 		if c := root.Token.CreatedAt; c.Before(before.Add(-time.Second)) || c.After(time.Now().Add(time.Second)) {
 			t.Fatalf("CreatedAt = %v, want about %v", c, before)
+		}
+	})
+}
+
+func TestChildrenOfVanishedOrExpiringParents(t *testing.T) {
+	t.Run("a one-use root token cannot mint a child with its last use", func(t *testing.T) {
+		f := newFixture(t)
+		oneUse := f.create(t, f.root.Token, auth.CreateRequest{Policies: []string{"root"}, NumUses: 1})
+		parent, err := f.authenticate(oneUse.ID) // spends the last use
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.tokens.Create(bg(), parent, auth.CreateRequest{}, true); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Fatalf("Create under a used-up parent = %v, want ErrInvalidToken", err)
+		}
+	})
+	t.Run("a revoked parent cannot have children", func(t *testing.T) {
+		f := newFixture(t)
+		parent := f.create(t, f.root.Token, auth.CreateRequest{Policies: []string{"dev"}})
+		if _, err := f.tokens.Revoke(bg(), parent.Token.Accessor); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.tokens.Create(bg(), parent.Token, auth.CreateRequest{}, false); !errors.Is(err, auth.ErrInvalidToken) {
+			t.Fatalf("Create under a revoked parent = %v, want ErrInvalidToken", err)
+		}
+	})
+	t.Run("a root child of an expiring root token expires with it", func(t *testing.T) {
+		f := newFixture(t)
+		parent := f.create(t, f.root.Token, auth.CreateRequest{Policies: []string{"root"}, TTL: time.Hour})
+		child := f.create(t, parent.Token, auth.CreateRequest{Policies: []string{"root"}})
+		if child.Token.ExpiresAt.IsZero() || child.Token.ExpiresAt.After(parent.Token.ExpiresAt) {
+			t.Fatalf("child expires %v, parent %v", child.Token.ExpiresAt, parent.Token.ExpiresAt)
 		}
 	})
 }
