@@ -85,11 +85,11 @@ The database is chosen exactly as 'secrethub server' chooses it.
 				return nil
 			}),
 		sub(migrateStatus, "status", "Show the applied and the pending migrations", cobra.NoArgs, nil),
-		sub(migrateForce, "force VERSION", "Record VERSION as applied and clean, after fixing a failed migration by hand", cobra.ExactArgs(1),
+		sub(migrateForce, "force VERSION", "Record VERSION as applied and clean (0: none applied), after fixing a failed migration by hand", cobra.ExactArgs(1),
 			func(opts *MigrateOptions, args []string) error {
 				v, err := strconv.Atoi(args[0])
-				if err != nil || v <= 0 {
-					return fmt.Errorf("VERSION must be a positive whole number, got %q", args[0])
+				if err != nil || v < 0 {
+					return fmt.Errorf("VERSION must be a migration version, or 0 for none applied, got %q", args[0])
 				}
 				opts.Version = v
 				return nil
@@ -132,7 +132,10 @@ func runMigrate(ctx context.Context, opts *MigrateOptions) error {
 		}
 		err = db.MigrateDown(ctx, steps)
 	case migrateForce:
-		err = db.MigrateForce(ctx, opts.Version)
+		// storage checks the version against the migrations of this binary.
+		if err = db.MigrateForce(ctx, opts.Version); err != nil {
+			err = fmt.Errorf("cannot force the schema to version %d: %w", opts.Version, err)
+		}
 	}
 	if err != nil {
 		return err

@@ -89,6 +89,51 @@ func TestMigrateOnAFreshSQLiteDirectory(t *testing.T) {
 	})
 }
 
+func TestMigrateForce(t *testing.T) {
+	versions, err := storage.EmbeddedVersions(storage.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := strconv.Itoa(int(versions[len(versions)-1]))
+	dirFlag := "--data-dir=" + t.TempDir()
+	if code, _, errOut := migrateCLI(t, nil, "up", dirFlag); code != 0 {
+		t.Fatalf("up: exit %d: %s", code, errOut)
+	}
+
+	steps := []struct {
+		name        string
+		args        []string
+		wantCode    int
+		wantCurrent string
+		wantMsg     string
+	}{
+		{"force 0 records that no migration is applied", []string{"0"}, 0, "0",
+			"Success! The schema went from version " + latest + " to version 0."},
+		{"force to the latest version records it again", []string{latest}, 0, latest,
+			"Success! The schema went from version 0 to version " + latest + "."},
+		{"a version this binary does not have is refused by storage, clearly", []string{"999"}, 1, "",
+			"Error: cannot force the schema to version 999: storage: 999 is not a migration version of this binary"},
+		{"a negative version is refused", []string{"--", "-1"}, 1, "", `VERSION must be a migration version, or 0 for none applied, got "-1"`},
+		{"a version that is not a number is refused", []string{"latest"}, 1, "", `VERSION must be a migration version`},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			code, out, errOut := migrateCLI(t, nil, append([]string{"force", dirFlag}, st.args...)...)
+			if code != st.wantCode {
+				t.Fatalf("exit %d, want %d: %s %s", code, st.wantCode, out, errOut)
+			}
+			if st.wantCode != 0 {
+				mustContain(t, "stderr", errOut, st.wantMsg)
+				return
+			}
+			mustContain(t, "stdout", out, st.wantMsg)
+			if rowValue(t, out, "Current Version") != st.wantCurrent || rowValue(t, out, "Dirty") != "false" {
+				t.Fatalf("force output:\n%s", out)
+			}
+		})
+	}
+}
+
 func TestMigrateOnPostgreSQL(t *testing.T) {
 	url := storagetest.PostgresURL(t)
 	env := map[string]string{"DATABASE_URL": url}
