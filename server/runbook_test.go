@@ -15,7 +15,8 @@ func TestRunbookPhase4AndPhase8_4(t *testing.T) {
 			t.Fatalf("health before init = %v", health)
 		}
 
-		// 4.1 Initialize (this one does send a Content-Type, as the runbook does).
+		// 4.1 Initialize. The runbook sends Content-Type: application/json
+		// here; n.do sends none, as bodies are parsed whatever the type.
 		r := mustStatus(t, n.do("POST", "/v1/sys/init", "", `{
     "secret_shares": 5,
     "secret_threshold": 3
