@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/secrethub/secrethub/server"
+	"github.com/secrethub/secrethub/server/secrets"
 	"github.com/secrethub/secrethub/storage"
 )
 
@@ -42,6 +43,8 @@ var settings = []setting{
 	{env: "SECRETHUB_LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
 	{env: "SECRETHUB_LOG_FORMAT", def: "text", help: "text or json"},
 	{env: "SECRETHUB_DB_CONNECT_TIMEOUT", def: "30s", help: "how long to keep retrying an unreachable PostgreSQL at start"},
+	{env: "SECRETHUB_KV_MAX_VERSIONS", def: strconv.Itoa(secrets.DefaultMaxVersions),
+		help: fmt.Sprintf("versions a static secret keeps unless its metadata sets max_versions, 1 to %d", secrets.MaxVersionsLimit)},
 	{env: "PHX_HOST", help: "public host name", later: "public URLs (PKI, web UI)"},
 	{env: "SECRET_KEY_BASE", help: "secret for signing web sessions", later: "the web UI"},
 	{env: "ADMIN_USERNAME", help: "admin login user name", later: "admin login"},
@@ -53,11 +56,12 @@ var settings = []setting{
 
 // settingFlags maps each flag that overrides a setting to its key.
 var settingFlags = map[string]string{
-	"database-url": "DATABASE_URL",
-	"data-dir":     "SECRETHUB_DATA_DIR",
-	"listen-addr":  "SECRETHUB_LISTEN_ADDR",
-	"log-level":    "SECRETHUB_LOG_LEVEL",
-	"node-name":    "SECRETHUB_NODE_NAME",
+	"database-url":    "DATABASE_URL",
+	"data-dir":        "SECRETHUB_DATA_DIR",
+	"listen-addr":     "SECRETHUB_LISTEN_ADDR",
+	"log-level":       "SECRETHUB_LOG_LEVEL",
+	"node-name":       "SECRETHUB_NODE_NAME",
+	"kv-max-versions": "SECRETHUB_KV_MAX_VERSIONS",
 }
 
 // settingsHelp documents every key for a command's long help.
@@ -97,6 +101,7 @@ type Settings struct {
 	LogLevel          slog.Level
 	LogFormat         string
 	DBConnectTimeout  time.Duration
+	KVMaxVersions     int
 	PublicHost        string
 	SecretKeyBase     string
 	AdminUsername     string
@@ -217,6 +222,16 @@ func (r *settingReader) positive(env string) int {
 	return n
 }
 
+// between reads a whole number from lo to hi.
+func (r *settingReader) between(env string, lo, hi int) int {
+	raw := r.str(env)
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < lo || n > hi {
+		r.fail(env, fmt.Sprintf("a whole number from %d to %d", lo, hi), raw)
+	}
+	return n
+}
+
 func (r *settingReader) boolean(env string) bool {
 	raw := r.str(env)
 	if raw == "" {
@@ -241,6 +256,7 @@ func parseSettings(v *viper.Viper) (Settings, error) {
 		port:              r.positive("PORT"),
 		ListenAddr:        r.str("SECRETHUB_LISTEN_ADDR"),
 		DataDir:           r.str("SECRETHUB_DATA_DIR"),
+		KVMaxVersions:     r.between("SECRETHUB_KV_MAX_VERSIONS", 1, secrets.MaxVersionsLimit),
 		NodeName:          r.str("SECRETHUB_NODE_NAME"),
 		ClusterName:       r.str("SECRETHUB_CLUSTER_NAME"),
 		LogFormat:         strings.ToLower(r.str("SECRETHUB_LOG_FORMAT")),

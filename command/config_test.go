@@ -58,7 +58,7 @@ func TestServerSettingsDefaults(t *testing.T) {
 	host, _ := os.Hostname()
 	if s.DatabaseURL != "" || s.DBPoolSize != 20 || s.ListenAddr != "0.0.0.0:4000" || s.DataDir != "./data" ||
 		s.LogLevel != slog.LevelInfo || s.LogFormat != "text" || s.DBConnectTimeout != 30*time.Second ||
-		s.NodeName != host || s.ClusterName != "" || len(s.TrustedProxies) != 0 || s.listenAddrSet {
+		s.NodeName != host || s.ClusterName != "" || len(s.TrustedProxies) != 0 || s.listenAddrSet || s.KVMaxVersions != 10 {
 		t.Fatalf("defaults = %+v", s)
 	}
 	if st := s.Storage(); st.DataDir != "./data" || st.PoolSize != 20 || st.ConnectTimeout != 30*time.Second {
@@ -101,8 +101,8 @@ func TestServerSettingsFromTheRunbookEnvironment(t *testing.T) {
 
 func TestServerSettingsPrecedence(t *testing.T) {
 	files := map[string]string{
-		"server.yaml": "SECRETHUB_DATA_DIR: /from/file\nsecrethub_node_name: file-node\nDb_Pool_Size: 7\nSECRETHUB_TRUSTED_PROXIES:\n  - 10.0.0.0/8\n  - 192.168.1.1\n",
-		"server.toml": "SECRETHUB_DATA_DIR = \"/from/file\"\nsecrethub_node_name = \"file-node\"\nDb_Pool_Size = 7\nSECRETHUB_TRUSTED_PROXIES = [\"10.0.0.0/8\", \"192.168.1.1\"]\n",
+		"server.yaml": "SECRETHUB_DATA_DIR: /from/file\nsecrethub_node_name: file-node\nDb_Pool_Size: 7\nsecrethub_kv_max_versions: 3\nSECRETHUB_TRUSTED_PROXIES:\n  - 10.0.0.0/8\n  - 192.168.1.1\n",
+		"server.toml": "SECRETHUB_DATA_DIR = \"/from/file\"\nsecrethub_node_name = \"file-node\"\nDb_Pool_Size = 7\nsecrethub_kv_max_versions = 3\nSECRETHUB_TRUSTED_PROXIES = [\"10.0.0.0/8\", \"192.168.1.1\"]\n",
 	}
 	for name, content := range files {
 		t.Run(filepath.Ext(name)[1:], func(t *testing.T) {
@@ -132,8 +132,8 @@ func TestServerSettingsPrecedence(t *testing.T) {
 					}
 					// Keys are matched whatever their case, and lists are CIDR lists.
 					want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.1/32")}
-					if s.DBPoolSize != 7 || !slices.Equal(s.TrustedProxies, want) {
-						t.Fatalf("pool %d proxies %v", s.DBPoolSize, s.TrustedProxies)
+					if s.DBPoolSize != 7 || s.KVMaxVersions != 3 || !slices.Equal(s.TrustedProxies, want) {
+						t.Fatalf("pool %d kv max versions %d proxies %v", s.DBPoolSize, s.KVMaxVersions, s.TrustedProxies)
 					}
 				})
 			}
@@ -164,6 +164,18 @@ func TestServerSettingsDerivedValues(t *testing.T) {
 			[]string{"--log-level=warn"}, func(t *testing.T, s Settings) {
 				if s.LogLevel != slog.LevelWarn || s.LogFormat != "json" || s.DBConnectTimeout != 90*time.Second {
 					t.Fatalf("level %v format %q timeout %v", s.LogLevel, s.LogFormat, s.DBConnectTimeout)
+				}
+			}},
+		{"the versions a secret keeps come from the environment", map[string]string{"SECRETHUB_KV_MAX_VERSIONS": "25"}, nil,
+			func(t *testing.T, s Settings) {
+				if s.KVMaxVersions != 25 {
+					t.Fatalf("kv max versions %d", s.KVMaxVersions)
+				}
+			}},
+		{"and --kv-max-versions beats the environment", map[string]string{"SECRETHUB_KV_MAX_VERSIONS": "25"}, []string{"-kv-max-versions=1000"},
+			func(t *testing.T, s Settings) {
+				if s.KVMaxVersions != 1000 {
+					t.Fatalf("kv max versions %d", s.KVMaxVersions)
 				}
 			}},
 		{"the database URL flag selects PostgreSQL", nil, []string{"--database-url=postgres://h/db"}, func(t *testing.T, s Settings) {
@@ -197,6 +209,12 @@ func TestServerSettingsErrors(t *testing.T) {
 		{"a bad CIDR", map[string]string{"SECRETHUB_TRUSTED_PROXIES": "10.0.0.0/99"}, [2]string{}, "SECRETHUB_TRUSTED_PROXIES"},
 		{"a bad boolean", map[string]string{"AUTO_UNSEAL_ENABLED": "maybe"}, [2]string{}, "AUTO_UNSEAL_ENABLED must be true or false"},
 		{"a bad timeout", map[string]string{"SECRETHUB_DB_CONNECT_TIMEOUT": "soon"}, [2]string{}, "SECRETHUB_DB_CONNECT_TIMEOUT"},
+		{"keeping no versions", map[string]string{"SECRETHUB_KV_MAX_VERSIONS": "0"}, [2]string{},
+			`SECRETHUB_KV_MAX_VERSIONS must be a whole number from 1 to 1000, got "0"`},
+		{"keeping more than 1000 versions", nil, [2]string{"c.yaml", "secrethub_kv_max_versions: 1001\n"},
+			`SECRETHUB_KV_MAX_VERSIONS must be a whole number from 1 to 1000, got "1001"`},
+		{"a version count that is not a number", map[string]string{"SECRETHUB_KV_MAX_VERSIONS": "ten"}, [2]string{},
+			"SECRETHUB_KV_MAX_VERSIONS must be a whole number"},
 		{"a misspelt key in the config file", nil, [2]string{"c.yaml", "DATABSE_URL: x\n"}, `unknown key "databse_url"`},
 		{"a config file of another type", nil, [2]string{"c.json", "{}"}, "must end in .yaml, .yml or .toml"},
 		{"a config file that does not parse", nil, [2]string{"c.toml", "= nope"}, "config file"},

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/secrethub/secrethub/server"
+	"github.com/secrethub/secrethub/server/secrets"
 	"github.com/secrethub/secrethub/storage"
 )
 
@@ -80,6 +81,7 @@ prints the unseal key and root token. Never use --dev in production.
 	fl.String("listen-addr", "", "address to listen on (env SECRETHUB_LISTEN_ADDR, default 0.0.0.0:$PORT)")
 	fl.String("log-level", "", "debug, info, warn or error (env SECRETHUB_LOG_LEVEL, default info)")
 	fl.String("node-name", "", "this node's name (env SECRETHUB_NODE_NAME, default the host name)")
+	fl.Int("kv-max-versions", secrets.DefaultMaxVersions, "versions a static secret keeps unless its metadata says (env SECRETHUB_KV_MAX_VERSIONS)")
 	fl.BoolVar(&opts.Dev, "dev", false, "run a throwaway dev server on temporary storage, unsealed, root token printed (never in production)")
 	return cmd
 }
@@ -123,7 +125,7 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 		return errLogged
 	}
 	srv := server.New(db, server.Config{
-		NodeName: s.NodeName, ClusterName: s.ClusterName, TrustedProxies: s.TrustedProxies, Logger: log,
+		NodeName: s.NodeName, ClusterName: s.ClusterName, TrustedProxies: s.TrustedProxies, MaxVersions: s.KVMaxVersions, Logger: log,
 	})
 	ln, err := net.Listen("tcp", s.ListenAddr)
 	if err != nil {

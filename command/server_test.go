@@ -74,6 +74,16 @@ func (rs *runningServer) shutdown(t *testing.T) {
 
 func (rs *runningServer) url() string { return "http://" + rs.addr.String() }
 
+// rootToken is the root token a dev server printed.
+func (rs *runningServer) rootToken(t *testing.T) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^Root Token: (s\.\S+)$`).FindStringSubmatch(rs.console.out.String())
+	if m == nil {
+		t.Fatalf("no root token in:\n%s", rs.console.out)
+	}
+	return m[1]
+}
+
 func TestServerCommandServesAndStopsCleanly(t *testing.T) {
 	dataDir := t.TempDir()
 	rs := startServerCommand(t, map[string]string{"SECRETHUB_NODE_NAME": "core-1"},
@@ -120,11 +130,7 @@ func TestServerCommandDevMode(t *testing.T) {
 		"-dev", "-listen-addr=127.0.0.1:0")
 	out := rs.console.out.String()
 	mustContain(t, "dev output", out, "Never use", "export SECRETHUB_ADDR='"+rs.url()+"'", "Unseal Key: ")
-	m := regexp.MustCompile(`(?m)^Root Token: (s\.\S+)$`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no root token in:\n%s", out)
-	}
-	token := m[1]
+	token := rs.rootToken(t)
 	mustContain(t, "dev output", out, "export SECRETHUB_TOKEN='"+token+"'")
 
 	c, err := client.New(rs.url(), token)
@@ -140,12 +146,34 @@ func TestServerCommandDevMode(t *testing.T) {
 	}
 
 	rs.shutdown(t)
-	m = regexp.MustCompile(`location=(\S+)`).FindStringSubmatch(rs.console.err.String())
+	m := regexp.MustCompile(`location=(\S+)`).FindStringSubmatch(rs.console.err.String())
 	if m == nil || !strings.Contains(rs.console.err.String(), "storage=sqlite") {
 		t.Fatalf("no sqlite location in the logs:\n%s", rs.console.err)
 	}
 	if _, err := os.Stat(filepath.Dir(m[1])); !os.IsNotExist(err) {
 		t.Fatalf("the dev data directory %s is still there: %v", filepath.Dir(m[1]), err)
+	}
+}
+
+func TestServerCommandKeepsTheConfiguredNumberOfVersions(t *testing.T) {
+	rs := startServerCommand(t, map[string]string{"SECRETHUB_KV_MAX_VERSIONS": "5"}, "-dev", "-listen-addr=127.0.0.1:0", "-kv-max-versions=2")
+	c, err := client.New(rs.url(), rs.rootToken(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := c.KV().Put(ctx, "app/db", map[string]any{"n": i}, client.KVPutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := c.KV().Metadata(ctx, "app/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.CurrentVersion != 3 || m.OldestVersion != 2 || len(m.Versions) != 2 {
+		t.Fatalf("after 3 writes with --kv-max-versions=2: current %d oldest %d, %d versions kept",
+			m.CurrentVersion, m.OldestVersion, len(m.Versions))
 	}
 }
 
