@@ -62,7 +62,7 @@ func TestBadRequestsGetAClear4xx(t *testing.T) {
 			{"a kv write without data is a 400", "POST", "/v1/secrets/static/app/db", `{}`, root, 400, "no data provided"},
 			{"a kv write with null data is a 400", "POST", "/v1/secrets/static/app/db", `{"data":null}`, root, 400, "no data provided"},
 			{"a kv write with no body is a 400", "POST", "/v1/secrets/static/app/db", "", root, 400, "no data provided"},
-			{"a negative cas is a 400", "POST", "/v1/secrets/static/app/db", `{"data":{},"options":{"cas":-1}}`, root, 400, "cas must not be negative"},
+			{"a negative cas is a 400", "POST", "/v1/secrets/static/app/db", `{"data":{},"options":{"cas":-1}}`, root, 400, "cas must be between 0 and"},
 			{"a %2e%2e segment is a 400", "GET", "/v1/secrets/static/a/%2e%2e/b", "", root, 400, `".." segment`},
 			{"a . segment is a 400", "POST", "/v1/secrets/static/a/./b", `{"data":{}}`, root, 400, `"." segment`},
 			{"an empty segment is a 400", "GET", "/v1/secrets/static/a//b", "", root, 400, "empty segment"},
@@ -99,7 +99,7 @@ func TestBadRequestsGetAClear4xx(t *testing.T) {
 			{"bad bound CIDRs are a 400", "POST", "/v1/auth/token/create", `{"bound_cidrs":["nowhere"]}`, root, 400, "bound_cidrs"},
 			{"token lookup without a token is a 400", "POST", "/v1/auth/token/lookup", `{}`, root, 400, `missing "token"`},
 			{"undelete without versions is a 400", "POST", "/v1/secrets/undelete/app/db", `{}`, root, 400, "versions is required"},
-			{"destroy of version 0 is a 400", "POST", "/v1/secrets/destroy/app/db", `{"versions":[0]}`, root, 400, "positive"},
+			{"destroy of version 0 is a 400", "POST", "/v1/secrets/destroy/app/db", `{"versions":[0]}`, root, 400, "between 1 and"},
 			{"rollback without a version is a 400", "POST", "/v1/secrets/rollback/app/db", `{}`, root, 400, "version is required"},
 			{"max_versions out of range is a 400", "POST", "/v1/secrets/metadata/app/db", `{"max_versions":100000}`, root, 400, "max_versions must be between"},
 		}

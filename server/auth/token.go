@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"math"
 	"math/big"
 	"net/netip"
 	"slices"
@@ -150,8 +151,14 @@ func (s *Tokens) Create(ctx context.Context, parent Token, req CreateRequest, su
 	if req.NoParent && !sudo {
 		return Issued{}, fault.New(fault.Denied, "permission denied: creating an orphan token (no_parent) needs root or sudo")
 	}
-	if req.TTL < 0 || req.ExplicitMaxTTL < 0 || req.NumUses < 0 {
-		return Issued{}, fault.Invalidf("ttl, explicit_max_ttl and num_uses must not be negative")
+	if req.TTL < 0 || req.ExplicitMaxTTL < 0 {
+		return Issued{}, fault.Invalidf("ttl and explicit_max_ttl must not be negative")
+	}
+	if req.NumUses < 0 || req.NumUses > math.MaxInt32 {
+		return Issued{}, fault.Invalidf("num_uses must be between 0 (unlimited) and %d", math.MaxInt32)
+	}
+	if hasNUL(req.DisplayName) {
+		return Issued{}, fault.Invalidf("display_name must not contain NUL characters")
 	}
 	policies, err := s.childPolicies(parent, req)
 	if err != nil {
@@ -161,9 +168,12 @@ func (s *Tokens) Create(ctx context.Context, parent Token, req CreateRequest, su
 	if err != nil {
 		return Issued{}, err
 	}
-	for k := range req.Meta {
+	for k, v := range req.Meta {
 		if k == "" {
 			return Issued{}, fault.Invalidf("meta keys must not be empty")
+		}
+		if hasNUL(k) || hasNUL(v) {
+			return Issued{}, fault.Invalidf("meta keys and values must not contain NUL characters")
 		}
 	}
 
@@ -234,6 +244,9 @@ func (s *Tokens) childPolicies(parent Token, req CreateRequest) ([]string, error
 		if p == "" {
 			return nil, fault.Invalidf("policy names must not be empty")
 		}
+		if hasNUL(p) {
+			return nil, fault.Invalidf("policy names must not contain NUL characters")
+		}
 		if !isRootParent && !slices.Contains(parent.Policies, p) {
 			return nil, fault.New(fault.Denied, "permission denied: a token can only be given policies its parent has ("+p+" is not one)")
 		}
@@ -252,6 +265,17 @@ func (s *Tokens) childPolicies(parent Token, req CreateRequest) ([]string, error
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+func hasNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+
+// checkAccessor refuses accessors no token can have before they reach
+// storage (PostgreSQL cannot even compare text containing NUL).
+func checkAccessor(accessor string) error {
+	if accessor == "" || len(accessor) > 256 || hasNUL(accessor) {
+		return fault.Invalidf("accessor must be 1 to 256 characters without NUL")
+	}
+	return nil
 }
 
 func displayName(name string) string {
@@ -357,6 +381,9 @@ func (s *Tokens) Lookup(ctx context.Context, id string) (Token, error) {
 
 // LookupAccessor finds a live token by its accessor.
 func (s *Tokens) LookupAccessor(ctx context.Context, accessor string) (Token, error) {
+	if err := checkAccessor(accessor); err != nil {
+		return Token{}, err
+	}
 	t, err := s.store.TokenByAccessor(ctx, accessor)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && !s.live(t)) {
 		return Token{}, ErrTokenNotFound
@@ -409,6 +436,9 @@ func (s *Tokens) Renew(ctx context.Context, t Token, increment time.Duration) (T
 
 // Revoke removes the token with this accessor and all its descendants.
 func (s *Tokens) Revoke(ctx context.Context, accessor string) ([]string, error) {
+	if err := checkAccessor(accessor); err != nil {
+		return nil, err
+	}
 	revoked, err := s.store.RevokeTokenTree(ctx, accessor)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -22,6 +23,10 @@ import (
 // DefaultMaxVersions is how many versions a secret keeps unless configured.
 const DefaultMaxVersions = 10
 
+// MaxVersion is the largest version number a secret can reach (the
+// storage column is a 32-bit integer on both engines).
+const MaxVersion = math.MaxInt32
+
 // MaxVersionsLimit bounds a secret's max_versions setting.
 const MaxVersionsLimit = 1000
 
@@ -32,7 +37,7 @@ var (
 	ErrDestroyed    = fault.New(fault.NotFound, "secret version is destroyed")
 	ErrCASRequired  = fault.New(fault.Invalid, "check-and-set parameter required for this secret: send options.cas")
 	errCASConflict  = "check-and-set parameter did not match the current version "
-	errVersionRange = "versions must be positive integers"
+	errVersionRange = "versions must be whole numbers between 1 and 2147483647"
 )
 
 // Store is what the static engine needs from storage.
@@ -99,8 +104,8 @@ type Value struct {
 // Put writes data as a new version. cas, when set, must equal the current
 // version (0: the secret must not exist yet).
 func (s *Static) Put(ctx context.Context, path string, data map[string]any, cas *int) (VersionInfo, error) {
-	if cas != nil && *cas < 0 {
-		return VersionInfo{}, fault.Invalidf("options.cas must not be negative")
+	if cas != nil && (*cas < 0 || *cas > MaxVersion) {
+		return VersionInfo{}, fault.Invalidf("options.cas must be between 0 and %d", MaxVersion)
 	}
 	plain, err := json.Marshal(data)
 	if err != nil {
@@ -126,8 +131,8 @@ func (s *Static) Put(ctx context.Context, path string, data map[string]any, cas 
 // Get reads a version (0: the current one). Deleted and destroyed versions
 // are not found.
 func (s *Static) Get(ctx context.Context, path string, version int) (Value, error) {
-	if version < 0 {
-		return Value{}, fault.Invalidf("version must not be negative")
+	if version < 0 || version > MaxVersion {
+		return Value{}, fault.Invalidf("version must be between 0 (the current one) and %d", MaxVersion)
 	}
 	r, err := s.store.GetSecretVersion(ctx, path, version)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -206,7 +211,7 @@ func checkVersions(versions []int) error {
 		return fault.Invalidf("at most %d versions per request", MaxVersionsLimit)
 	}
 	for _, v := range versions {
-		if v <= 0 {
+		if v <= 0 || v > MaxVersion {
 			return fault.Invalidf("%s", errVersionRange)
 		}
 	}
@@ -215,8 +220,8 @@ func checkVersions(versions []int) error {
 
 // Rollback writes the data of an earlier version as a new current version.
 func (s *Static) Rollback(ctx context.Context, path string, version int) (VersionInfo, error) {
-	if version <= 0 {
-		return VersionInfo{}, fault.Invalidf("version is required and must be positive")
+	if version <= 0 || version > MaxVersion {
+		return VersionInfo{}, fault.Invalidf("version is required and must be between 1 and %d", MaxVersion)
 	}
 	old, err := s.Get(ctx, path, version)
 	switch {
@@ -278,9 +283,12 @@ func (s *Static) Configure(ctx context.Context, path string, set Settings) error
 	if set.MaxVersions != nil && (*set.MaxVersions < 0 || *set.MaxVersions > MaxVersionsLimit) {
 		return fault.Invalidf("max_versions must be between 0 (server default) and %d", MaxVersionsLimit)
 	}
-	for k := range set.CustomMetadata {
+	for k, v := range set.CustomMetadata {
 		if k == "" || len(k) > 128 {
 			return fault.Invalidf("custom_metadata keys must be 1 to 128 bytes")
+		}
+		if strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) {
+			return fault.Invalidf("custom_metadata keys and values must not contain NUL characters")
 		}
 	}
 	return s.store.ConfigureSecret(ctx, path, storage.SecretSettings{
