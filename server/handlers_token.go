@@ -32,6 +32,15 @@ type tokenCreateRequest struct {
 }
 
 func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) error {
+	return s.createToken(w, r, false)
+}
+
+func (s *Server) handleTokenCreateOrphan(w http.ResponseWriter, r *http.Request) error {
+	return s.createToken(w, r, true)
+}
+
+// createToken issues a child of the caller's token, or an orphan.
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, orphan bool) error {
 	var req tokenCreateRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
@@ -51,15 +60,17 @@ func (s *Server) handleTokenCreate(w http.ResponseWriter, r *http.Request) error
 		ttl = req.Lease
 	}
 	parent := callerToken(r.Context())
-	canSudo := policy.Evaluate(s.policiesOf(parent), policy.Request{
+	// An orphan needs sudo on auth/token/create, or an allowed call to
+	// auth/token/create-orphan, whose route grants exactly that.
+	canOrphan := orphan || policy.Evaluate(s.policiesOf(parent), policy.Request{
 		Resource: "auth/token/create", Capability: policy.Update | policy.Sudo,
 	}).Allowed
 	issued, err := s.tokens.Create(r.Context(), parent, auth.CreateRequest{
 		Policies: req.Policies, Meta: req.Meta, DisplayName: req.DisplayName,
-		NoParent: req.NoParent, NoDefaultPolicy: req.NoDefaultPolicy, Renewable: req.Renewable,
+		NoParent: req.NoParent || orphan, NoDefaultPolicy: req.NoDefaultPolicy, Renewable: req.Renewable,
 		TTL: time.Duration(ttl), ExplicitMaxTTL: time.Duration(req.ExplicitMaxTTL),
 		NumUses: req.NumUses, BoundCIDRs: req.BoundCIDRs,
-	}, canSudo)
+	}, canOrphan)
 	if err != nil {
 		return err
 	}
@@ -206,6 +217,22 @@ func (s *Server) handleTokenRenew(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	s.respondAuth(w, r, s.authFor(req.Token, t))
+	return nil
+}
+
+func (s *Server) handleTokenRenewAccessor(w http.ResponseWriter, r *http.Request) error {
+	req, err := decodeTokenRequest(r, "accessor")
+	if err != nil {
+		return err
+	}
+	t, err := s.tokens.LookupAccessor(r.Context(), req.Accessor)
+	if err != nil {
+		return err
+	}
+	if t, err = s.tokens.Renew(r.Context(), t, time.Duration(req.Increment)); err != nil {
+		return err
+	}
+	s.respondAuth(w, r, s.authFor("", t))
 	return nil
 }
 

@@ -95,11 +95,13 @@ func (s *Server) routes() []route {
 		{"sys.key-status", "GET", "/v1/sys/key-status", api("sys/key-status", read), s.handleKeyStatus},
 
 		{"token.create", "POST,PUT", "/v1/auth/token/create", api("auth/token/create", update), s.handleTokenCreate},
+		{"token.create-orphan", "POST,PUT", "/v1/auth/token/create-orphan", api("auth/token/create-orphan", update), s.handleTokenCreateOrphan},
 		{"token.lookup-self", "GET", "/v1/auth/token/lookup-self", api("auth/token/lookup-self", read), s.handleTokenLookupSelf},
 		{"token.lookup", "POST,PUT", "/v1/auth/token/lookup", api("auth/token/lookup", update), s.handleTokenLookup},
 		{"token.lookup-accessor", "POST,PUT", "/v1/auth/token/lookup-accessor", api("auth/token/lookup-accessor", update), s.handleTokenLookupAccessor},
 		{"token.renew-self", "POST,PUT", "/v1/auth/token/renew-self", api("auth/token/renew-self", update), s.handleTokenRenewSelf},
 		{"token.renew", "POST,PUT", "/v1/auth/token/renew", api("auth/token/renew", update), s.handleTokenRenew},
+		{"token.renew-accessor", "POST,PUT", "/v1/auth/token/renew-accessor", api("auth/token/renew-accessor", update), s.handleTokenRenewAccessor},
 		{"token.revoke-self", "POST,PUT", "/v1/auth/token/revoke-self", api("auth/token/revoke-self", update), s.handleTokenRevokeSelf},
 		{"token.revoke", "POST,PUT", "/v1/auth/token/revoke", api("auth/token/revoke", update), s.handleTokenRevoke},
 		{"token.revoke-accessor", "POST,PUT", "/v1/auth/token/revoke-accessor", api("auth/token/revoke-accessor", update), s.handleTokenRevokeAccessor},
