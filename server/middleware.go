@@ -3,9 +3,12 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -54,21 +57,26 @@ func newRequestID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// entry runs before routing: it names the request, recovers from panics
-// without leaking a trace, bounds the body, and turns `GET ?list=true` into
-// the LIST method.
+// entry runs before routing: it names the request, bounds its time and
+// body, recovers from panics without leaking a trace, and turns
+// `GET ?list=true` into the LIST method.
 func (s *Server) entry(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		st := &reqState{id: newRequestID(), clientIP: clientIP(r, s.cfg.TrustedProxies)}
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, st))
+		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), ctxKey{}, st), s.cfg.RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		w := &responseWriter{ResponseWriter: rw}
 		w.Header().Set("X-Request-Id", st.id)
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				s.log.Error("panic serving request", "request_id", st.id, "method", r.Method, "panic", fmt.Sprint(p))
-				s.respondError(w, r, fmt.Errorf("panic: %v", p))
+				s.logPanic(r, p)
+				if w.status == 0 {
+					s.respondError(w, r, errPanic)
+				}
 			}
 		}()
 		if r.ContentLength > s.cfg.MaxRequestBytes {
@@ -82,6 +90,42 @@ func (s *Server) entry(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+var errPanic = errors.New("handler panicked")
+
+// logPanic records a panic with its stack. Only runtime errors' messages are
+// logged: any other panic value could carry request data.
+func (s *Server) logPanic(r *http.Request, p any) {
+	msg := fmt.Sprintf("panic of type %T", p)
+	if re, ok := p.(runtime.Error); ok {
+		msg = re.Error()
+	}
+	s.log.Error("panic serving request", "request_id", requestID(r.Context()), "method", r.Method,
+		"route", routeName(r), "panic", msg, "stack", string(debug.Stack()))
+}
+
+// responseWriter remembers the status sent, so nothing is written twice.
+type responseWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func isTrue(v string) bool {
 	switch strings.ToLower(v) {

@@ -8,6 +8,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -29,6 +30,9 @@ var Version = "0.1.0-dev"
 // DefaultMaxRequestBytes is the largest request body accepted (1 MiB).
 const DefaultMaxRequestBytes = 1 << 20
 
+// DefaultRequestTimeout bounds a request's work (database waits included).
+const DefaultRequestTimeout = 60 * time.Second
+
 // Config is what the server needs besides its database.
 type Config struct {
 	// NodeName tells nodes apart in health responses and logs (default: host name).
@@ -37,6 +41,8 @@ type Config struct {
 	ClusterName string
 	// MaxRequestBytes bounds request bodies (default 1 MiB).
 	MaxRequestBytes int64
+	// RequestTimeout bounds how long one request may run (default 60s).
+	RequestTimeout time.Duration
 	// MaxVersions is the default number of versions a static secret keeps.
 	MaxVersions int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
@@ -77,6 +83,9 @@ func New(db *storage.DB, cfg Config) *Server {
 	}
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, db: db}
 	s.seal = seal.New(db, cfg.Now)
@@ -121,19 +130,22 @@ func (s *Server) Unseal(ctx context.Context, key []byte) (seal.Status, error) {
 	return st, err
 }
 
-// Run performs background upkeep until ctx ends: expired tokens (with
-// their children) are revoked every sweep interval while unsealed.
+// Run performs background upkeep until ctx ends, while unsealed: expired
+// tokens (with their children) are revoked every sweep interval, and the
+// keyring is re-read every KeyringReload so a rotation made on another node
+// reaches this node's encryption within that time.
 func (s *Server) Run(ctx context.Context, sweep time.Duration) {
 	if sweep <= 0 {
 		sweep = 30 * time.Second
 	}
-	t := time.NewTicker(sweep)
-	defer t.Stop()
+	sweepTick, reloadTick := time.NewTicker(sweep), time.NewTicker(KeyringReload)
+	defer sweepTick.Stop()
+	defer reloadTick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-sweepTick.C:
 			if s.seal.Sealed() {
 				continue
 			}
@@ -142,6 +154,13 @@ func (s *Server) Run(ctx context.Context, sweep time.Duration) {
 			} else if n > 0 {
 				s.log.Info("revoked expired tokens", "count", n)
 			}
+		case <-reloadTick.C:
+			if err := s.seal.Reload(ctx); err != nil && !errors.Is(err, seal.ErrSealed) {
+				s.log.Warn("reloading the keyring", "error", err.Error())
+			}
 		}
 	}
 }
+
+// KeyringReload is how often an unsealed node re-reads the keyring.
+const KeyringReload = 10 * time.Second

@@ -218,6 +218,17 @@ func Unwrap(rootKey, blob []byte) (*Keyring, error) {
 	return fromTerms(doc.Terms)
 }
 
+// Destroy overwrites the raw term keys this keyring holds. Keyrings made by
+// Rotate share term keys with their predecessor, so only the keyring being
+// dropped for good (at seal) is destroyed. The cipher objects keep their own
+// expanded keys, which Go gives no way to wipe; they become garbage with
+// the keyring.
+func (k *Keyring) Destroy() {
+	for i := range k.raw {
+		zero(k.raw[i].Key)
+	}
+}
+
 // Zero overwrites a key held in memory once it is no longer needed.
 func Zero(b []byte) { zero(b) }
 

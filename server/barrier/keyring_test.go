@@ -519,3 +519,20 @@ func FuzzDecrypt(f *testing.F) {
 		}
 	})
 }
+
+func TestDestroyWipesTermKeys(t *testing.T) {
+	k, err := NewKeyring(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err = k.Rotate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Destroy()
+	for _, term := range k.raw {
+		if !bytes.Equal(term.Key, make([]byte, KeySize)) {
+			t.Fatalf("term %d key survived Destroy", term.Number)
+		}
+	}
+}

@@ -290,6 +290,7 @@ func (m *Manager) Seal() {
 	defer m.mu.Unlock()
 	if st := m.state.Swap(nil); st != nil {
 		barrier.Zero(st.rootKey)
+		st.keyring.Destroy()
 	}
 	m.resetLocked()
 }
@@ -347,6 +348,19 @@ func (m *Manager) reloadLocked(ctx context.Context, st *unsealed) error {
 	}
 	m.state.Store(&unsealed{rootKey: st.rootKey, keyring: keyring, blob: blob})
 	return nil
+}
+
+// Reload picks up a keyring rotated by another node. Decrypt reloads on an
+// unknown term by itself; calling Reload periodically also moves this node
+// to the newest term for encryption.
+func (m *Manager) Reload(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.state.Load()
+	if st == nil {
+		return ErrSealed
+	}
+	return m.reloadLocked(ctx, st)
 }
 
 // KeyStatus describes the active key term.

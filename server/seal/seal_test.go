@@ -816,3 +816,24 @@ func TestDecryptRacingSealNeverPanics(t *testing.T) {
 		}
 	}
 }
+
+func TestReloadMovesAnotherNodeToTheNewestTerm(t *testing.T) {
+	a, db, keys := initialized(t, 3, 2)
+	b := seal.New(db, clock)
+	if err := b.Reload(bg()); !errors.Is(err, seal.ErrSealed) {
+		t.Fatalf("Reload while sealed = %v, want ErrSealed", err)
+	}
+	unsealWith(t, a, keys[0], keys[1])
+	unsealWith(t, b, keys[1], keys[2])
+	if _, err := a.Rotate(bg()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reload(bg()); err != nil {
+		t.Fatal(err)
+	}
+	ct := encrypt(t, b, "p", "after reload")
+	if term := binary.BigEndian.Uint32(ct[1:5]); term != 2 {
+		t.Fatalf("b encrypts with term %d after Reload, want 2", term)
+	}
+	mustDecrypt(t, a, "p", ct, "after reload")
+}

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/secrethub/secrethub/storage/storagetest"
+)
+
+func newEntryServer(t *testing.T, cfg Config) (*Server, *bytes.Buffer) {
+	t.Helper()
+	var logs bytes.Buffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	return New(storagetest.SQLite(t), cfg), &logs
+}
+
+func TestEntryRecoversFromPanicsWithoutLeaking(t *testing.T) {
+	s, logs := newEntryServer(t, Config{})
+	const secret = "s.panicking-with-a-secret"
+
+	t.Run("a panic before any output is a 500 with a request id and no detail", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		s.entry(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(secret) })).
+			ServeHTTP(rec, httptest.NewRequest("GET", "/v1/anything", nil))
+		if rec.Code != 500 || !strings.Contains(rec.Body.String(), `"errors"`) || rec.Header().Get("X-Request-Id") == "" {
+			t.Fatalf("status %d, body %s, headers %v", rec.Code, rec.Body, rec.Header())
+		}
+		if strings.Contains(rec.Body.String(), secret) || strings.Contains(rec.Body.String(), "goroutine") {
+			t.Fatalf("the response leaks the panic: %s", rec.Body)
+		}
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("the log leaks the panic value:\n%s", logs)
+		}
+		if !strings.Contains(logs.String(), "panic of type string") {
+			t.Fatalf("the panic was not logged:\n%s", logs)
+		}
+	})
+
+	t.Run("a panic after the header went out writes nothing more", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		s.entry(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = w.Write([]byte("partial"))
+			panic("late")
+		})).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/anything", nil))
+		if rec.Code != http.StatusAccepted || rec.Body.String() != "partial" {
+			t.Fatalf("status %d, body %q", rec.Code, rec.Body)
+		}
+	})
+
+	t.Run("a runtime error's message is logged", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		s.entry(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+			var m map[string]int
+			m["x"]++
+		})).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/anything", nil))
+		if rec.Code != 500 || !strings.Contains(logs.String(), "assignment to entry in nil map") {
+			t.Fatalf("status %d; log:\n%s", rec.Code, logs)
+		}
+	})
+}
+
+func TestEntryBoundsEveryRequestInTime(t *testing.T) {
+	s, _ := newEntryServer(t, Config{RequestTimeout: 250 * time.Millisecond})
+	var left time.Duration
+	rec := httptest.NewRecorder()
+	s.entry(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		deadline, ok := r.Context().Deadline()
+		if !ok {
+			t.Fatal("the request context has no deadline")
+		}
+		left = time.Until(deadline)
+	})).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/anything", nil))
+	if left <= 0 || left > 250*time.Millisecond {
+		t.Fatalf("time left = %v, want within the 250ms request timeout", left)
+	}
+}
