@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/secrethub/secrethub/server/auth"
 	"github.com/secrethub/secrethub/server/fault"
 	"github.com/secrethub/secrethub/server/secrets"
 )
@@ -33,10 +34,7 @@ func versionOut(v secrets.VersionInfo) kvVersion {
 }
 
 func (s *Server) handleKVRead(w http.ResponseWriter, r *http.Request) error {
-	path, err := secretPath(r)
-	if err != nil {
-		return err
-	}
+	path := resourceOf(r)
 	version, err := intParam(r, "version")
 	if err != nil {
 		return err
@@ -57,10 +55,7 @@ type kvWriteRequest struct {
 }
 
 func (s *Server) handleKVWrite(w http.ResponseWriter, r *http.Request) error {
-	path, err := secretPath(r)
-	if err != nil {
-		return err
-	}
+	path := resourceOf(r)
 	var req kvWriteRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
@@ -68,19 +63,35 @@ func (s *Server) handleKVWrite(w http.ResponseWriter, r *http.Request) error {
 	if req.Data == nil {
 		return fault.Invalidf(`no data provided: send {"data": {"key": "value"}}`)
 	}
-	v, err := s.kv.Put(r.Context(), path, req.Data, req.Options.CAS)
+	cas := req.Options.CAS
+	createOnly := stateOf(r.Context()).createOnly
+	if createOnly {
+		// Allowed to create but not to update: the write must not replace
+		// a secret, even one created since authorization looked.
+		if cas != nil && *cas != 0 {
+			return auth.ErrPermissionDenied
+		}
+		cas = new(int)
+	}
+	v, err := s.kv.Put(r.Context(), path, req.Data, cas)
 	if err != nil {
-		return err
+		return deniedIfExists(createOnly, err)
 	}
 	s.respondData(w, r, versionOut(v))
 	return nil
 }
 
-func (s *Server) handleKVDelete(w http.ResponseWriter, r *http.Request) error {
-	path, err := secretPath(r)
-	if err != nil {
-		return err
+// deniedIfExists reports a create-only write that met an existing target
+// as what it is for the caller: an update they may not make.
+func deniedIfExists(createOnly bool, err error) error {
+	if createOnly && fault.KindOf(err) == fault.Conflict {
+		return auth.ErrPermissionDenied
 	}
+	return err
+}
+
+func (s *Server) handleKVDelete(w http.ResponseWriter, r *http.Request) error {
+	path := resourceOf(r)
 	if err := s.kv.Delete(r.Context(), path); err != nil {
 		return err
 	}
@@ -89,10 +100,7 @@ func (s *Server) handleKVDelete(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleKVList(w http.ResponseWriter, r *http.Request) error {
-	prefix, err := secretPrefix(r)
-	if err != nil {
-		return err
-	}
+	prefix := resourceOf(r)
 	keys, err := s.kv.List(r.Context(), prefix)
 	if err != nil {
 		return err
@@ -102,10 +110,7 @@ func (s *Server) handleKVList(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleKVMetadataRead(w http.ResponseWriter, r *http.Request) error {
-	path, err := secretPath(r)
-	if err != nil {
-		return err
-	}
+	path := resourceOf(r)
 	m, err := s.kv.Metadata(r.Context(), path)
 	if err != nil {
 		return err
@@ -131,29 +136,25 @@ type kvMetadataRequest struct {
 }
 
 func (s *Server) handleKVMetadataWrite(w http.ResponseWriter, r *http.Request) error {
-	path, err := secretPath(r)
-	if err != nil {
-		return err
-	}
+	path := resourceOf(r)
 	var req kvMetadataRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	err = s.kv.Configure(r.Context(), path, secrets.Settings{
+	createOnly := stateOf(r.Context()).createOnly
+	err := s.kv.Configure(r.Context(), path, secrets.Settings{
 		MaxVersions: req.MaxVersions, CASRequired: req.CASRequired, CustomMetadata: req.CustomMetadata,
+		CreateOnly: createOnly,
 	})
 	if err != nil {
-		return err
+		return deniedIfExists(createOnly, err)
 	}
 	respondNoContent(w)
 	return nil
 }
 
 func (s *Server) handleKVMetadataDelete(w http.ResponseWriter, r *http.Request) error {
-	path, err := secretPath(r)
-	if err != nil {
-		return err
-	}
+	path := resourceOf(r)
 	if err := s.kv.DeleteAll(r.Context(), path); err != nil {
 		return err
 	}
@@ -167,10 +168,7 @@ type kvVersionsRequest struct {
 
 // versionsAction runs one of the {"versions": [...]} operations.
 func (s *Server) versionsAction(w http.ResponseWriter, r *http.Request, op func(path string, versions []int) error) error {
-	path, err := secretPath(r)
-	if err != nil {
-		return err
-	}
+	path := resourceOf(r)
 	var req kvVersionsRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
@@ -199,10 +197,7 @@ type kvRollbackRequest struct {
 }
 
 func (s *Server) handleKVRollback(w http.ResponseWriter, r *http.Request) error {
-	path, err := secretPath(r)
-	if err != nil {
-		return err
-	}
+	path := resourceOf(r)
 	var req kvRollbackRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err

@@ -25,6 +25,11 @@ type reqState struct {
 	clientIP netip.Addr
 	token    *auth.Token
 	tokenID  string // the presented token, to echo in lookup-self
+	// resource is what the route touches, normalized once by authorization.
+	resource string
+	// createOnly is set on a write allowed to create but not to update:
+	// the handler must make the write fail if the target exists by then.
+	createOnly bool
 }
 
 type ctxKey struct{}
@@ -41,6 +46,9 @@ func requestID(ctx context.Context) string { return stateOf(ctx).id }
 // callerToken is the authenticated token of the request (handlers behind
 // authentication only).
 func callerToken(ctx context.Context) auth.Token { return *stateOf(ctx).token }
+
+// resourceOf is the normalized resource the request was authorized for.
+func resourceOf(r *http.Request) string { return stateOf(r.Context()).resource }
 
 func routeName(r *http.Request) string {
 	if rt := mux.CurrentRoute(r); rt != nil {
@@ -174,6 +182,7 @@ func (s *Server) authorize(r *http.Request, a access) error {
 	if err != nil {
 		return err
 	}
+	st.resource = resource
 	policies := s.policiesOf(tok)
 	decide := func(c policy.Capability) policy.Decision {
 		if a.sudo {
@@ -187,6 +196,7 @@ func (s *Server) authorize(r *http.Request, a access) error {
 		// matter whether the target exists, which costs a read.
 		create, update := decide(policy.Create), decide(policy.Update)
 		d = create
+		st.createOnly = create.Allowed && !update.Allowed
 		if create.Allowed != update.Allowed {
 			exists, err := a.exists(r.Context(), resource)
 			if err != nil {

@@ -418,8 +418,11 @@ func testMetadata(t *testing.T, db *storage.DB) {
 	if err != nil || res.Version != 2 || res.CustomMetadata["owner"] != "team-a" {
 		t.Fatalf("a write does not report the custom metadata: %+v, %v", res, err)
 	}
-	if err := db.ConfigureSecret(ctx(), "only-meta", storage.SecretSettings{Now: t0, DefaultMaxVersions: 10}); err != nil {
+	if err := db.ConfigureSecret(ctx(), "only-meta", storage.SecretSettings{Now: t0, DefaultMaxVersions: 10, CreateOnly: true}); err != nil {
 		t.Fatal(err)
+	}
+	if err := db.ConfigureSecret(ctx(), "only-meta", storage.SecretSettings{Now: t0, DefaultMaxVersions: 10, CreateOnly: true}); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("a create-only configure of an existing secret: %v, want ErrConflict", err)
 	}
 	if _, err := db.GetSecretVersion(ctx(), "only-meta", 0); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("metadata-only secret has a version: %v", err)

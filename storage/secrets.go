@@ -252,6 +252,7 @@ type SecretSettings struct {
 	MaxVersions        *int
 	CASRequired        *bool
 	CustomMetadata     map[string]string // nil: unchanged
+	CreateOnly         bool              // ErrConflict if the secret exists
 	Now                time.Time
 	DefaultMaxVersions int
 }
@@ -263,11 +264,18 @@ func (db *DB) ConfigureSecret(ctx context.Context, path string, set SecretSettin
 		now := utc(set.Now)
 		var id int64
 		var maxVersions, current int
+		onConflict := `DO UPDATE SET updated_at = excluded.updated_at`
+		if set.CreateOnly {
+			onConflict = `DO NOTHING`
+		}
 		err := tx.QueryRowContext(ctx, `
 			INSERT INTO secrets (path, current_version, max_versions, cas_required, custom_metadata, created_at, updated_at)
 			VALUES ($1, 0, 0, FALSE, '{}', $2, $2)
-			ON CONFLICT (path) DO UPDATE SET updated_at = excluded.updated_at
+			ON CONFLICT (path) `+onConflict+`
 			RETURNING id, current_version, max_versions`, path, now).Scan(&id, &current, &maxVersions)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrConflict
+		}
 		if err != nil {
 			return err
 		}

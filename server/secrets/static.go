@@ -276,7 +276,12 @@ type Settings struct {
 	MaxVersions    *int
 	CASRequired    *bool
 	CustomMetadata map[string]string
+	// CreateOnly makes Configure fail with ErrExists if the secret exists.
+	CreateOnly bool
 }
+
+// ErrExists is returned by a create-only Configure of an existing secret.
+var ErrExists = fault.New(fault.Conflict, "secret already exists")
 
 // Configure creates or updates a secret's settings.
 func (s *Static) Configure(ctx context.Context, path string, set Settings) error {
@@ -291,10 +296,14 @@ func (s *Static) Configure(ctx context.Context, path string, set Settings) error
 			return fault.Invalidf("custom_metadata keys and values must not contain NUL characters")
 		}
 	}
-	return s.store.ConfigureSecret(ctx, path, storage.SecretSettings{
+	err := s.store.ConfigureSecret(ctx, path, storage.SecretSettings{
 		MaxVersions: set.MaxVersions, CASRequired: set.CASRequired, CustomMetadata: set.CustomMetadata,
-		Now: s.now(), DefaultMaxVersions: s.maxVersions,
+		CreateOnly: set.CreateOnly, Now: s.now(), DefaultMaxVersions: s.maxVersions,
 	})
+	if errors.Is(err, storage.ErrConflict) {
+		return ErrExists
+	}
+	return err
 }
 
 // DeleteAll removes a secret with all versions and metadata.
