@@ -485,11 +485,10 @@ func TestNumUses(t *testing.T) {
 	})
 }
 
-// A limited-use token whose last use has been counted but not yet revoked
-// is stored with num_uses 0, which storage also uses for "unlimited". Until
-// the count and the revocation happen atomically in storage, a request that
-// reads the token in that window is let through, and concurrent requests
-// exceed the limit (6 of 12 on a 5-use token has been seen).
+// num_uses 0 means "unlimited" in storage, so a limited-use token must
+// never rest there: storage deletes it in the transaction that counts its
+// last use. Before that, concurrent requests exceeded the limit (6 of 12
+// on a 5-use token).
 func TestUsedUpTokenIsNeverUnlimited(t *testing.T) {
 	t.Run("a token whose last use was counted does not authenticate", func(t *testing.T) {
 		f := newFixture(t)

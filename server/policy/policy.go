@@ -142,22 +142,23 @@ func Match(pattern, resource string) bool {
 // The built-in policies. "root" is attached only to root tokens and may do
 // everything; "default" is attached to every token and lets it manage itself.
 var (
-	Root = &Policy{Name: "root", Rules: []Rule{{Path: "*", Capabilities: All}}}
+	rootPolicy = &Policy{Name: "root", Rules: []Rule{{Path: "*", Capabilities: All}}}
 
-	Default = &Policy{Name: "default", Rules: []Rule{
+	defaultPolicy = &Policy{Name: "default", Rules: []Rule{
 		{Path: "auth/token/lookup-self", Capabilities: Read},
 		{Path: "auth/token/renew-self", Capabilities: Update},
 		{Path: "auth/token/revoke-self", Capabilities: Update},
 	}}
 )
 
-// Builtin returns the built-in policy of that name, or nil.
+// Builtin returns the built-in policy of that name, or nil. The policy is
+// shared by every caller and must not be modified.
 func Builtin(name string) *Policy {
 	switch name {
-	case Root.Name:
-		return Root
-	case Default.Name:
-		return Default
+	case rootPolicy.Name:
+		return rootPolicy
+	case defaultPolicy.Name:
+		return defaultPolicy
 	}
 	return nil
 }

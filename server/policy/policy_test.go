@@ -131,7 +131,7 @@ func TestEvaluate(t *testing.T) {
 		{"a partial grant alone is a denial", []*policy.Policy{split}, "app/web/other", policy.Read | policy.Update, policy.Decision{Rule: -1}},
 		{"a deny in a later policy beats an allow", []*policy.Policy{prodRead, noSecret}, "prod/secret", policy.Read, policy.Decision{Policy: "no-secret", Rule: 0}},
 		{"a deny in an earlier policy beats an allow", []*policy.Policy{noSecret, prodRead}, "prod/secret", policy.Read, policy.Decision{Policy: "no-secret", Rule: 0}},
-		{"a deny beats the built-in root policy", []*policy.Policy{policy.Root, noSecret}, "prod/secret", policy.Read, policy.Decision{Policy: "no-secret", Rule: 0}},
+		{"a deny beats the built-in root policy", []*policy.Policy{policy.Builtin("root"), noSecret}, "prod/secret", policy.Read, policy.Decision{Policy: "no-secret", Rule: 0}},
 		{"a deny for another path does not block", []*policy.Policy{prodRead, noSecret}, "prod/db", policy.Read, policy.Decision{Allowed: true, Policy: "prod-read", Rule: 0}},
 		{"a deny for another capability does not block", []*policy.Policy{prodRead, noDelete}, "prod/db", policy.Read, policy.Decision{Allowed: true, Policy: "prod-read", Rule: 0}},
 		{"a deny for the capability asked blocks", []*policy.Policy{anything, noDelete}, "prod/db", policy.Delete, policy.Decision{Policy: "no-delete", Rule: 0}},
@@ -141,12 +141,12 @@ func TestEvaluate(t *testing.T) {
 		{"sudo from a glob rule combines with the operation", []*policy.Policy{operator}, "sys/rotate", policy.Update | policy.Sudo, policy.Decision{Allowed: true, Policy: "operator", Rule: 1}},
 		{"sudo alone does not grant the operation", []*policy.Policy{operator}, "sys/seal", policy.Update | policy.Sudo, policy.Decision{Rule: -1}},
 		{"a request for no capability is denied", []*policy.Policy{anything}, "prod/db", 0, policy.Decision{Rule: -1}},
-		{"root may read any secret", []*policy.Policy{policy.Root}, "prod/db", policy.Read, policy.Decision{Allowed: true, Policy: "root", Rule: 0}},
-		{"root may seal with sudo", []*policy.Policy{policy.Root}, "sys/seal", policy.Update | policy.Sudo, policy.Decision{Allowed: true, Policy: "root", Rule: 0}},
-		{"root may do everything at once", []*policy.Policy{policy.Root}, "policies/admin", policy.All, policy.Decision{Allowed: true, Policy: "root", Rule: 0}},
-		{"root may list the top level", []*policy.Policy{policy.Root}, "", policy.List, policy.Decision{Allowed: true, Policy: "root", Rule: 0}},
-		{"default with another policy grants that policy's paths", []*policy.Policy{policy.Default, scoped}, "prod/db", policy.Read, policy.Decision{Allowed: true, Policy: "scoped", Rule: 0}},
-		{"default with another policy still grants lookup-self", []*policy.Policy{policy.Default, scoped}, "auth/token/lookup-self", policy.Read, policy.Decision{Allowed: true, Policy: "default", Rule: 0}},
+		{"root may read any secret", []*policy.Policy{policy.Builtin("root")}, "prod/db", policy.Read, policy.Decision{Allowed: true, Policy: "root", Rule: 0}},
+		{"root may seal with sudo", []*policy.Policy{policy.Builtin("root")}, "sys/seal", policy.Update | policy.Sudo, policy.Decision{Allowed: true, Policy: "root", Rule: 0}},
+		{"root may do everything at once", []*policy.Policy{policy.Builtin("root")}, "policies/admin", policy.All, policy.Decision{Allowed: true, Policy: "root", Rule: 0}},
+		{"root may list the top level", []*policy.Policy{policy.Builtin("root")}, "", policy.List, policy.Decision{Allowed: true, Policy: "root", Rule: 0}},
+		{"default with another policy grants that policy's paths", []*policy.Policy{policy.Builtin("default"), scoped}, "prod/db", policy.Read, policy.Decision{Allowed: true, Policy: "scoped", Rule: 0}},
+		{"default with another policy still grants lookup-self", []*policy.Policy{policy.Builtin("default"), scoped}, "auth/token/lookup-self", policy.Read, policy.Decision{Allowed: true, Policy: "default", Rule: 0}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -179,7 +179,7 @@ func TestBuiltinDefaultGrantsExactlySelfManagement(t *testing.T) {
 				verb = "allows"
 			}
 			t.Run(fmt.Sprintf("default %s %s on %q", verb, c, r), func(t *testing.T) {
-				got := policy.Evaluate([]*policy.Policy{policy.Default}, policy.Request{Resource: r, Capability: c})
+				got := policy.Evaluate([]*policy.Policy{policy.Builtin("default")}, policy.Request{Resource: r, Capability: c})
 				if got.Allowed != want {
 					t.Fatalf("Evaluate = %+v, want allowed %v", got, want)
 				}
@@ -187,7 +187,7 @@ func TestBuiltinDefaultGrantsExactlySelfManagement(t *testing.T) {
 		}
 	}
 	t.Run("default does not grant sudo on its own paths", func(t *testing.T) {
-		got := policy.Evaluate([]*policy.Policy{policy.Default}, policy.Request{Resource: "auth/token/renew-self", Capability: policy.Update | policy.Sudo})
+		got := policy.Evaluate([]*policy.Policy{policy.Builtin("default")}, policy.Request{Resource: "auth/token/renew-self", Capability: policy.Update | policy.Sudo})
 		if got.Allowed {
 			t.Fatalf("Evaluate = %+v", got)
 		}
@@ -198,7 +198,7 @@ func TestBuiltinRootAllowsEverything(t *testing.T) {
 	for _, r := range []string{"", "prod/db", "sys/seal", "sys/rotate", "auth/token/create", "a/b/c/d/e/f", "policies/root"} {
 		for c := policy.Capability(1); c <= policy.All; c++ {
 			t.Run(fmt.Sprintf("root allows %s on %q", c, r), func(t *testing.T) {
-				if got := policy.Evaluate([]*policy.Policy{policy.Root}, policy.Request{Resource: r, Capability: c}); !got.Allowed {
+				if got := policy.Evaluate([]*policy.Policy{policy.Builtin("root")}, policy.Request{Resource: r, Capability: c}); !got.Allowed {
 					t.Fatalf("Evaluate = %+v", got)
 				}
 			})
@@ -210,20 +210,27 @@ func TestBuiltin(t *testing.T) {
 	cases := []struct {
 		name string
 		in   string
-		want *policy.Policy
+		want string // the policy's name, empty for none
 	}{
-		{"root is built in", "root", policy.Root},
-		{"default is built in", "default", policy.Default},
-		{"admin is not one of the evaluator's built-ins", "admin", nil},
-		{"built-in names are case-sensitive", "Root", nil},
-		{"the empty name is no policy", "", nil},
+		{"root is built in", "root", "root"},
+		{"default is built in", "default", "default"},
+		{"admin is not one of the evaluator's built-ins", "admin", ""},
+		{"built-in names are case-sensitive", "Root", ""},
+		{"the empty name is no policy", "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := policy.Builtin(c.in); got != c.want {
-				t.Fatalf("Builtin(%q) = %v, want %v", c.in, got, c.want)
+			got := policy.Builtin(c.in)
+			switch {
+			case c.want == "" && got != nil:
+				t.Fatalf("Builtin(%q) = %v, want none", c.in, got)
+			case c.want != "" && (got == nil || got.Name != c.want || len(got.Rules) == 0):
+				t.Fatalf("Builtin(%q) = %v, want the %s policy", c.in, got, c.want)
 			}
 		})
+	}
+	if policy.Builtin("root") != policy.Builtin("root") {
+		t.Fatal("a built-in policy is rebuilt on every call")
 	}
 }
 
