@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
-out="bench/results/$(date -u +%Y-%m-%d)-$(hostname -s).txt"
+out="bench/results/$(date -u +%Y-%m-%dT%H%MZ)-$(hostname -s).txt"
 {
 	echo "# SecretHub benchmarks"
 	echo "# date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
