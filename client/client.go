@@ -31,19 +31,26 @@ type Client struct {
 	base  *url.URL
 	token string
 	http  *http.Client
+	// optErr is the first error of an Option, returned by New.
+	optErr error
 }
 
 // Option configures a Client.
 type Option func(*Client)
 
-// WithHTTPClient replaces the default *http.Client (for custom TLS or tests).
+// WithHTTPClient replaces the default *http.Client (for tests, or a
+// transport of one's own).
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) { c.http = hc }
 }
 
 // WithTimeout bounds each whole request instead of DefaultTimeout.
 func WithTimeout(d time.Duration) Option {
-	return func(c *Client) { c.http.Timeout = d }
+	return func(c *Client) {
+		hc := *c.http
+		hc.Timeout = d
+		c.http = &hc
+	}
 }
 
 // New returns a client for the server at addr (an http:// or https:// URL)
@@ -63,6 +70,9 @@ func New(addr, token string, opts ...Option) (*Client, error) {
 	c := &Client{base: u, token: token, http: newHTTPClient()}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.optErr != nil {
+		return nil, c.optErr
 	}
 	return c, nil
 }

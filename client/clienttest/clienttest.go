@@ -6,7 +6,12 @@ package clienttest
 import (
 	"context"
 	"encoding/hex"
+	"encoding/pem"
+	"io"
+	"log"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/secrethub/secrethub/client"
@@ -16,8 +21,11 @@ import (
 
 // Server is a running Core.
 type Server struct {
-	// URL is the base address, http://127.0.0.1:port.
+	// URL is the base address, http://127.0.0.1:port (https:// from StartTLS).
 	URL string
+	// CACertFile is, from StartTLS, a PEM file of the server's self-signed
+	// certificate, to trust as a CA.
+	CACertFile string
 	// Core is the server itself, for setting up state directly.
 	Core *server.Server
 	// RootToken and UnsealKey (hex) are set by Unsealed.
@@ -32,6 +40,25 @@ func Start(t testing.TB, db *storage.DB) *Server {
 	hs := httptest.NewServer(core.Handler())
 	t.Cleanup(hs.Close)
 	return &Server{URL: hs.URL, Core: core}
+}
+
+// StartTLS serves a new Core over HTTPS only, with a self-signed
+// certificate for 127.0.0.1 that is written to CACertFile: sealed and not
+// initialized. Its Client methods do not trust that certificate.
+func StartTLS(t testing.TB, db *storage.DB) *Server {
+	t.Helper()
+	core := server.New(db, server.Config{NodeName: "test-node"})
+	hs := httptest.NewUnstartedServer(core.Handler())
+	// Handshakes that tests make fail on purpose are not worth a log line.
+	hs.Config.ErrorLog = log.New(io.Discard, "", 0)
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw})
+	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
+		t.Fatalf("writing the test CA: %v", err)
+	}
+	return &Server{URL: hs.URL, Core: core, CACertFile: caFile}
 }
 
 // Unsealed serves a Core over db, initialized with a single key share and
@@ -51,10 +78,10 @@ func Unsealed(t testing.TB, db *storage.DB) *Server {
 	return s
 }
 
-// Client returns a client for s that sends token.
-func (s *Server) Client(t testing.TB, token string) *client.Client {
+// Client returns a client for s that sends token, configured by opts.
+func (s *Server) Client(t testing.TB, token string, opts ...client.Option) *client.Client {
 	t.Helper()
-	c, err := client.New(s.URL, token)
+	c, err := client.New(s.URL, token, opts...)
 	if err != nil {
 		t.Fatalf("client.New(%q): %v", s.URL, err)
 	}
