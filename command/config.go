@@ -37,6 +37,8 @@ var settings = []setting{
 	{env: "PORT", def: "4000", help: "port to listen on when SECRETHUB_LISTEN_ADDR is not set"},
 	{env: "SECRETHUB_LISTEN_ADDR", help: "listen address (default 0.0.0.0:$PORT)"},
 	{env: "SECRETHUB_DATA_DIR", def: "./data", help: "directory of the embedded SQLite database"},
+	{env: "SECRETHUB_TLS_CERT_FILE", help: "PEM certificate (chain) to serve HTTPS with, TLS 1.2 or later; needs SECRETHUB_TLS_KEY_FILE"},
+	{env: "SECRETHUB_TLS_KEY_FILE", help: "PEM private key of SECRETHUB_TLS_CERT_FILE; without both, plain HTTP"},
 	{env: "SECRETHUB_TRUSTED_PROXIES", help: "CIDRs whose X-Forwarded-For is believed, comma separated"},
 	{env: "SECRETHUB_NODE_NAME", help: "this node's name in health answers and logs (default the host name)"},
 	{env: "SECRETHUB_CLUSTER_NAME", help: "cluster name reported by sys/health (default secrethub)"},
@@ -62,6 +64,8 @@ var settingFlags = map[string]string{
 	"log-level":       "SECRETHUB_LOG_LEVEL",
 	"node-name":       "SECRETHUB_NODE_NAME",
 	"kv-max-versions": "SECRETHUB_KV_MAX_VERSIONS",
+	"tls-cert-file":   "SECRETHUB_TLS_CERT_FILE",
+	"tls-key-file":    "SECRETHUB_TLS_KEY_FILE",
 }
 
 // settingsHelp documents every key for a command's long help.
@@ -95,6 +99,8 @@ type Settings struct {
 	DBPoolSize        int
 	ListenAddr        string
 	DataDir           string
+	TLSCertFile       string
+	TLSKeyFile        string
 	TrustedProxies    []netip.Prefix
 	NodeName          string
 	ClusterName       string
@@ -256,6 +262,8 @@ func parseSettings(v *viper.Viper) (Settings, error) {
 		port:              r.positive("PORT"),
 		ListenAddr:        r.str("SECRETHUB_LISTEN_ADDR"),
 		DataDir:           r.str("SECRETHUB_DATA_DIR"),
+		TLSCertFile:       r.str("SECRETHUB_TLS_CERT_FILE"),
+		TLSKeyFile:        r.str("SECRETHUB_TLS_KEY_FILE"),
 		KVMaxVersions:     r.between("SECRETHUB_KV_MAX_VERSIONS", 1, secrets.MaxVersionsLimit),
 		NodeName:          r.str("SECRETHUB_NODE_NAME"),
 		ClusterName:       r.str("SECRETHUB_CLUSTER_NAME"),

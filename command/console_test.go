@@ -43,9 +43,21 @@ func unsealedServer(t *testing.T) *clienttest.Server {
 // temporary directory and the token in SECRETHUB_TOKEN.
 func cli(t *testing.T, addr, token, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return cliEnv(t, nil, addr, token, stdin, args...)
+}
+
+// cliEnv is cli with more environment variables; the client's TLS
+// variables are unset unless env sets them.
+func cliEnv(t *testing.T, env map[string]string, addr, token, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv(EnvToken, token)
 	t.Setenv(EnvAddress, addr)
+	t.Setenv(EnvCACert, "")
+	t.Setenv(EnvSkipVerify, "")
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
 	c := newConsole(stdin)
 	code = run(context.Background(), args, c.io)
 	return code, c.out.String(), c.err.String()

@@ -7,15 +7,18 @@ package command
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/secrethub/secrethub/client"
 	"github.com/secrethub/secrethub/server"
@@ -23,8 +26,10 @@ import (
 
 // Environment variables the client side of the CLI reads.
 const (
-	EnvAddress = "SECRETHUB_ADDR"
-	EnvToken   = "SECRETHUB_TOKEN"
+	EnvAddress    = "SECRETHUB_ADDR"
+	EnvToken      = "SECRETHUB_TOKEN"
+	EnvCACert     = "SECRETHUB_CACERT"
+	EnvSkipVerify = "SECRETHUB_SKIP_VERIFY"
 )
 
 // TokenFileName is the file in the home directory that `login` writes and
@@ -69,8 +74,18 @@ func run(ctx context.Context, args []string, streams *IOStreams) (code int) {
 		}
 		return exit.code
 	}
-	fmt.Fprintf(streams.ErrOut, "Error: %v\n", err)
+	fmt.Fprintf(streams.ErrOut, "Error: %v%s\n", err, certificateHint(err))
 	return 1
+}
+
+// certificateHint tells how to trust a server whose certificate was signed
+// by a CA the client does not know, the usual case with a private CA.
+func certificateHint(err error) string {
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		return ""
+	}
+	return "\nThe server's certificate is not signed by a CA this machine trusts: give the CA's PEM file with --ca-cert or " + EnvCACert + "."
 }
 
 // exitError ends the program with a code other than 1, or with 1 after
@@ -113,11 +128,15 @@ func normalizeArgs(args []string) []string {
 func isLetter(c byte) bool { return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') }
 
 // Factory gives commands what they share: the streams and, once the
-// global flags are parsed, the server address and output format.
+// global flags are parsed, the server address, how to check its
+// certificate, and the output format.
 type Factory struct {
 	IO      *IOStreams
 	address string
 	format  string
+	tls     client.TLSOptions
+	// flags are the global flags, to tell a flag given from its default.
+	flags *pflag.FlagSet
 }
 
 // Deps are what a command that talks to a server takes from outside
@@ -158,7 +177,35 @@ func (f *Factory) client() (*client.Client, error) {
 
 // clientWith connects to --address with the given token.
 func (f *Factory) clientWith(token string) (*client.Client, error) {
-	return client.New(f.address, token)
+	opts, err := f.tlsOptions()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := opts.Config()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(f.address, token, client.WithTLSConfig(cfg))
+}
+
+// tlsOptions are --ca-cert and --tls-skip-verify, each falling back to its
+// environment variable when the flag is not given.
+func (f *Factory) tlsOptions() (client.TLSOptions, error) {
+	opts := f.tls
+	if f.flags == nil {
+		return opts, nil
+	}
+	if !f.flags.Changed("ca-cert") {
+		opts.CACertFile = os.Getenv(EnvCACert)
+	}
+	if raw := os.Getenv(EnvSkipVerify); !f.flags.Changed("tls-skip-verify") && raw != "" {
+		skip, err := strconv.ParseBool(raw)
+		if err != nil {
+			return opts, fmt.Errorf("%s must be true or false, got %q", EnvSkipVerify, raw)
+		}
+		opts.SkipVerify = skip
+	}
+	return opts, nil
 }
 
 // storedToken returns SECRETHUB_TOKEN, else the content of ~/.secrethub-token,
@@ -209,6 +256,10 @@ Flags may be written Vault-style with one dash (-format=json, -field=password).`
 	}
 	root.PersistentFlags().StringVar(&f.address, "address", address, "SecretHub server address (env "+EnvAddress+")")
 	root.PersistentFlags().StringVar(&f.format, "format", FormatTable, "output format: table or json")
+	root.PersistentFlags().StringVar(&f.tls.CACertFile, "ca-cert", "", "PEM file of the CAs that sign the server's certificate (env "+EnvCACert+")")
+	root.PersistentFlags().BoolVar(&f.tls.SkipVerify, "tls-skip-verify", false,
+		"do not verify the server's certificate: insecure, only for trying things out (env "+EnvSkipVerify+")")
+	f.flags = root.PersistentFlags()
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w\nRun '%s --help' for usage.", err, cmd.CommandPath())
 	})

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -58,6 +59,11 @@ func NewCmdServer(f *Factory, runF func(context.Context, *ServerOptions) error) 
 sealed (unseal it with 'secrethub operator unseal'), and stops gracefully on
 SIGINT or SIGTERM, giving requests in flight up to 30 seconds.
 
+With SECRETHUB_TLS_CERT_FILE and SECRETHUB_TLS_KEY_FILE (or --tls-cert-file and
+--tls-key-file) it serves HTTPS only, TLS 1.2 or later; with neither, plain
+HTTP; with only one of them it refuses to start. Clients that do not trust the
+certificate's CA are given it with --ca-cert or SECRETHUB_CACERT.
+
 With --dev it runs on a temporary SQLite database that is removed on exit,
 listens on 127.0.0.1, initializes itself with one key share, unseals, and
 prints the unseal key and root token. Never use --dev in production.
@@ -81,6 +87,8 @@ prints the unseal key and root token. Never use --dev in production.
 	fl.String("listen-addr", "", "address to listen on (env SECRETHUB_LISTEN_ADDR, default 0.0.0.0:$PORT)")
 	fl.String("log-level", "", "debug, info, warn or error (env SECRETHUB_LOG_LEVEL, default info)")
 	fl.String("node-name", "", "this node's name (env SECRETHUB_NODE_NAME, default the host name)")
+	fl.String("tls-cert-file", "", "PEM certificate to serve HTTPS with (env SECRETHUB_TLS_CERT_FILE)")
+	fl.String("tls-key-file", "", "PEM private key of --tls-cert-file (env SECRETHUB_TLS_KEY_FILE)")
 	fl.Int("kv-max-versions", secrets.DefaultMaxVersions, "versions a static secret keeps unless its metadata says (env SECRETHUB_KV_MAX_VERSIONS)")
 	fl.BoolVar(&opts.Dev, "dev", false, "run a throwaway dev server on temporary storage, unsealed, root token printed (never in production)")
 	return cmd
@@ -113,6 +121,13 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 	for _, st := range s.laterSettingsGiven() {
 		log.Warn("setting accepted but not used by this release", "setting", st.env, "used_by", st.later)
 	}
+	// The certificate is checked before the database is touched, so a bad
+	// one fails the start at once and changes nothing.
+	tlsConfig, err := loadServerTLS(s.TLSCertFile, s.TLSKeyFile)
+	if err != nil {
+		log.Error("cannot serve HTTPS", "error", err.Error())
+		return errLogged
+	}
 
 	db, err := storage.Open(ctx, dbCfg, log)
 	if err != nil {
@@ -133,20 +148,52 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 		return errLogged
 	}
 	defer ln.Close()
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
 	if opts.Dev {
-		if err := startDev(ctx, srv, ln.Addr(), opts.IO.Out); err != nil {
+		if err := startDev(ctx, srv, scheme+"://"+reachable(ln.Addr()), opts.IO.Out); err != nil {
 			return err
 		}
 	}
-	log.Info("secrethub server started", "address", boundAddress(s.ListenAddr, ln.Addr()), "storage", string(db.Engine()),
-		"location", db.Location(), "node", s.NodeName, "version", server.Version)
-	return serve(ctx, srv, ln, log, opts.Listening)
+	log.Info("secrethub server started", "address", boundAddress(s.ListenAddr, ln.Addr()), "scheme", scheme,
+		"storage", string(db.Engine()), "location", db.Location(), "node", s.NodeName, "version", server.Version)
+	return serve(ctx, srv, ln, tlsConfig, log, opts.Listening)
 }
 
-// serve answers requests on ln and runs background upkeep until ctx ends,
-// then shuts down within shutdownGrace.
-func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.Logger, listening func(net.Addr)) error {
+// loadServerTLS reads the server's certificate and key. Neither file
+// means plain HTTP (a nil config); only one of them is a mistake. Errors
+// name the files, never their content.
+func loadServerTLS(certFile, keyFile string) (*tls.Config, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case keyFile == "":
+		return nil, errors.New("SECRETHUB_TLS_CERT_FILE is set but SECRETHUB_TLS_KEY_FILE is not: give both to serve HTTPS, or neither to serve HTTP")
+	case certFile == "":
+		return nil, errors.New("SECRETHUB_TLS_KEY_FILE is set but SECRETHUB_TLS_CERT_FILE is not: give both to serve HTTPS, or neither to serve HTTP")
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading SECRETHUB_TLS_CERT_FILE: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading SECRETHUB_TLS_KEY_FILE: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("certificate %s with key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// serve answers requests on ln (over TLS when tlsConfig is set) and runs
+// background upkeep until ctx ends, then shuts down within shutdownGrace.
+func serve(ctx context.Context, srv *server.Server, ln net.Listener, tlsConfig *tls.Config, log *slog.Logger, listening func(net.Addr)) error {
 	hs := newHTTPServer(srv.Handler(), log)
+	hs.TLSConfig = tlsConfig
 	upkeep, stopUpkeep := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Run(upkeep, 0) })
@@ -156,7 +203,14 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, log *slog.L
 	}()
 
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	go func() {
+		if tlsConfig != nil {
+			// The certificate is in TLSConfig already; ServeTLS adds HTTP/2.
+			served <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		served <- hs.Serve(ln)
+	}()
 	if listening != nil {
 		listening(ln.Addr())
 	}
@@ -197,8 +251,8 @@ func newHTTPServer(handler http.Handler, log *slog.Logger) *http.Server {
 }
 
 // startDev initializes the dev server with one key share, unseals it, and
-// prints what a person needs to use it.
-func startDev(ctx context.Context, srv *server.Server, addr net.Addr, out io.Writer) error {
+// prints what a person needs to use it at url.
+func startDev(ctx context.Context, srv *server.Server, url string, out io.Writer) error {
 	res, err := srv.Initialize(ctx, 1, 1)
 	if err != nil {
 		return fmt.Errorf("initializing the dev server: %w", err)
@@ -206,7 +260,6 @@ func startDev(ctx context.Context, srv *server.Server, addr net.Addr, out io.Wri
 	if _, err := srv.Unseal(ctx, res.Keys[0]); err != nil {
 		return fmt.Errorf("unsealing the dev server: %w", err)
 	}
-	url := "http://" + reachable(addr)
 	fmt.Fprintf(out, `WARNING! Dev mode is enabled. SecretHub runs on a temporary SQLite database that
 is deleted when it stops, starts unsealed, and prints its root token. Never use
 dev mode in production.

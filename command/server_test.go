@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 type runningServer struct {
 	console *console
 	addr    net.Addr
+	scheme  string // http or https
 	stop    context.CancelFunc
 	done    chan error
 }
@@ -32,9 +34,12 @@ func startServerCommand(t *testing.T, env map[string]string, args ...string) *ru
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	rs := &runningServer{console: newConsole(""), done: make(chan error, 1)}
+	rs := &runningServer{console: newConsole(""), done: make(chan error, 1), scheme: "http"}
 	listening := make(chan net.Addr, 1)
 	cmd := NewCmdServer(&Factory{IO: rs.console.io}, func(ctx context.Context, o *ServerOptions) error {
+		if o.Settings.TLSCertFile != "" {
+			rs.scheme = "https"
+		}
 		o.Listening = func(a net.Addr) { listening <- a }
 		return runServer(ctx, o)
 	})
@@ -72,7 +77,7 @@ func (rs *runningServer) shutdown(t *testing.T) {
 	}
 }
 
-func (rs *runningServer) url() string { return "http://" + rs.addr.String() }
+func (rs *runningServer) url() string { return rs.scheme + "://" + rs.addr.String() }
 
 // rootToken is the root token a dev server printed.
 func (rs *runningServer) rootToken(t *testing.T) string {
@@ -105,7 +110,7 @@ func TestServerCommandServesAndStopsCleanly(t *testing.T) {
 	if len(started) != 1 {
 		t.Fatalf("want one start-up line, got %d:\n%s", len(started), logs)
 	}
-	mustContain(t, "start-up line", started[0], "address="+rs.addr.String(), "storage=sqlite",
+	mustContain(t, "start-up line", started[0], "address="+rs.addr.String(), "scheme=http ", "storage=sqlite",
 		"location="+filepath.Join(dataDir, "secrethub.db"), "node=core-1")
 	mustContain(t, "logs", logs, `msg="shutting down"`, `msg="secrethub server stopped"`)
 	if rs.console.out.Len() != 0 {
@@ -183,6 +188,15 @@ func TestServerCommandStartFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
+	pki := newTestPKI(t)
+	key, err := os.ReadFile(pki.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyLine := strings.Split(string(key), "\n")[1] // a line of the key's base64
+	garbage := writeFile(t, "garbage.pem", "not a certificate")
+	absent := filepath.Join(t.TempDir(), "absent.pem")
+	const badTLS = `msg="cannot serve HTTPS"`
 
 	tests := []struct {
 		name    string
@@ -198,6 +212,20 @@ func TestServerCommandStartFailures(t *testing.T) {
 			map[string]string{"DATABASE_URL": "postgres://secrethub:hunter2@127.0.0.1:1/secrethub_prod?sslmode=disable",
 				"SECRETHUB_DB_CONNECT_TIMEOUT": "1s"},
 			nil, []string{`msg="cannot open the database"`, "127.0.0.1:1/secrethub_prod"}, "hunter2"},
+		{"a TLS certificate without a key", map[string]string{"SECRETHUB_TLS_CERT_FILE": pki.CertFile}, nil,
+			[]string{badTLS, "SECRETHUB_TLS_CERT_FILE is set but SECRETHUB_TLS_KEY_FILE is not"}, keyLine},
+		{"a TLS key without a certificate, by flag", nil, []string{"--tls-key-file=" + pki.KeyFile},
+			[]string{badTLS, "SECRETHUB_TLS_KEY_FILE is set but SECRETHUB_TLS_CERT_FILE is not"}, keyLine},
+		{"a TLS certificate file that does not exist", nil, []string{"--tls-cert-file=" + absent, "--tls-key-file=" + pki.KeyFile},
+			[]string{badTLS, "reading SECRETHUB_TLS_CERT_FILE", "absent.pem: no such file or directory"}, keyLine},
+		{"a TLS key file that does not exist", map[string]string{"SECRETHUB_TLS_CERT_FILE": pki.CertFile, "SECRETHUB_TLS_KEY_FILE": absent}, nil,
+			[]string{badTLS, "reading SECRETHUB_TLS_KEY_FILE", "absent.pem: no such file or directory"}, keyLine},
+		{"a TLS certificate file that is not PEM", nil, []string{"--tls-cert-file=" + garbage, "--tls-key-file=" + pki.KeyFile},
+			[]string{badTLS, "certificate " + garbage + " with key " + pki.KeyFile, "failed to find any PEM data in certificate input"}, keyLine},
+		{"a TLS key that does not belong to the certificate", nil, []string{"--tls-cert-file=" + pki.CertFile, "--tls-key-file=" + pki.OtherKeyFile},
+			[]string{badTLS, "private key does not match public key"}, keyLine},
+		{"a TLS certificate and key swapped", nil, []string{"--tls-cert-file=" + pki.KeyFile, "--tls-key-file=" + pki.CertFile},
+			[]string{badTLS, "PEM inputs may have been switched"}, keyLine},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,6 +234,9 @@ func TestServerCommandStartFailures(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			t.Setenv("HOME", t.TempDir())
+			dataDir := t.TempDir()
+			t.Setenv("SECRETHUB_DATA_DIR", dataDir)
+			t.Setenv("SECRETHUB_LISTEN_ADDR", "127.0.0.1:0")
 			c := newConsole("")
 			code := run(context.Background(), append([]string{"server"}, tt.args...), c.io)
 			logs := c.err.String()
@@ -218,7 +249,12 @@ func TestServerCommandStartFailures(t *testing.T) {
 			}
 			mustContain(t, "logs", logs, tt.wantLog...)
 			if tt.secret != "" && strings.Contains(logs, tt.secret) {
-				t.Fatalf("the password was logged:\n%s", logs)
+				t.Fatalf("a secret was logged:\n%s", logs)
+			}
+			if slices.Contains(tt.wantLog, badTLS) {
+				if entries, _ := os.ReadDir(dataDir); len(entries) != 0 {
+					t.Fatalf("the database was opened before the certificate was checked: %v", entries)
+				}
 			}
 		})
 	}

@@ -1,0 +1,201 @@
+package command
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testPKI is a private CA and a server certificate it signed for
+// 127.0.0.1 and localhost, as PEM files.
+type testPKI struct {
+	CAFile   string
+	CertFile string
+	KeyFile  string
+	// OtherKeyFile is a key that does not belong to CertFile.
+	OtherKeyFile string
+}
+
+func newTestPKI(t *testing.T) testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	keyDER := func(k *ecdsa.PrivateKey) []byte {
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	now := time.Now()
+	caKey := newKey()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "SecretHub Test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverKey := newKey()
+	serverTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+	}
+	serverDER, err := x509.CreateCertificate(rand.Reader, serverTmpl, ca, &serverKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testPKI{
+		CAFile:       write("ca.pem", "CERTIFICATE", caDER),
+		CertFile:     write("server.pem", "CERTIFICATE", serverDER),
+		KeyFile:      write("server-key.pem", "PRIVATE KEY", keyDER(serverKey)),
+		OtherKeyFile: write("other-key.pem", "PRIVATE KEY", keyDER(newKey())),
+	}
+}
+
+func TestServerCommandServesHTTPSWithACertificateAndKey(t *testing.T) {
+	pki := newTestPKI(t)
+	rs := startServerCommand(t, map[string]string{"SECRETHUB_TLS_CERT_FILE": pki.CertFile, "SECRETHUB_TLS_KEY_FILE": pki.KeyFile},
+		"-listen-addr=127.0.0.1:0", "-data-dir="+t.TempDir())
+	if !strings.HasPrefix(rs.url(), "https://") {
+		t.Fatalf("url %s", rs.url())
+	}
+
+	// The server is new: not initialized, so sealed, so status exits 2.
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		wantCode int
+		wantErr  []string
+	}{
+		{"status with --ca-cert trusts the server", nil, []string{"--ca-cert", pki.CAFile}, 2, nil},
+		{"status with SECRETHUB_CACERT trusts the server", map[string]string{EnvCACert: pki.CAFile}, nil, 2, nil},
+		{"status with a Vault-style -ca-cert=FILE trusts the server", nil, []string{"-ca-cert=" + pki.CAFile}, 2, nil},
+		{"status without the CA refuses the certificate, clearly", nil, nil, 1,
+			[]string{"Error: reading the seal status", "x509: certificate signed by unknown authority",
+				"give the CA's PEM file with --ca-cert or SECRETHUB_CACERT"}},
+		{"status with --tls-skip-verify works without the CA", nil, []string{"-tls-skip-verify"}, 2, nil},
+		{"status with SECRETHUB_SKIP_VERIFY=true works without the CA", map[string]string{EnvSkipVerify: "true"}, nil, 2, nil},
+		{"--tls-skip-verify=false beats SECRETHUB_SKIP_VERIFY", map[string]string{EnvSkipVerify: "1"}, []string{"-tls-skip-verify=false"}, 1,
+			[]string{"certificate signed by unknown authority"}},
+		{"--ca-cert beats SECRETHUB_CACERT", map[string]string{EnvCACert: filepath.Join(t.TempDir(), "absent.pem")},
+			[]string{"-ca-cert", pki.CAFile}, 2, nil},
+		{"a CA file that does not exist is named", map[string]string{EnvCACert: filepath.Join(t.TempDir(), "absent.pem")}, nil, 1,
+			[]string{"Error: client: reading the CA certificates", "absent.pem"}},
+		{"a CA file without certificates is named", nil, []string{"--ca-cert", pki.KeyFile}, 1,
+			[]string{"server-key.pem holds no PEM certificate"}},
+		{"a SECRETHUB_SKIP_VERIFY that is not a boolean is refused", map[string]string{EnvSkipVerify: "sometimes"}, nil, 1,
+			[]string{`SECRETHUB_SKIP_VERIFY must be true or false, got "sometimes"`}},
+		{"plain HTTP to the HTTPS port is refused", nil, []string{"--address", "http://" + rs.addr.String()}, 1,
+			[]string{"Client sent an HTTP request to an HTTPS server"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := cliEnv(t, tt.env, rs.url(), "", "", append([]string{"status"}, tt.args...)...)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d: %s %s", code, tt.wantCode, out, errOut)
+			}
+			mustContain(t, "stderr", errOut, tt.wantErr...)
+			if tt.wantCode == 2 && rowValue(t, out, "Sealed") != "true" {
+				t.Fatalf("status output:\n%s", out)
+			}
+		})
+	}
+
+	t.Run("TLS before 1.2 is refused", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", rs.addr.String(), &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11})
+		if err == nil {
+			conn.Close()
+			t.Fatal("a TLS 1.1 handshake succeeded")
+		}
+	})
+	t.Run("the start-up line says https", func(t *testing.T) {
+		rs.shutdown(t)
+		started := regexp.MustCompile(`(?m)^.*msg="secrethub server started".*$`).FindString(rs.console.err.String())
+		mustContain(t, "start-up line", started, "address="+rs.addr.String(), "scheme=https")
+	})
+}
+
+func TestServerCommandDevModeOverHTTPS(t *testing.T) {
+	pki := newTestPKI(t)
+	rs := startServerCommand(t, nil, "-dev", "-listen-addr=127.0.0.1:0", "-tls-cert-file="+pki.CertFile, "-tls-key-file="+pki.KeyFile)
+	mustContain(t, "dev output", rs.console.out.String(), "export SECRETHUB_ADDR='https://"+rs.addr.String()+"'")
+	code, out, errOut := cli(t, rs.url(), "", "", "status", "-ca-cert="+pki.CAFile)
+	if code != 0 || rowValue(t, out, "Sealed") != "false" {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, rs.url(), rs.rootToken(t), "", "kv", "put", "-ca-cert="+pki.CAFile, "app/db", "user=app")
+	if code != 0 {
+		t.Fatalf("kv put over HTTPS: exit %d: %s %s", code, out, errOut)
+	}
+	resp, err := http.Get("http://" + rs.addr.String() + "/v1/sys/health")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("plain HTTP got %d, want Go's 400 for HTTP to an HTTPS server", resp.StatusCode)
+		}
+	}
+}
+
+func TestServerSettingsReadTLSFilesFromAConfigFile(t *testing.T) {
+	for name, content := range map[string]string{
+		"server.yaml": "SECRETHUB_TLS_CERT_FILE: /etc/secrethub/tls.crt\nsecrethub_tls_key_file: /etc/secrethub/tls.key\n",
+		"server.toml": "SECRETHUB_TLS_CERT_FILE = \"/etc/secrethub/tls.crt\"\nsecrethub_tls_key_file = \"/etc/secrethub/tls.key\"\n",
+	} {
+		t.Run("a "+filepath.Ext(name)[1:]+" file names the certificate and key", func(t *testing.T) {
+			s, err := resolveServerSettings(t, nil, "--config", writeFile(t, name, content))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.TLSCertFile != "/etc/secrethub/tls.crt" || s.TLSKeyFile != "/etc/secrethub/tls.key" {
+				t.Fatalf("cert %q key %q", s.TLSCertFile, s.TLSKeyFile)
+			}
+		})
+	}
+	t.Run("flags beat the file and the environment", func(t *testing.T) {
+		cfg := writeFile(t, "server.yaml", "SECRETHUB_TLS_CERT_FILE: /from/file.crt\n")
+		s, err := resolveServerSettings(t, map[string]string{"SECRETHUB_TLS_KEY_FILE": "/from/env.key"},
+			"--config", cfg, "-tls-cert-file=/from/flag.crt", "-tls-key-file=/from/flag.key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.TLSCertFile != "/from/flag.crt" || s.TLSKeyFile != "/from/flag.key" {
+			t.Fatalf("cert %q key %q", s.TLSCertFile, s.TLSKeyFile)
+		}
+	})
+}
