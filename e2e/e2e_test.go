@@ -107,7 +107,7 @@ func start(t *testing.T, dir, port string, env []string, name string, args ...st
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(env, "PORT="+port)
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &process{t: t, cmd: cmd, addr: "http://127.0.0.1:" + port, logs: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
@@ -136,7 +136,8 @@ func start(t *testing.T, dir, port string, env []string, name string, args ...st
 // startServer runs `secrethub server` with the given extra environment.
 func startServer(t *testing.T, env ...string) *process {
 	t.Helper()
-	return start(t, t.TempDir(), freePort(t), append(baseEnv(t), env...), binary, "server")
+	port := freePort(t)
+	return start(t, t.TempDir(), port, append(append(baseEnv(t), "PORT="+port), env...), binary, "server")
 }
 
 // stop sends SIGTERM to the process group and expects the server to shut
@@ -206,27 +207,63 @@ func decode(t *testing.T, s string) map[string]any {
 	return m
 }
 
-// TestMakeRun checks the README's first command on a fresh checkout: it
-// builds, serves, and keeps its data in SQLite under ./data.
+// TestMakeRun checks the README's first command on a fresh checkout: in a
+// copy of the tree with no ./data, with no PORT or data directory set, it
+// builds, serves on :4000 and keeps its data in SQLite under ./data.
 func TestMakeRun(t *testing.T) {
-	port := freePort(t)
-	p := start(t, repoRoot, port, baseEnv(t), "make", "-s", "run")
+	if l, err := net.Listen("tcp", ":4000"); err != nil {
+		t.Fatalf("port 4000 is in use, so `make run` cannot be checked on its default port: %v", err)
+	} else {
+		l.Close()
+	}
+	checkout := copyTree(t)
+	p := start(t, checkout, "4000", baseEnv(t), "make", "-s", "run")
 	resp, err := http.Get(p.addr + "/v1/sys/health")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 501 && resp.StatusCode != 503 && resp.StatusCode != 200 {
-		t.Fatalf("health status %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusNotImplemented {
+		t.Fatalf("health of a fresh server: status %d, want 501 (not initialized)", resp.StatusCode)
 	}
-	if _, err := os.Stat(filepath.Join(repoRoot, "data", "secrethub.db")); err != nil {
+	if _, err := os.Stat(filepath.Join(checkout, "data", "secrethub.db")); err != nil {
 		t.Fatalf("make run did not keep its data in ./data/secrethub.db: %v", err)
 	}
 	logs := p.logs.String()
-	if !strings.Contains(logs, "0.0.0.0:"+port) || !strings.Contains(logs, "sqlite") {
-		t.Fatalf("start-up line should name 0.0.0.0:%s and sqlite:\n%s", port, logs)
+	if !strings.Contains(logs, "0.0.0.0:4000") || !strings.Contains(logs, "sqlite") {
+		t.Fatalf("start-up line should name 0.0.0.0:4000 and sqlite:\n%s", logs)
 	}
 	p.stop()
+}
+
+// copyTree copies what a fresh checkout would hold (tracked files and new,
+// unignored ones, as they are in the working tree) to a temporary directory.
+func copyTree(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("git", "-C", repoRoot, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatalf("listing the checkout: %v", err)
+	}
+	dst := t.TempDir()
+	for _, name := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		src := filepath.Join(repoRoot, name)
+		info, err := os.Stat(src)
+		if err != nil || info.IsDir() {
+			continue // deleted in the working tree, or a submodule
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := filepath.Join(dst, name)
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(target, data, info.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
 }
 
 // TestRunbookWithCurlAndCLI follows the runbook's Phase 4 and 8.4 with the
