@@ -55,11 +55,11 @@ const SQLiteFile = "secrethub.db"
 
 // DB is an open database of either engine. It is safe for concurrent use.
 type DB struct {
-	sql      *sql.DB
-	engine   Engine
-	location string
-	queries  atomic.Int64
-	txs      atomic.Int64
+	sql       *sql.DB
+	engine    Engine
+	location  string
+	queries   atomic.Int64
+	txs       atomic.Int64
 	stmts     sync.Map // SQL text → *sql.Stmt
 	preparing sync.Map // SQL text → true while being prepared in the background
 }
