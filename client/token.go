@@ -87,14 +87,26 @@ func seconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
-// Create issues a token, a child of the client's token unless NoParent.
-func (t *Token) Create(ctx context.Context, req TokenCreateRequest) (*TokenAuth, error) {
-	body := tokenCreateBody{
+// body is the request on the wire.
+func (req TokenCreateRequest) body() tokenCreateBody {
+	return tokenCreateBody{
 		Policies: req.Policies, Meta: req.Meta, TTL: seconds(req.TTL), ExplicitMaxTTL: seconds(req.ExplicitMaxTTL),
 		DisplayName: req.DisplayName, NumUses: req.NumUses, Renewable: req.Renewable,
 		NoParent: req.NoParent, NoDefaultPolicy: req.NoDefaultPolicy, BoundCIDRs: req.BoundCIDRs,
 	}
-	return t.c.auth(ctx, request{method: http.MethodPost, path: "auth/token/create", body: body})
+}
+
+// Create issues a token, a child of the client's token unless NoParent
+// (which needs sudo on auth/token/create).
+func (t *Token) Create(ctx context.Context, req TokenCreateRequest) (*TokenAuth, error) {
+	return t.c.auth(ctx, request{method: http.MethodPost, path: "auth/token/create", body: req.body()})
+}
+
+// CreateOrphan issues a token without a parent, which outlives the
+// client's token, through auth/token/create-orphan: a policy can grant
+// that path without granting sudo on auth/token/create.
+func (t *Token) CreateOrphan(ctx context.Context, req TokenCreateRequest) (*TokenAuth, error) {
+	return t.c.auth(ctx, request{method: http.MethodPost, path: "auth/token/create-orphan", body: req.body()})
 }
 
 // tokenBody names a token or an accessor and, for renewals, the increment.
@@ -137,6 +149,12 @@ func (t *Token) RenewSelf(ctx context.Context, increment time.Duration) (*TokenA
 // original TTL).
 func (t *Token) Renew(ctx context.Context, token string, increment time.Duration) (*TokenAuth, error) {
 	return t.c.auth(ctx, request{method: http.MethodPost, path: "auth/token/renew", body: tokenBody{Token: token, Increment: seconds(increment)}})
+}
+
+// RenewAccessor extends the token with this accessor by increment (zero:
+// its original TTL), for whoever holds the accessor but not the token.
+func (t *Token) RenewAccessor(ctx context.Context, accessor string, increment time.Duration) (*TokenAuth, error) {
+	return t.c.auth(ctx, request{method: http.MethodPost, path: "auth/token/renew-accessor", body: tokenBody{Accessor: accessor, Increment: seconds(increment)}})
 }
 
 // RevokeSelf revokes the client's own token and its children.

@@ -66,6 +66,32 @@ func TestTokenLifecycle(t *testing.T) {
 				t.Fatalf("renew with the original TTL = %+v, %v", a, err)
 			}
 		})
+		t.Run("renew-accessor extends the token an accessor names, without its value", func(t *testing.T) {
+			a, err := root.Token().RenewAccessor(ctx, issued.Accessor, 90*time.Minute)
+			if err != nil || a.Accessor != issued.Accessor || a.ClientToken != "" || a.LeaseDuration < 5390 || a.LeaseDuration > 5400 {
+				t.Fatalf("renew-accessor = %+v, %v", a, err)
+			}
+			if _, err := root.Token().RenewAccessor(ctx, "no-such-accessor", 0); !isStatus(err, 404) {
+				t.Fatalf("renew-accessor of an unknown accessor: err = %v, want 404", err)
+			}
+		})
+		t.Run("create-orphan issues a token that outlives its creator", func(t *testing.T) {
+			creator, err := root.Token().Create(ctx, client.TokenCreateRequest{Policies: []string{"root"}, TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			orphan, err := srv.Client(t, creator.ClientToken).Token().CreateOrphan(ctx, client.TokenCreateRequest{TTL: time.Hour, DisplayName: "batch"})
+			if err != nil || !orphan.Orphan || orphan.ClientToken == "" {
+				t.Fatalf("create-orphan = %+v, %v", orphan, err)
+			}
+			if err := root.Token().RevokeAccessor(ctx, creator.Accessor); err != nil {
+				t.Fatal(err)
+			}
+			info, err := srv.Client(t, orphan.ClientToken).Token().LookupSelf(ctx)
+			if err != nil || !info.Orphan || info.DisplayName != "token-batch" {
+				t.Fatalf("the orphan after its creator was revoked: %+v, %v", info, err)
+			}
+		})
 		t.Run("a non-renewable token cannot be renewed", func(t *testing.T) {
 			fixed, err := root.Token().Create(ctx, client.TokenCreateRequest{TTL: time.Hour, Renewable: &no})
 			if err != nil || fixed.Renewable {
