@@ -289,7 +289,7 @@ func TestRunbookWithCurlAndCLI(t *testing.T) {
 			// Phase 4.1, verbatim but for the host.
 			init := decode(t, curl(t, "-X", "POST", base+"/v1/sys/init",
 				"-H", "Content-Type: application/json",
-				"-d", "{\n    \"secret_shares\": 5,\n    \"secret_threshold\": 3\n  }"))
+				"-d", "@"+runbookBody("phase4.1-init.json")))
 			keys := init["keys"].([]any)
 			root := init["root_token"].(string)
 			if len(keys) != 5 || len(init["keys_base64"].([]any)) != 5 || !strings.HasPrefix(root, "s.") {
@@ -307,7 +307,7 @@ func TestRunbookWithCurlAndCLI(t *testing.T) {
 
 			// Phase 8.4.
 			curl(t, "-X", "POST", base+"/v1/secrets/static/test/hello", "-H", "X-Vault-Token: "+root,
-				"-d", `{"data": {"message": "Hello Production!"}}`)
+				"-d", "@"+runbookBody("phase8.4-create-secret.json"))
 			read := decode(t, curl(t, base+"/v1/secrets/static/test/hello", "-H", "X-Vault-Token: "+root))
 			if read["data"].(map[string]any)["data"].(map[string]any)["message"] != "Hello Production!" {
 				t.Fatalf("read = %v", read)
@@ -356,6 +356,9 @@ func TestRunbookWithCurlAndCLI(t *testing.T) {
 		})
 	}
 }
+
+// runbookBody is the path of a request body copied from the runbook.
+func runbookBody(name string) string { return filepath.Join(repoRoot, "testdata", "runbook", name) }
 
 func assertNoSecretsInLogs(t *testing.T, logs string, secrets ...string) {
 	t.Helper()
