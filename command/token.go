@@ -122,7 +122,13 @@ func runTokenCreate(ctx context.Context, opts *TokenCreateOptions) error {
 	if err != nil {
 		return err
 	}
-	a, err := c.Token().Create(ctx, opts.Request)
+	create := c.Token().Create
+	if opts.Request.NoParent {
+		// As Vault's CLI does: a policy may grant create-orphan without
+		// granting sudo on auth/token/create, which no_parent needs.
+		create = c.Token().CreateOrphan
+	}
+	a, err := create(ctx, opts.Request)
 	if err != nil {
 		return fmt.Errorf("creating a token: %w", err)
 	}
@@ -205,8 +211,10 @@ func printTokenInfo(p *Printer, info *client.TokenInfo) error {
 // TokenRenewOptions configure `token renew`.
 type TokenRenewOptions struct {
 	Deps
-	// Token to renew; empty renews the caller's own.
-	Token string
+	// Token or Accessor names the token to renew; neither means the
+	// caller's own.
+	Token    string
+	Accessor string
 	// Increment is the new TTL from now; zero means the token's original TTL.
 	Increment time.Duration
 }
@@ -216,7 +224,7 @@ func NewCmdTokenRenew(f *Factory) *cobra.Command {
 	opts := &TokenRenewOptions{}
 	var increment string
 	cmd := &cobra.Command{
-		Use:   "renew [TOKEN]",
+		Use:   "renew [TOKEN | -accessor ACCESSOR]",
 		Short: "Extend a token's life (by default the current token's)",
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -232,18 +240,25 @@ func NewCmdTokenRenew(f *Factory) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&increment, "increment", "", "new time to live from now, such as 1h (default the original TTL)")
+	cmd.Flags().StringVar(&opts.Accessor, "accessor", "", "renew the token with this accessor")
 	return cmd
 }
 
 func runTokenRenew(ctx context.Context, opts *TokenRenewOptions) error {
+	if opts.Token != "" && opts.Accessor != "" {
+		return errors.New("give either TOKEN or -accessor, not both")
+	}
 	p, c, err := opts.connect()
 	if err != nil {
 		return err
 	}
 	var a *client.TokenAuth
-	if opts.Token != "" {
+	switch {
+	case opts.Accessor != "":
+		a, err = c.Token().RenewAccessor(ctx, opts.Accessor, opts.Increment)
+	case opts.Token != "":
 		a, err = c.Token().Renew(ctx, opts.Token, opts.Increment)
-	} else {
+	default:
 		a, err = c.Token().RenewSelf(ctx, opts.Increment)
 	}
 	if err != nil {

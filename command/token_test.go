@@ -3,7 +3,13 @@ package command
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +45,22 @@ func TestTokenCommands(t *testing.T) {
 		}
 		if !a.Orphan || a.Renewable || len(a.Policies) != 1 || a.Policies[0] != "ops" {
 			t.Fatalf("created = %+v", a)
+		}
+	})
+	t.Run("token create -orphan asks auth/token/create-orphan, as Vault's CLI does", func(t *testing.T) {
+		proxy := newPathRecorder(t, srv.URL)
+		code, out, errOut := cli(t, proxy.url, srv.RootToken, "", "token", "create", "-orphan", "-format=json")
+		var a client.TokenAuth
+		if err := json.Unmarshal([]byte(out), &a); code != 0 || err != nil || !a.Orphan {
+			t.Fatalf("exit %d, %v: %s %s", code, err, out, errOut)
+		}
+		code, _, errOut = cli(t, proxy.url, srv.RootToken, "", "token", "create")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		want := []string{"/v1/auth/token/create-orphan", "/v1/auth/token/create"}
+		if got := proxy.paths(); !slices.Equal(got, want) {
+			t.Fatalf("paths asked = %v, want %v", got, want)
 		}
 	})
 	t.Run("a bad -ttl is refused before asking the server", func(t *testing.T) {
@@ -106,6 +128,21 @@ func TestTokenCommands(t *testing.T) {
 			t.Fatal("renew printed the token itself")
 		}
 	})
+	t.Run("renew -accessor renews the token that accessor names", func(t *testing.T) {
+		code, out, errOut := cli(t, srv.URL, srv.RootToken, "", "token", "renew", "-accessor="+accessor, "-increment=45m")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if d := rowValue(t, out, "token_duration"); rowValue(t, out, "token_accessor") != accessor || (d != "45m" && d != "44m59s") {
+			t.Fatalf("renew output:\n%s", out)
+		}
+	})
+	t.Run("renew with both a token and an accessor is refused", func(t *testing.T) {
+		code, _, errOut := cli(t, srv.URL, srv.RootToken, "", "token", "renew", "-accessor="+accessor, token)
+		if code != 1 || !strings.Contains(errOut, "give either TOKEN or -accessor, not both") {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+	})
 	t.Run("renew of another token by value", func(t *testing.T) {
 		c := newConsole("")
 		if err := runTokenRenew(ctx, &TokenRenewOptions{Deps: c.deps(t, srv, srv.RootToken, FormatTable), Token: token, Increment: time.Hour}); err != nil {
@@ -155,6 +192,39 @@ func TestTokenCommands(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pathRecorder is a reverse proxy in front of a real server that notes
+// the path of every request, to show which API a command chose.
+type pathRecorder struct {
+	url   string
+	mu    sync.Mutex
+	asked []string
+}
+
+func newPathRecorder(t *testing.T, target string) *pathRecorder {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := &pathRecorder{}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pr.mu.Lock()
+		pr.asked = append(pr.asked, r.URL.Path)
+		pr.mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	pr.url = hs.URL
+	return pr
+}
+
+func (pr *pathRecorder) paths() []string {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return slices.Clone(pr.asked)
 }
 
 func TestHumanSeconds(t *testing.T) {
