@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
 	"github.com/secrethub/secrethub/server/auth"
@@ -57,20 +57,12 @@ func routeName(r *http.Request) string {
 	return ""
 }
 
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40 // UUID version 4
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
 // entry runs before routing: it names the request, bounds its time and
 // body, recovers from panics without leaking a trace, and turns
 // `GET ?list=true` into the LIST method.
 func (s *Server) entry(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		st := &reqState{id: newRequestID(), clientIP: clientIP(r, s.cfg.TrustedProxies)}
+		st := &reqState{id: uuid.NewString(), clientIP: clientIP(r, s.cfg.TrustedProxies)}
 		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), ctxKey{}, st), s.cfg.RequestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)

@@ -6,7 +6,6 @@ package seal
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/vault/shamir"
 
 	"github.com/secrethub/secrethub/server/barrier"
@@ -229,7 +229,7 @@ func (m *Manager) Unseal(ctx context.Context, key []byte) (Status, error) {
 		}
 	}
 	if len(m.shares) == 0 {
-		m.nonce = newNonce()
+		m.nonce = uuid.NewString()
 	}
 	m.shares = append(m.shares, append([]byte(nil), key...))
 	if len(m.shares) < cfg.SecretThreshold {
@@ -408,10 +408,4 @@ func (m *Manager) Decrypt(ctx context.Context, path string, ciphertext []byte) (
 		return nil, err
 	}
 	return st.keyring.Decrypt(path, ciphertext)
-}
-
-func newNonce() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
