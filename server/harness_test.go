@@ -3,7 +3,6 @@ package server_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -233,22 +232,7 @@ func (c *clock) Advance(d time.Duration) {
 func eachStorage(t *testing.T, fn func(t *testing.T, cfg storage.Config, open func() *storage.DB)) {
 	t.Helper()
 	storagetest.EngineConfigs(t, func(t *testing.T, cfg storage.Config) {
-		open := func() *storage.DB {
-			t.Helper()
-			ctx := context.Background()
-			cfg := cfg
-			cfg.ConnectTimeout = 5 * time.Second
-			db, err := storage.Open(ctx, cfg, nil)
-			if err != nil {
-				t.Fatalf("open %s: %v", cfg.DataDir, err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if err := db.MigrateUp(ctx); err != nil {
-				t.Fatalf("migrate: %v", err)
-			}
-			return db
-		}
-		fn(t, cfg, open)
+		fn(t, cfg, func() *storage.DB { return storagetest.Open(t, cfg) })
 	})
 }
 

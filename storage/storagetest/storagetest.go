@@ -49,16 +49,18 @@ func EngineConfigs(t *testing.T, fn func(t *testing.T, cfg storage.Config)) {
 // SQLite opens a migrated SQLite database in a temporary directory.
 func SQLite(t testing.TB) *storage.DB {
 	t.Helper()
-	return open(t, storage.Config{DataDir: t.TempDir()})
+	return Open(t, storage.Config{DataDir: t.TempDir()})
 }
 
 // Postgres creates a database, migrates it, and drops it when the test ends.
 func Postgres(t testing.TB) *storage.DB {
 	t.Helper()
-	return open(t, storage.Config{DatabaseURL: PostgresURL(t)})
+	return Open(t, storage.Config{DatabaseURL: PostgresURL(t)})
 }
 
-func open(t testing.TB, cfg storage.Config) *storage.DB {
+// Open opens and migrates the database cfg names, closing it when the test
+// ends. Opening the same cfg again is how a test restarts a node.
+func Open(t testing.TB, cfg storage.Config) *storage.DB {
 	t.Helper()
 	ctx := context.Background()
 	cfg.ConnectTimeout = 5 * time.Second
