@@ -62,6 +62,12 @@ type DB struct {
 	txs       atomic.Int64
 	stmts     sync.Map // SQL text → *sql.Stmt
 	preparing sync.Map // SQL text → true while being prepared in the background
+	// background tracks those preparations, so Close can wait for them
+	// rather than race them for the database files; closing (under mu)
+	// stops new ones.
+	mu         sync.Mutex
+	background sync.WaitGroup
+	closing    bool
 }
 
 // Open connects to the configured database. For PostgreSQL it retries with
@@ -188,8 +194,15 @@ func (db *DB) Engine() Engine { return db.engine }
 // SQLite file path, or host:port/dbname for PostgreSQL.
 func (db *DB) Location() string { return db.location }
 
-// Close closes every pooled connection.
-func (db *DB) Close() error { return db.sql.Close() }
+// Close waits for background statement preparation, then closes every
+// pooled connection.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	db.closing = true
+	db.mu.Unlock()
+	db.background.Wait()
+	return db.sql.Close()
+}
 
 // RoundTrips counts the statements run outside transactions and the
 // transactions run, since the database was opened. Tests use it to hold the
@@ -280,7 +293,15 @@ func (t txQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
 		return t.tx.StmtContext(ctx, st.(*sql.Stmt))
 	}
 	if _, busy := t.db.preparing.LoadOrStore(query, true); !busy {
+		t.db.mu.Lock()
+		defer t.db.mu.Unlock()
+		if t.db.closing {
+			t.db.preparing.Delete(query)
+			return nil
+		}
+		t.db.background.Add(1)
 		go func() {
+			defer t.db.background.Done()
 			defer t.db.preparing.Delete(query)
 			_, _ = t.db.prepared(context.Background(), query)
 		}()
