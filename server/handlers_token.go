@@ -196,11 +196,17 @@ func (s *Server) handleTokenRenewSelf(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	st := stateOf(r.Context())
-	t, err := s.tokens.Renew(r.Context(), *st.token, time.Duration(req.Increment))
+	return s.renew(w, r, *st.token, st.tokenID, req.Increment)
+}
+
+// renew extends t by increment and answers with its auth block; id is the
+// token's value when the caller presented it, empty otherwise.
+func (s *Server) renew(w http.ResponseWriter, r *http.Request, t auth.Token, id string, increment Duration) error {
+	t, err := s.tokens.Renew(r.Context(), t, time.Duration(increment))
 	if err != nil {
 		return err
 	}
-	s.respondAuth(w, r, s.authFor(st.tokenID, t))
+	s.respondAuth(w, r, s.authFor(id, t))
 	return nil
 }
 
@@ -213,11 +219,7 @@ func (s *Server) handleTokenRenew(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if t, err = s.tokens.Renew(r.Context(), t, time.Duration(req.Increment)); err != nil {
-		return err
-	}
-	s.respondAuth(w, r, s.authFor(req.Token, t))
-	return nil
+	return s.renew(w, r, t, req.Token, req.Increment)
 }
 
 func (s *Server) handleTokenRenewAccessor(w http.ResponseWriter, r *http.Request) error {
@@ -229,11 +231,7 @@ func (s *Server) handleTokenRenewAccessor(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	if t, err = s.tokens.Renew(r.Context(), t, time.Duration(req.Increment)); err != nil {
-		return err
-	}
-	s.respondAuth(w, r, s.authFor("", t))
-	return nil
+	return s.renew(w, r, t, "", req.Increment)
 }
 
 func (s *Server) handleTokenRevokeSelf(w http.ResponseWriter, r *http.Request) error {
