@@ -130,6 +130,63 @@ func (s *Tokens) NewRoot() (Issued, error) {
 	}}, nil
 }
 
+// LoginRequest describes the token an auth method (AppRole, admin login)
+// hands out: an orphan with the method's policies and limits.
+type LoginRequest struct {
+	Policies    []string
+	Meta        map[string]string
+	DisplayName string // e.g. "approle-web"; shown as token-<name>
+	// TTL is the token's lifetime (DefaultTTL when zero); MaxTTL caps it and
+	// its renewals (MaxTTL when zero or above it).
+	TTL        time.Duration
+	MaxTTL     time.Duration
+	BoundCIDRs []string
+}
+
+// NewOrphan makes (but does not store) the token of a login: no parent,
+// the default policy added, renewable up to its max TTL. The caller stores
+// it, in the same transaction as whatever the login consumed.
+func (s *Tokens) NewOrphan(req LoginRequest) (Issued, error) {
+	if req.TTL < 0 || req.MaxTTL < 0 {
+		return Issued{}, fault.Invalidf("token ttl and max ttl must not be negative")
+	}
+	asked := req.Policies
+	if len(asked) == 0 {
+		asked = []string{DefaultPolicy}
+	}
+	policies, err := s.childPolicies(Token{Policies: []string{RootPolicy}}, CreateRequest{Policies: asked})
+	if err != nil {
+		return Issued{}, err
+	}
+	if slices.Contains(policies, RootPolicy) {
+		return Issued{}, fault.Invalidf("a login cannot issue root tokens")
+	}
+	cidrs, err := normalizeCIDRs(req.BoundCIDRs)
+	if err != nil {
+		return Issued{}, err
+	}
+	now := s.now().UTC()
+	hardCap := s.MaxTTL
+	if req.MaxTTL > 0 {
+		hardCap = min(hardCap, req.MaxTTL)
+	}
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = s.DefaultTTL
+	}
+	ttl = min(ttl, hardCap)
+	id, accessor, err := newIdentity()
+	if err != nil {
+		return Issued{}, err
+	}
+	return Issued{ID: id, Token: Token{
+		Hash: Hash(id), Accessor: accessor, Policies: policies, Meta: req.Meta,
+		DisplayName: displayName(req.DisplayName), TTL: ttl, ExplicitMaxTTL: req.MaxTTL,
+		Renewable: true, BoundCIDRs: cidrs, CreatedAt: now,
+		ExpiresAt: now.Add(ttl), MaxExpiresAt: now.Add(hardCap),
+	}}, nil
+}
+
 // CreateRequest is what a caller may ask of a new token.
 type CreateRequest struct {
 	Policies        []string

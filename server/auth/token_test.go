@@ -911,3 +911,51 @@ func TestChildrenOfVanishedOrExpiringParents(t *testing.T) {
 		}
 	})
 }
+
+func TestNewOrphan(t *testing.T) {
+	const h = time.Hour
+	cases := []struct {
+		name           string
+		req            auth.LoginRequest
+		ttl, hardLimit time.Duration
+		policies       []string
+		refused        bool
+	}{
+		{"a login token gets its ttl and the default policy", auth.LoginRequest{Policies: []string{"agent"}, TTL: h}, h, 768 * h, []string{"agent", "default"}, false},
+		{"no ttl means the default ttl", auth.LoginRequest{Policies: []string{"agent"}}, 768 * h, 768 * h, []string{"agent", "default"}, false},
+		{"the max ttl caps the ttl and renewals", auth.LoginRequest{Policies: []string{"agent"}, TTL: 5 * h, MaxTTL: 2 * h}, 2 * h, 2 * h, []string{"agent", "default"}, false},
+		{"a max ttl above the system's does not raise it", auth.LoginRequest{TTL: h, MaxTTL: 9999 * h}, h, 768 * h, []string{"default"}, false},
+		{"a login cannot issue root tokens", auth.LoginRequest{Policies: []string{"root"}}, 0, 0, nil, true},
+		{"a negative ttl is refused", auth.LoginRequest{TTL: -h}, 0, 0, nil, true},
+		{"a bad bound CIDR is refused", auth.LoginRequest{BoundCIDRs: []string{"10.0.0.0/33"}}, 0, 0, nil, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			got, err := f.tokens.NewOrphan(c.req)
+			if c.refused {
+				if fault.KindOf(err) != fault.Invalid {
+					t.Fatalf("NewOrphan = %+v, %v; want an Invalid fault", got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := got.Token
+			if tok.ParentAccessor != "" || !tok.Renewable || !slices.Equal(tok.Policies, c.policies) ||
+				!tok.ExpiresAt.Equal(t0.Add(c.ttl)) || !tok.MaxExpiresAt.Equal(t0.Add(c.hardLimit)) || tok.Hash != auth.Hash(got.ID) {
+				t.Fatalf("token = %+v", tok)
+			}
+			if f.exists(t, tok.Accessor) {
+				t.Fatal("NewOrphan stored the token; the login's transaction must")
+			}
+			if err := f.db.CreateToken(bg(), tok); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.authenticate(got.ID); err != nil {
+				t.Fatalf("the stored login token does not authenticate: %v", err)
+			}
+		})
+	}
+}
