@@ -45,6 +45,12 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxVersions is the default number of versions a static secret keeps.
 	MaxVersions int
+	// AdminUsername and AdminPasswordHash (bcrypt: $2a$, $2b$ or $2y$)
+	// enable POST /v1/auth/admin/login; both empty disables it.
+	AdminUsername     string
+	AdminPasswordHash string
+	// AdminTokenTTL is the lifetime of an admin login's token (default 30m).
+	AdminTokenTTL time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// Logger receives structured logs (default: discard).
