@@ -2,9 +2,11 @@ package policy_test
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/secrethub/secrethub/server/policy"
 )
@@ -214,7 +216,8 @@ func TestBuiltin(t *testing.T) {
 	}{
 		{"root is built in", "root", "root"},
 		{"default is built in", "default", "default"},
-		{"admin is not one of the evaluator's built-ins", "admin", ""},
+		{"admin is built in", "admin", "admin"},
+		{"an unknown name is no policy", "web", ""},
 		{"built-in names are case-sensitive", "Root", ""},
 		{"the empty name is no policy", "", ""},
 	}
@@ -278,20 +281,34 @@ func benchPolicies() []*policy.Policy {
 				path = fmt.Sprintf("shared/+/key%d/*", r)
 			}
 			rules[r] = policy.Rule{Path: path, Capabilities: policy.Read | policy.List, Deny: r == 19}
+			if r%3 == 0 { // a third of the rules carry every kind of condition
+				rules[r].Conditions = &policy.Conditions{
+					TimeOfDay: true, FromHour: 6, ToHour: 22, Days: 0b0111110,
+					SourceIPs: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("10.0.0.0/8")},
+				}
+			}
 		}
-		policies[p] = &policy.Policy{Name: fmt.Sprintf("team%d", p), Rules: rules}
+		policies[p] = &policy.Policy{Name: fmt.Sprintf("team%d", p), Rules: rules, Location: berlin}
 	}
 	return policies
 }
 
+var (
+	berlin, _ = time.LoadLocation("Europe/Berlin")
+	benchIP   = netip.MustParseAddr("10.20.30.40")
+	benchTime = time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC) // a Monday
+)
+
+// benchRequests are answered against conditions too (client address and time).
 var benchRequests = []policy.Request{
-	{Resource: "team9/app17/secret", Capability: policy.Read},  // allowed by the last policy
-	{Resource: "team3/web/db18", Capability: policy.Read},      // allowed mid-way
-	{Resource: "nobody/has/this", Capability: policy.Read},     // denied: no match anywhere
-	{Resource: "shared/x/key19/y", Capability: policy.Read},    // denied by a deny rule
-	{Resource: "team0/app1/z", Capability: policy.Update},      // denied: wrong capability
-	{Resource: "shared/x/key3/y/z", Capability: policy.Read},   // allowed via plus and star
-	{Resource: "team5/app4/config", Capability: policy.Update}, // denied
+	{Resource: "team9/app17/secret", Capability: policy.Read, ClientIP: benchIP, Time: benchTime},                          // allowed by the last policy
+	{Resource: "team3/web/db18", Capability: policy.Read, ClientIP: benchIP, Time: benchTime},                              // allowed mid-way
+	{Resource: "nobody/has/this", Capability: policy.Read, ClientIP: benchIP, Time: benchTime},                             // denied: no match anywhere
+	{Resource: "shared/x/key19/y", Capability: policy.Read, ClientIP: benchIP, Time: benchTime},                            // denied by a deny rule
+	{Resource: "team0/app1/z", Capability: policy.Update, ClientIP: benchIP, Time: benchTime},                              // denied: wrong capability
+	{Resource: "shared/x/key3/y/z", Capability: policy.Read, ClientIP: benchIP, Time: benchTime},                           // allowed via plus and star
+	{Resource: "team5/app4/config", Capability: policy.Update, ClientIP: benchIP, Time: benchTime},                         // denied
+	{Resource: "team2/app0/config", Capability: policy.Read, ClientIP: netip.MustParseAddr("172.16.0.1"), Time: benchTime}, // a condition fails
 }
 
 func BenchmarkEvaluate(b *testing.B) {
