@@ -43,6 +43,7 @@ var conformanceCases = []struct {
 	{"soft delete, undelete and destroy", testDeleteUndeleteDestroy},
 	{"metadata settings and deletion", testMetadata},
 	{"listing is by byte prefix, existence is exact", testSecretPaths},
+	{"policies are created, replaced, listed and deleted", testPolicies},
 }
 
 func ctx() context.Context { return context.Background() }
@@ -490,6 +491,36 @@ func TestWritesCompleteOnAOneConnectionPool(t *testing.T) {
 				time.Sleep(50 * time.Millisecond) // let background preparation run
 			}
 		})
+	}
+}
+
+func testPolicies(t *testing.T, db *storage.DB) {
+	if _, err := db.Policy(ctx(), "web"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("missing policy: %v", err)
+	}
+	created, err := db.PutPolicy(ctx(), "web", `{"v":1}`, t0)
+	if err != nil || !created {
+		t.Fatalf("first put = %v, %v; want created", created, err)
+	}
+	created, err = db.PutPolicy(ctx(), "web", `{"v":2}`, t0.Add(time.Minute))
+	if err != nil || created {
+		t.Fatalf("second put = %v, %v; want replaced", created, err)
+	}
+	p, err := db.Policy(ctx(), "web")
+	if err != nil || p.Document != `{"v":2}` || !p.CreatedAt.Equal(t0) || !p.UpdatedAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("policy = %+v, %v", p, err)
+	}
+	if _, err := db.PutPolicy(ctx(), "api", `{}`, t0); err != nil {
+		t.Fatal(err)
+	}
+	if names, err := db.PolicyNames(ctx()); err != nil || !slices.Equal(names, []string{"api", "web"}) {
+		t.Fatalf("names = %v, %v", names, err)
+	}
+	if err := db.DeletePolicy(ctx(), "web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeletePolicy(ctx(), "web"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
 	}
 }
 

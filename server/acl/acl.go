@@ -1,0 +1,197 @@
+// Package acl keeps the policies tokens refer to: the built-ins and the
+// user-defined ones stored in the database, parsed once and cached in
+// memory. A write on this node invalidates its cache entry at once; other
+// nodes see the change when their entry's TTL runs out (cross-node
+// invalidation comes with the cluster work).
+package acl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/server/policy"
+	"github.com/secrethub/secrethub/storage"
+)
+
+// DefaultTTL bounds how long a cached policy (or its absence) is trusted.
+const DefaultTTL = 30 * time.Second
+
+// Errors callers branch on.
+var (
+	ErrNotFound = fault.New(fault.NotFound, "policy not found")
+	ErrBuiltin  = fault.New(fault.Invalid, "built-in policies (root, admin, default) cannot be written or deleted")
+)
+
+// Store is what the ACL needs from storage.
+type Store interface {
+	PutPolicy(ctx context.Context, name, document string, now time.Time) (bool, error)
+	Policy(ctx context.Context, name string) (storage.PolicyRecord, error)
+	PolicyNames(ctx context.Context) ([]string, error)
+	DeletePolicy(ctx context.Context, name string) error
+}
+
+type entry struct {
+	policy *policy.Policy // nil: no such policy
+	loaded time.Time
+}
+
+// ACL resolves and manages policies. It is safe for concurrent use.
+type ACL struct {
+	store Store
+	now   func() time.Time
+	ttl   time.Duration
+
+	mu    sync.RWMutex
+	cache map[string]entry
+}
+
+// New returns an ACL over store; ttl <= 0 means DefaultTTL.
+func New(store Store, now func() time.Time, ttl time.Duration) *ACL {
+	if now == nil {
+		now = time.Now
+	}
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	return &ACL{store: store, now: now, ttl: ttl, cache: map[string]entry{}}
+}
+
+// Resolve returns the policies named, skipping names no policy has (a token
+// may outlive a policy it was given). Built-ins never touch storage; others
+// do only when their cache entry is missing or stale.
+func (a *ACL) Resolve(ctx context.Context, names []string) ([]*policy.Policy, error) {
+	out := make([]*policy.Policy, 0, len(names))
+	for _, name := range names {
+		if p := policy.Builtin(name); p != nil {
+			out = append(out, p)
+			continue
+		}
+		p, err := a.lookup(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// lookup returns a user-defined policy, nil if there is none.
+func (a *ACL) lookup(ctx context.Context, name string) (*policy.Policy, error) {
+	a.mu.RLock()
+	e, ok := a.cache[name]
+	a.mu.RUnlock()
+	if ok && a.now().Sub(e.loaded) < a.ttl {
+		return e.policy, nil
+	}
+	rec, err := a.store.Policy(ctx, name)
+	var p *policy.Policy
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		if p, err = compileStored(rec.Document); err != nil {
+			return nil, fmt.Errorf("acl: stored policy %q does not compile: %w", name, err)
+		}
+	}
+	a.mu.Lock()
+	a.cache[name] = entry{policy: p, loaded: a.now()}
+	a.mu.Unlock()
+	return p, nil
+}
+
+func compileStored(document string) (*policy.Policy, error) {
+	doc, err := policy.ParseDocument([]byte(document))
+	if err != nil {
+		return nil, err
+	}
+	return policy.Compile(doc)
+}
+
+func (a *ACL) forget(name string) {
+	a.mu.Lock()
+	delete(a.cache, name)
+	a.mu.Unlock()
+}
+
+// Put validates and stores a policy document, replacing any policy of the
+// same name, and reports whether it was new.
+func (a *ACL) Put(ctx context.Context, doc policy.Document) (bool, error) {
+	if policy.Builtin(doc.Name) != nil {
+		return false, ErrBuiltin
+	}
+	p, err := policy.Compile(doc)
+	if err != nil {
+		return false, err
+	}
+	// Stored in canonical form: what Get returns is what is enforced.
+	canonical, err := json.Marshal(policy.DocumentOf(p))
+	if err != nil {
+		return false, err
+	}
+	defer a.forget(doc.Name)
+	return a.store.PutPolicy(ctx, doc.Name, string(canonical), a.now())
+}
+
+// Get returns a policy's document and whether it is built in.
+func (a *ACL) Get(ctx context.Context, name string) (policy.Document, bool, error) {
+	if p := policy.Builtin(name); p != nil {
+		return policy.DocumentOf(p), true, nil
+	}
+	if err := policy.ValidateName(name); err != nil {
+		return policy.Document{}, false, err
+	}
+	p, err := a.lookup(ctx, name)
+	if err != nil {
+		return policy.Document{}, false, err
+	}
+	if p == nil {
+		return policy.Document{}, false, ErrNotFound
+	}
+	return policy.DocumentOf(p), false, nil
+}
+
+// Exists reports whether a policy of that name exists (built-ins included).
+func (a *ACL) Exists(ctx context.Context, name string) (bool, error) {
+	if policy.Builtin(name) != nil {
+		return true, nil
+	}
+	p, err := a.lookup(ctx, name)
+	return p != nil, err
+}
+
+// List returns every policy name, built-ins included, sorted.
+func (a *ACL) List(ctx context.Context) ([]string, error) {
+	names, err := a.store.PolicyNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names = append(names, policy.BuiltinNames()...)
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}
+
+// Delete removes a user-defined policy; deleting one that does not exist
+// is not an error. Tokens that name it simply stop getting its grants.
+func (a *ACL) Delete(ctx context.Context, name string) error {
+	if policy.Builtin(name) != nil {
+		return ErrBuiltin
+	}
+	if err := policy.ValidateName(name); err != nil {
+		return err
+	}
+	defer a.forget(name)
+	err := a.store.DeletePolicy(ctx, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,71 @@
+package storage
+
+import (
+	"context"
+	"time"
+)
+
+// PolicyRecord is a user-defined policy as stored: its JSON document.
+type PolicyRecord struct {
+	Name      string
+	Document  string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// PutPolicy creates or replaces a policy and reports whether it was new.
+func (db *DB) PutPolicy(ctx context.Context, name, document string, now time.Time) (created bool, err error) {
+	var createdAt time.Time
+	now = utc(now)
+	err = db.q().QueryRowContext(ctx, `
+		INSERT INTO policies (name, document, created_at, updated_at) VALUES ($1, $2, $3, $3)
+		ON CONFLICT (name) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at
+		RETURNING created_at`, name, document, now).Scan(&createdAt)
+	if err != nil {
+		return false, classify(err)
+	}
+	return createdAt.Equal(now), nil
+}
+
+// Policy reads one policy; ErrNotFound if there is none by that name.
+func (db *DB) Policy(ctx context.Context, name string) (PolicyRecord, error) {
+	var p PolicyRecord
+	err := db.q().QueryRowContext(ctx,
+		`SELECT name, document, created_at, updated_at FROM policies WHERE name = $1`, name,
+	).Scan(&p.Name, &p.Document, &p.CreatedAt, &p.UpdatedAt)
+	if err != nil {
+		return PolicyRecord{}, notFound(err)
+	}
+	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	return p, nil
+}
+
+// PolicyNames lists every stored policy's name, sorted.
+func (db *DB) PolicyNames(ctx context.Context) ([]string, error) {
+	rows, err := db.q().QueryContext(ctx, `SELECT name FROM policies ORDER BY name`)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, n)
+	}
+	return out, classify(rows.Err())
+}
+
+// DeletePolicy removes a policy; ErrNotFound if there was none.
+func (db *DB) DeletePolicy(ctx context.Context, name string) error {
+	res, err := db.q().ExecContext(ctx, `DELETE FROM policies WHERE name = $1`, name)
+	if err != nil {
+		return classify(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
