@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/secrethub/secrethub/server/fault"
 	"github.com/secrethub/secrethub/storage"
@@ -83,6 +85,9 @@ func (s *Server) respondError(w http.ResponseWriter, r *http.Request, err error)
 	}
 	s.log.Log(r.Context(), level, "request failed", "request_id", requestID(r.Context()), "method", r.Method,
 		"route", routeName(r), "status", status, "error", err.Error())
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", retryAfterSeconds(fault.RetryAfterOf(err)))
+	}
 	s.writeJSON(w, r, status, errorBody{Errors: []string{msg}})
 }
 
@@ -108,6 +113,14 @@ func (s *Server) classify(ctx context.Context, err error) (int, string) {
 		return http.StatusConflict, fault.Message(err)
 	case fault.Unavailable:
 		return http.StatusServiceUnavailable, fault.Message(err)
+	case fault.Limited:
+		return http.StatusTooManyRequests, fault.Message(err)
 	}
 	return http.StatusInternalServerError, "internal error; the server log has details under request id " + requestID(ctx)
+}
+
+// retryAfterSeconds is a Retry-After value: whole seconds, rounded up, at
+// least 1 so a client never retries at once.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
 }

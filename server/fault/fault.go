@@ -1,11 +1,13 @@
 // Package fault gives domain errors a kind the HTTP layer can report without
-// guessing: bad input, missing, conflicting, forbidden or unavailable. A
+// guessing: bad input, missing, conflicting, forbidden, rate-limited or
+// unavailable. A
 // fault's message is written for the API caller and never holds a secret.
 package fault
 
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error for the API.
@@ -19,6 +21,7 @@ const (
 	NotFound                // 404
 	Conflict                // 409: check-and-set or a competing change
 	Unavailable             // 503: sealed, or a dependency is down
+	Limited                 // 429: too many attempts; see RetryAfter
 )
 
 // Error is a classified error with a caller-facing message.
@@ -27,6 +30,8 @@ type Error struct {
 	Msg  string
 	// Err is an optional underlying cause, kept for logs and errors.Is.
 	Err error
+	// RetryAfter is how long a Limited caller should wait before trying again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -54,6 +59,22 @@ func Invalidf(format string, args ...any) error {
 // Wrap classifies cause under kind with a caller-facing message.
 func Wrap(kind Kind, msg string, cause error) error {
 	return &Error{Kind: kind, Msg: msg, Err: cause}
+}
+
+// Limit refuses a caller for d, reported with the message of sentinel (a
+// Limited fault), so errors.Is(err, sentinel) still holds.
+func Limit(sentinel *Error, d time.Duration) error {
+	return &Error{Kind: Limited, Msg: sentinel.Msg, RetryAfter: d}
+}
+
+// RetryAfterOf returns the wait of the outermost fault in err's chain, zero
+// when there is none.
+func RetryAfterOf(err error) time.Duration {
+	var f *Error
+	if errors.As(err, &f) {
+		return f.RetryAfter
+	}
+	return 0
 }
 
 // KindOf returns the kind of the outermost fault in err's chain.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/secrethub/secrethub/server/fault"
 )
@@ -102,5 +103,27 @@ func TestNewMakesDistinctSentinels(t *testing.T) {
 	}
 	if !errors.Is(a, b) || !errors.Is(b, a) {
 		t.Fatal("two sentinels of one kind and message do not match each other")
+	}
+}
+
+func TestLimitCarriesItsWait(t *testing.T) {
+	errBusy := fault.New(fault.Limited, "too many attempts")
+	err := fmt.Errorf("login: %w", fault.Limit(errBusy, 90*time.Second))
+	if got := fault.KindOf(err); got != fault.Limited {
+		t.Fatalf("KindOf = %v, want Limited", got)
+	}
+	if got := fault.RetryAfterOf(err); got != 90*time.Second {
+		t.Fatalf("RetryAfterOf = %v, want 1m30s", got)
+	}
+	if !errors.Is(err, errBusy) {
+		t.Fatal("a limit does not match its sentinel")
+	}
+	if got := err.Error(); got != "login: too many attempts" {
+		t.Fatalf("Error() = %q", got)
+	}
+	for _, other := range []error{nil, io.EOF, errMissing} {
+		if got := fault.RetryAfterOf(other); got != 0 {
+			t.Fatalf("RetryAfterOf(%v) = %v, want 0", other, got)
+		}
 	}
 }

@@ -1,0 +1,137 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/netip"
+	"regexp"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/storage"
+)
+
+// AdminPolicy is the policy an admin login's token carries.
+const AdminPolicy = "admin"
+
+// DefaultAdminTokenTTL is an admin token's lifetime when none is configured.
+const DefaultAdminTokenTTL = 30 * time.Minute
+
+// Errors callers branch on.
+var (
+	// ErrInvalidAdminLogin is every failed admin login, whether the
+	// username, the password or both were wrong.
+	ErrInvalidAdminLogin = fault.New(fault.Denied, "invalid username or password")
+	// ErrAdminLoginDisabled answers a login when no admin is configured.
+	ErrAdminLoginDisabled = fault.New(fault.NotFound, "admin login is not enabled on this server")
+)
+
+// bcryptHash is the modular crypt format of bcrypt: version, two-digit
+// cost, 22 characters of salt and 31 of hash. $2y$ (PHP, htpasswd) is the
+// same algorithm as $2b$, and x/crypto/bcrypt reads it as such.
+var bcryptHash = regexp.MustCompile(`^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$`)
+
+// TokenCreator stores a token; *storage.DB is one.
+type TokenCreator interface {
+	CreateToken(ctx context.Context, t storage.Token) error
+}
+
+// AdminLogin checks the configured admin's username and password
+// (ADMIN_USERNAME, ADMIN_PASSWORD_HASH) and issues admin tokens. A nil
+// *AdminLogin is a server without an admin: its Login always fails with
+// ErrAdminLoginDisabled.
+type AdminLogin struct {
+	usernameSum  [sha256.Size]byte
+	passwordHash []byte
+	tokens       *Tokens
+	store        TokenCreator
+	ttl          time.Duration
+	limiter      *Limiter
+	// compare is bcrypt.CompareHashAndPassword; tests count its calls.
+	compare func(hash, password []byte) error
+}
+
+// NewAdminLogin checks the admin configuration. Both username and hash
+// empty disable admin login: it returns a nil *AdminLogin and no error.
+// A zero ttl means DefaultAdminTokenTTL; now is the clock of the failure
+// limiter (time.Now when nil). Errors never repeat the hash.
+func NewAdminLogin(username, passwordHash string, tokens *Tokens, store TokenCreator, ttl time.Duration, now func() time.Time) (*AdminLogin, error) {
+	switch {
+	case username == "" && passwordHash == "":
+		return nil, nil
+	case username == "":
+		return nil, errors.New("ADMIN_PASSWORD_HASH is set but ADMIN_USERNAME is empty: set both to enable admin login, or neither")
+	case passwordHash == "":
+		return nil, errors.New("ADMIN_USERNAME is set but ADMIN_PASSWORD_HASH is empty: set both to enable admin login, or neither")
+	case !bcryptHash.MatchString(passwordHash):
+		return nil, errors.New("ADMIN_PASSWORD_HASH is not a bcrypt hash: want 60 characters starting $2a$, $2b$ or $2y$ and a two-digit cost, such as the output of htpasswd -nbBC 12")
+	}
+	if _, err := bcrypt.Cost([]byte(passwordHash)); err != nil {
+		return nil, errors.New("ADMIN_PASSWORD_HASH has a bcrypt cost outside 4 to 31")
+	}
+	if ttl < 0 {
+		return nil, errors.New("the admin token TTL must not be negative")
+	}
+	if ttl == 0 {
+		ttl = DefaultAdminTokenTTL
+	}
+	if tokens == nil || store == nil {
+		return nil, errors.New("admin login needs a token service and a token store")
+	}
+	return &AdminLogin{
+		usernameSum:  sha256.Sum256([]byte(username)),
+		passwordHash: []byte(passwordHash),
+		tokens:       tokens,
+		store:        store,
+		ttl:          ttl,
+		limiter:      NewLimiter(LimiterConfig{}, now),
+		compare:      bcrypt.CompareHashAndPassword,
+	}, nil
+}
+
+// Login checks username and password for a client and stores a new token
+// with the admin (and default) policy, lasting the admin TTL. Every wrong
+// credential is ErrInvalidAdminLogin, after the same work: one bcrypt
+// comparison and a constant-time username check. A client that failed too
+// often is refused with ErrTooManyAttempts (carrying a retry-after) before
+// any of that work.
+func (a *AdminLogin) Login(ctx context.Context, username, password string, client netip.Addr) (Issued, error) {
+	if a == nil {
+		return Issued{}, ErrAdminLoginDisabled
+	}
+	if err := a.limiter.Admit(client); err != nil {
+		return Issued{}, err
+	}
+	// Hashing both names first keeps the comparison's time independent of
+	// the given name's length. The password is checked against the real
+	// hash even when the name is wrong, so that case costs the same.
+	given := sha256.Sum256([]byte(username))
+	nameOK := subtle.ConstantTimeCompare(given[:], a.usernameSum[:])
+	passwordOK := 0
+	if a.compare(a.passwordHash, []byte(password)) == nil {
+		passwordOK = 1
+	}
+	if nameOK&passwordOK != 1 {
+		return Issued{}, ErrInvalidAdminLogin
+	}
+	a.limiter.Succeeded(client)
+
+	issued, err := a.tokens.NewOrphan(LoginRequest{
+		Policies:    []string{AdminPolicy},
+		DisplayName: "admin-" + username,
+		TTL:         a.ttl,
+		MaxTTL:      a.ttl,
+		Meta:        map[string]string{"username": username},
+	})
+	if err != nil {
+		return Issued{}, err
+	}
+	if err := a.store.CreateToken(ctx, issued.Token); err != nil {
+		return Issued{}, err
+	}
+	return issued, nil
+}
