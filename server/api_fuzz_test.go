@@ -95,6 +95,25 @@ var apiSeeds = []apiSeed{
 	{"kv.destroy", "PUT", "app/db", `{"versions":[-1,1.5]}`},
 	{"kv.rollback", "POST", "app/db", `{"version":2}`},
 	{"kv.rollback", "POST", "app/db", `{"version":3000000000}`},
+
+	{"policy.write", "POST", "", `{"name":"production","rules":[{"path":"prod/*","capabilities":["read"],"effect":"allow","conditions":{"time_of_day":[0,23],"source_ip":"10.0.0.0/8"}}]}`},
+	{"policy.write", "POST", "", `{"name":"read-only","rules":[{"path":"*","capabilities":["read"],"effect":"allow"}]}`},
+	{"policy.write", "PUT", "", `{"name":"Bad Name","rules":[]}`},
+	{"policy.write", "POST", "", `{"name":"p","timezone":"Mars/Base","rules":[{"path":"*","capabilities":["read"],"conditions":{"time_of_day":[25,1]}}]}`},
+	{"policy.write", "POST", "", `{"name":"root","rules":[{"path":"*","capabilities":["read"]}]}`},
+	{"policy.list", "GET", "", ""},
+	{"policy.list", "LIST", "", ""},
+	{"policy.simulate", "POST", "", `{"policies":["production"],"path":"prod/db","capability":"read","source_ip":"10.1.2.3","time":"2026-11-30T09:00:00Z"}`},
+	{"policy.simulate", "POST", "", `{"token":"{{token}}","path":"sys/seal","capability":"sudo"}`},
+	{"policy.simulate", "POST", "", `{"policies":["x"],"path":"","capability":"fly","source_ip":"999.1.1.1","time":"yesterday"}`},
+	{"policy.read", "GET", "read-only", ""},
+	{"policy.read", "GET", "admin", ""},
+	{"policy.read", "GET", "nope%00", ""},
+	{"policy.put", "PUT", "web", `{"rules":[{"path":"web/+/cfg","capabilities":["read","list"],"effect":"deny","conditions":{"days_of_week":["sat","sun"]}}]}`},
+	{"policy.put", "PUT", "web", `{"name":"other","rules":[{"path":"*","capabilities":["read"]}]}`},
+	{"policy.put", "POST", "default", `{"rules":[{"path":"*","capabilities":["sudo"]}]}`},
+	{"policy.delete", "DELETE", "web", ""},
+	{"policy.delete", "DELETE", "root", ""},
 }
 
 // apiTarget is an initialized, unsealed node served in-process: requests

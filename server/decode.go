@@ -22,15 +22,30 @@ var errBodyTooLarge = errors.New("request body is larger than the limit")
 // Unknown fields are rejected: a misspelt field should fail loudly rather
 // than silently fall back to a default.
 func decodeBody(r *http.Request, v any) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(body, v)
+}
+
+// readBody reads the request body once; later calls return the same bytes,
+// so authorization can look inside a body its handler decodes afterwards.
+func readBody(r *http.Request) ([]byte, error) {
+	st := stateOf(r.Context())
+	if st.bodyRead {
+		return st.body, nil
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return errBodyTooLarge
+			return nil, errBodyTooLarge
 		}
-		return fault.Invalidf("reading request body: %v", err)
+		return nil, fault.Invalidf("reading request body: %v", err)
 	}
-	return decodeJSON(body, v)
+	st.body, st.bodyRead = body, true
+	return body, nil
 }
 
 // decodeJSON is decodeBody on bytes already read.

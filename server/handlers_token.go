@@ -62,9 +62,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, orphan bool
 	parent := callerToken(r.Context())
 	// An orphan needs sudo on auth/token/create, or an allowed call to
 	// auth/token/create-orphan, whose route grants exactly that.
-	canOrphan := orphan || policy.Evaluate(s.policiesOf(parent), policy.Request{
-		Resource: "auth/token/create", Capability: policy.Update | policy.Sudo,
-	}).Allowed
+	canOrphan := orphan || s.decide(r, "auth/token/create", policy.Update|policy.Sudo).Allowed
 	issued, err := s.tokens.Create(r.Context(), parent, auth.CreateRequest{
 		Policies: req.Policies, Meta: req.Meta, DisplayName: req.DisplayName,
 		NoParent: req.NoParent || orphan, NoDefaultPolicy: req.NoDefaultPolicy, Renewable: req.Renewable,

@@ -30,6 +30,12 @@ type reqState struct {
 	// createOnly is set on a write allowed to create but not to update:
 	// the handler must make the write fail if the target exists by then.
 	createOnly bool
+	// policies are the token's, resolved once by authorization.
+	policies []*policy.Policy
+	// body holds the request body once read (bodyRead), for routes whose
+	// resource is named inside it.
+	body     []byte
+	bodyRead bool
 }
 
 type ctxKey struct{}
@@ -175,12 +181,14 @@ func (s *Server) authorize(r *http.Request, a access) error {
 		return err
 	}
 	st.resource = resource
-	policies := s.policiesOf(tok)
+	if st.policies, err = s.acl.Resolve(r.Context(), tok.Policies); err != nil {
+		return err
+	}
 	decide := func(c policy.Capability) policy.Decision {
 		if a.sudo {
 			c |= policy.Sudo
 		}
-		return policy.Evaluate(policies, policy.Request{Resource: resource, Capability: c})
+		return s.decide(r, resource, c)
 	}
 	var d policy.Decision
 	if a.write {
@@ -218,14 +226,10 @@ func presentedToken(r *http.Request) string {
 	return ""
 }
 
-// policiesOf resolves a token's policy names. Until user-defined policies
-// exist, only the built-in ones grant anything; unknown names grant nothing.
-func (s *Server) policiesOf(t auth.Token) []*policy.Policy {
-	out := make([]*policy.Policy, 0, len(t.Policies))
-	for _, name := range t.Policies {
-		if p := policy.Builtin(name); p != nil {
-			out = append(out, p)
-		}
-	}
-	return out
+// decide asks the policy engine about the request's token (its policies
+// resolved by authorization) for resource and capability, with the
+// request's client address and the current time for conditions.
+func (s *Server) decide(r *http.Request, resource string, c policy.Capability) policy.Decision {
+	st := stateOf(r.Context())
+	return policy.Evaluate(st.policies, policy.Request{Resource: resource, Capability: c, ClientIP: st.clientIP, Time: s.now()})
 }

@@ -106,6 +106,13 @@ func (s *Server) routes() []route {
 		{"token.revoke", "POST,PUT", "/v1/auth/token/revoke", api("auth/token/revoke", update), s.handleTokenRevoke},
 		{"token.revoke-accessor", "POST,PUT", "/v1/auth/token/revoke-accessor", api("auth/token/revoke-accessor", update), s.handleTokenRevokeAccessor},
 
+		{"policy.write", "POST,PUT", "/v1/policies", access{resource: policyResourceFromBody, write: true, exists: s.policyExists}, s.handlePolicyWrite},
+		{"policy.list", "GET,LIST", "/v1/policies", api("policies", list), s.handlePolicyList},
+		{"policy.simulate", "POST", "/v1/policies/simulate", api("policies/simulate", update), s.handlePolicySimulate},
+		{"policy.read", "GET", "/v1/policies/{name}", access{resource: policyResource, capability: read}, s.handlePolicyRead},
+		{"policy.put", "POST,PUT", "/v1/policies/{name}", access{resource: policyResource, write: true, exists: s.policyExists}, s.handlePolicyWrite},
+		{"policy.delete", "DELETE", "/v1/policies/{name}", access{resource: policyResource, capability: del}, s.handlePolicyDelete},
+
 		{"kv.list", "LIST", "/v1/secrets/static/" + secretVar, access{resource: secretPrefix, capability: list}, s.handleKVList},
 		{"kv.read", "GET", "/v1/secrets/static/" + secretVar, s.secret(read), s.handleKVRead},
 		{"kv.write", "POST,PUT", "/v1/secrets/static/" + secretVar, s.secretWrite(), s.handleKVWrite},

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -18,13 +19,18 @@ var publicRoutes = map[string][]string{
 	"/v1/sys/unseal":      {"POST", "PUT"},
 }
 
-// concrete turns a route template into a path that matches it.
+// concrete turns a route template into a path that matches it: a secret
+// path variable becomes app/db, any other variable a single segment.
 func concrete(template string) string {
-	if i := strings.Index(template, "{"); i >= 0 {
-		return template[:i] + "app/db"
-	}
-	return template
+	return routeVar.ReplaceAllStringFunc(template, func(v string) string {
+		if strings.HasPrefix(v, "{path") {
+			return "app/db"
+		}
+		return "web"
+	})
 }
+
+var routeVar = regexp.MustCompile(`\{[^}]*\}`)
 
 // Every route the router serves has an authorization entry, and the only
 // public ones are the unauthenticated sys endpoints.

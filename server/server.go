@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/secrethub/secrethub/server/acl"
 	"github.com/secrethub/secrethub/server/auth"
 	"github.com/secrethub/secrethub/server/seal"
 	"github.com/secrethub/secrethub/server/secrets"
@@ -67,6 +68,7 @@ type Server struct {
 	db      *storage.DB
 	seal    *seal.Manager
 	tokens  *auth.Tokens
+	acl     *acl.ACL
 	kv      *secrets.Static
 	router  *mux.Router
 	handler http.Handler
@@ -96,6 +98,7 @@ func New(db *storage.DB, cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, db: db}
 	s.seal = seal.New(db, cfg.Now)
 	s.tokens = auth.NewTokens(db, cfg.Now)
+	s.acl = acl.New(db, cfg.Now, 0)
 	s.kv = secrets.NewStatic(db, s.seal, cfg.Now, cfg.MaxVersions)
 	s.router, s.access = s.buildRouter()
 	s.handler = s.entry(s.router)

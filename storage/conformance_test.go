@@ -510,8 +510,14 @@ func testPolicies(t *testing.T, db *storage.DB) {
 	if err != nil || p.Document != `{"v":2}` || !p.CreatedAt.Equal(t0) || !p.UpdatedAt.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("policy = %+v, %v", p, err)
 	}
-	if _, err := db.PutPolicy(ctx(), "api", `{}`, t0); err != nil {
+	if err := db.CreatePolicy(ctx(), "api", `{}`, t0); err != nil {
 		t.Fatal(err)
+	}
+	if err := db.CreatePolicy(ctx(), "api", `{"other":1}`, t0); !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("creating a taken name: %v, want ErrConflict", err)
+	}
+	if p, _ := db.Policy(ctx(), "api"); p.Document != `{}` {
+		t.Fatalf("a refused create changed the policy: %q", p.Document)
 	}
 	if names, err := db.PolicyNames(ctx()); err != nil || !slices.Equal(names, []string{"api", "web"}) {
 		t.Fatalf("names = %v, %v", names, err)

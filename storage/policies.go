@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"time"
 )
 
@@ -25,6 +27,18 @@ func (db *DB) PutPolicy(ctx context.Context, name, document string, now time.Tim
 		return false, classify(err)
 	}
 	return createdAt.Equal(now), nil
+}
+
+// CreatePolicy stores a new policy; ErrConflict if the name is taken.
+func (db *DB) CreatePolicy(ctx context.Context, name, document string, now time.Time) error {
+	var got string
+	err := db.q().QueryRowContext(ctx, `
+		INSERT INTO policies (name, document, created_at, updated_at) VALUES ($1, $2, $3, $3)
+		ON CONFLICT (name) DO NOTHING RETURNING name`, name, document, utc(now)).Scan(&got)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrConflict
+	}
+	return classify(err)
 }
 
 // Policy reads one policy; ErrNotFound if there is none by that name.

@@ -26,11 +26,13 @@ const DefaultTTL = 30 * time.Second
 var (
 	ErrNotFound = fault.New(fault.NotFound, "policy not found")
 	ErrBuiltin  = fault.New(fault.Invalid, "built-in policies (root, admin, default) cannot be written or deleted")
+	ErrExists   = fault.New(fault.Conflict, "a policy of that name already exists")
 )
 
 // Store is what the ACL needs from storage.
 type Store interface {
 	PutPolicy(ctx context.Context, name, document string, now time.Time) (bool, error)
+	CreatePolicy(ctx context.Context, name, document string, now time.Time) error
 	Policy(ctx context.Context, name string) (storage.PolicyRecord, error)
 	PolicyNames(ctx context.Context) ([]string, error)
 	DeletePolicy(ctx context.Context, name string) error
@@ -125,20 +127,41 @@ func (a *ACL) forget(name string) {
 // Put validates and stores a policy document, replacing any policy of the
 // same name, and reports whether it was new.
 func (a *ACL) Put(ctx context.Context, doc policy.Document) (bool, error) {
-	if policy.Builtin(doc.Name) != nil {
-		return false, ErrBuiltin
-	}
-	p, err := policy.Compile(doc)
-	if err != nil {
-		return false, err
-	}
-	// Stored in canonical form: what Get returns is what is enforced.
-	canonical, err := json.Marshal(policy.DocumentOf(p))
+	canonical, err := canonicalize(doc)
 	if err != nil {
 		return false, err
 	}
 	defer a.forget(doc.Name)
-	return a.store.PutPolicy(ctx, doc.Name, string(canonical), a.now())
+	return a.store.PutPolicy(ctx, doc.Name, canonical, a.now())
+}
+
+// Create stores a new policy; ErrExists if the name is taken, decided by
+// the database so no concurrent writer is overwritten.
+func (a *ACL) Create(ctx context.Context, doc policy.Document) error {
+	canonical, err := canonicalize(doc)
+	if err != nil {
+		return err
+	}
+	defer a.forget(doc.Name)
+	err = a.store.CreatePolicy(ctx, doc.Name, canonical, a.now())
+	if errors.Is(err, storage.ErrConflict) {
+		return ErrExists
+	}
+	return err
+}
+
+// canonicalize validates a document and returns the form it is stored in:
+// what Get returns is exactly what is enforced.
+func canonicalize(doc policy.Document) (string, error) {
+	if policy.Builtin(doc.Name) != nil {
+		return "", ErrBuiltin
+	}
+	p, err := policy.Compile(doc)
+	if err != nil {
+		return "", err
+	}
+	out, err := json.Marshal(policy.DocumentOf(p))
+	return string(out), err
 }
 
 // Get returns a policy's document and whether it is built in.

@@ -134,6 +134,23 @@ func TestResolveCachesAndInvalidates(t *testing.T) {
 	}
 }
 
+func TestCreateRefusesATakenName(t *testing.T) {
+	a := acl.New(storagetest.SQLite(t), nil, 0)
+	first := doc(t, `{"name":"web","rules":[{"path":"*","capabilities":["read"]}]}`)
+	if err := a.Create(bg, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Create(bg, doc(t, `{"name":"web","rules":[{"path":"*","capabilities":["sudo"]}]}`)); !errors.Is(err, acl.ErrExists) {
+		t.Fatalf("second Create = %v, want ErrExists", err)
+	}
+	if got, _, _ := a.Get(bg, "web"); got.Rules[0].Capabilities[0] != "read" {
+		t.Fatalf("a refused Create changed the policy: %+v", got)
+	}
+	if err := a.Create(bg, doc(t, `{"name":"admin","rules":[{"path":"*","capabilities":["read"]}]}`)); !errors.Is(err, acl.ErrBuiltin) {
+		t.Fatalf("Create of a built-in = %v", err)
+	}
+}
+
 func TestExists(t *testing.T) {
 	a := acl.New(storagetest.SQLite(t), nil, 0)
 	if _, err := a.Put(bg, doc(t, `{"name":"web","rules":[{"path":"*","capabilities":["read"]}]}`)); err != nil {

@@ -219,7 +219,7 @@ func compileRule(rd RuleDocument, at string) (Rule, error) {
 		return r, fault.Invalidf("%s.capabilities: list at least one of create, read, update, delete, list, sudo", at)
 	}
 	for j, name := range rd.Capabilities {
-		c, ok := capabilityNamed(name)
+		c, ok := CapabilityNamed(name)
 		if !ok {
 			return r, fault.Invalidf("%s.capabilities[%d]: unknown capability %q (create, read, update, delete, list, sudo)", at, j, clip(name))
 		}
@@ -323,15 +323,6 @@ func validatePath(path, at string) error {
 		}
 	}
 	return nil
-}
-
-func capabilityNamed(name string) (Capability, bool) {
-	for _, n := range capabilityNames {
-		if n.name == name {
-			return n.c, true
-		}
-	}
-	return 0, false
 }
 
 // DocumentOf is the written form of a policy, built-ins included.

@@ -42,6 +42,16 @@ func (c Capability) String() string {
 	return strings.Join(parts, ",")
 }
 
+// CapabilityNamed returns the capability a policy document calls name.
+func CapabilityNamed(name string) (Capability, bool) {
+	for _, n := range capabilityNames {
+		if n.name == name {
+			return n.c, true
+		}
+	}
+	return 0, false
+}
+
 // Names lists the capabilities in the set.
 func (c Capability) Names() []string {
 	var out []string
