@@ -96,6 +96,11 @@ var apiSeeds = []apiSeed{
 	{"kv.rollback", "POST", "app/db", `{"version":2}`},
 	{"kv.rollback", "POST", "app/db", `{"version":3000000000}`},
 
+	{"auth.admin-login", "POST", "", `{"username":"admin","password":"correct horse battery staple"}`},
+	{"auth.admin-login", "POST", "", `{"username":"admin","password":"wrong"}`},
+	{"auth.admin-login", "PUT", "", `{"username":"","password":""}`},
+	{"auth.admin-login", "POST", "", `{"username":["admin"],"password":null,"extra":1}`},
+
 	{"policy.write", "POST", "", `{"name":"production","rules":[{"path":"prod/*","capabilities":["read"],"effect":"allow","conditions":{"time_of_day":[0,23],"source_ip":"10.0.0.0/8"}}]}`},
 	{"policy.write", "POST", "", `{"name":"read-only","rules":[{"path":"*","capabilities":["read"],"effect":"allow"}]}`},
 	{"policy.write", "PUT", "", `{"name":"Bad Name","rules":[]}`},
@@ -129,7 +134,7 @@ type apiTarget struct {
 func newAPITarget(tb testing.TB, db *storage.DB) *apiTarget {
 	tb.Helper()
 	ctx := context.Background()
-	srv := server.New(db, server.Config{})
+	srv := server.New(db, server.Config{AdminUsername: testAdminUser, AdminPasswordHash: testAdminHash})
 	res, err := srv.Initialize(ctx, 1, 1)
 	if err != nil {
 		tb.Fatal(err)

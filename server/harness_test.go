@@ -15,10 +15,27 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/secrethub/secrethub/server"
 	"github.com/secrethub/secrethub/storage"
 	"github.com/secrethub/secrethub/storage/storagetest"
 )
+
+// The admin login tests configure: bcrypt at its minimum cost keeps the
+// suite fast; the production cost is the operator's (hash-password uses 12).
+const (
+	testAdminUser     = "admin"
+	testAdminPassword = "correct horse battery staple"
+)
+
+var testAdminHash = func() string {
+	h, err := bcrypt.GenerateFromPassword([]byte(testAdminPassword), bcrypt.MinCost)
+	if err != nil {
+		panic(err)
+	}
+	return string(h)
+}()
 
 // node is a Core server on a real loopback listener over a real database.
 type node struct {

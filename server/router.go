@@ -94,6 +94,8 @@ func (s *Server) routes() []route {
 		{"sys.rotate", "POST,PUT", "/v1/sys/rotate", sudo(api("sys/rotate", update)), s.handleRotate},
 		{"sys.key-status", "GET", "/v1/sys/key-status", api("sys/key-status", read), s.handleKeyStatus},
 
+		{"auth.admin-login", "POST,PUT", "/v1/auth/admin/login", public, s.handleAdminLogin},
+
 		{"token.create", "POST,PUT", "/v1/auth/token/create", api("auth/token/create", update), s.handleTokenCreate},
 		{"token.create-orphan", "POST,PUT", "/v1/auth/token/create-orphan", api("auth/token/create-orphan", update), s.handleTokenCreateOrphan},
 		{"token.lookup-self", "GET", "/v1/auth/token/lookup-self", api("auth/token/lookup-self", read), s.handleTokenLookupSelf},

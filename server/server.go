@@ -69,6 +69,7 @@ type Server struct {
 	seal    *seal.Manager
 	tokens  *auth.Tokens
 	acl     *acl.ACL
+	admin   *auth.AdminLogin // nil: admin login not configured
 	kv      *secrets.Static
 	router  *mux.Router
 	handler http.Handler
@@ -99,10 +100,25 @@ func New(db *storage.DB, cfg Config) *Server {
 	s.seal = seal.New(db, cfg.Now)
 	s.tokens = auth.NewTokens(db, cfg.Now)
 	s.acl = acl.New(db, cfg.Now, 0)
+	if admin, err := auth.NewAdminLogin(cfg.AdminUsername, cfg.AdminPasswordHash, s.tokens, db, cfg.AdminTokenTTL, cfg.Now); err != nil {
+		// Validate reports this before a server is built; here it can only
+		// leave admin login off, never half-configured.
+		s.log.Error("admin login disabled", "error", err.Error())
+	} else {
+		s.admin = admin
+	}
 	s.kv = secrets.NewStatic(db, s.seal, cfg.Now, cfg.MaxVersions)
 	s.router, s.access = s.buildRouter()
 	s.handler = s.entry(s.router)
 	return s
+}
+
+// Validate checks the settings that can be wrong before any database is
+// opened (today: the admin login's), so start-up can stop with a clear
+// message. Errors never repeat a secret.
+func (c Config) Validate() error {
+	_, err := auth.CheckAdminConfig(c.AdminUsername, c.AdminPasswordHash, c.AdminTokenTTL)
+	return err
 }
 
 // Handler is the HTTP handler serving the whole API.

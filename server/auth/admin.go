@@ -60,21 +60,8 @@ type AdminLogin struct {
 // A zero ttl means DefaultAdminTokenTTL; now is the clock of the failure
 // limiter (time.Now when nil). Errors never repeat the hash.
 func NewAdminLogin(username, passwordHash string, tokens *Tokens, store TokenCreator, ttl time.Duration, now func() time.Time) (*AdminLogin, error) {
-	switch {
-	case username == "" && passwordHash == "":
-		return nil, nil
-	case username == "":
-		return nil, errors.New("ADMIN_PASSWORD_HASH is set but ADMIN_USERNAME is empty: set both to enable admin login, or neither")
-	case passwordHash == "":
-		return nil, errors.New("ADMIN_USERNAME is set but ADMIN_PASSWORD_HASH is empty: set both to enable admin login, or neither")
-	case !bcryptHash.MatchString(passwordHash):
-		return nil, errors.New("ADMIN_PASSWORD_HASH is not a bcrypt hash: want 60 characters starting $2a$, $2b$ or $2y$ and a two-digit cost, such as the output of htpasswd -nbBC 12")
-	}
-	if _, err := bcrypt.Cost([]byte(passwordHash)); err != nil {
-		return nil, errors.New("ADMIN_PASSWORD_HASH has a bcrypt cost outside 4 to 31")
-	}
-	if ttl < 0 {
-		return nil, errors.New("the admin token TTL must not be negative")
+	if enabled, err := CheckAdminConfig(username, passwordHash, ttl); err != nil || !enabled {
+		return nil, err
 	}
 	if ttl == 0 {
 		ttl = DefaultAdminTokenTTL
@@ -91,6 +78,29 @@ func NewAdminLogin(username, passwordHash string, tokens *Tokens, store TokenCre
 		limiter:      NewLimiter(LimiterConfig{}, now),
 		compare:      bcrypt.CompareHashAndPassword,
 	}, nil
+}
+
+// CheckAdminConfig validates the admin login settings and reports whether
+// they enable it (both empty: disabled). Errors name the setting and never
+// repeat the hash.
+func CheckAdminConfig(username, passwordHash string, ttl time.Duration) (enabled bool, err error) {
+	switch {
+	case username == "" && passwordHash == "":
+		return false, nil
+	case username == "":
+		return false, errors.New("ADMIN_PASSWORD_HASH is set but ADMIN_USERNAME is empty: set both to enable admin login, or neither")
+	case passwordHash == "":
+		return false, errors.New("ADMIN_USERNAME is set but ADMIN_PASSWORD_HASH is empty: set both to enable admin login, or neither")
+	case !bcryptHash.MatchString(passwordHash):
+		return false, errors.New("ADMIN_PASSWORD_HASH is not a bcrypt hash: want 60 characters starting $2a$, $2b$ or $2y$ and a two-digit cost, such as the output of htpasswd -nbBC 12")
+	}
+	if _, err := bcrypt.Cost([]byte(passwordHash)); err != nil {
+		return false, errors.New("ADMIN_PASSWORD_HASH has a bcrypt cost outside 4 to 31")
+	}
+	if ttl < 0 {
+		return false, errors.New("the admin token TTL must not be negative")
+	}
+	return true, nil
 }
 
 // Login checks username and password for a client and stores a new token
