@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -130,9 +131,13 @@ type ResponseError struct {
 	StatusCode int
 	// Errors are the server's messages, from its {"errors":[…]} body.
 	Errors []string
+	// RetryAfter is how long the server asked to wait before trying again
+	// (its Retry-After header, with 429 and 503), zero when it did not say.
+	RetryAfter time.Duration
 }
 
-// Error reads like Vault's: "Code: 403. Errors: * permission denied".
+// Error reads like Vault's: "Code: 403. Errors: * permission denied",
+// followed by when to retry if the server said so.
 func (e *ResponseError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Code: %d. Errors:", e.StatusCode)
@@ -141,6 +146,9 @@ func (e *ResponseError) Error() string {
 	}
 	for _, msg := range e.Errors {
 		b.WriteString(" * " + msg)
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
 	}
 	return b.String()
 }
@@ -161,18 +169,31 @@ type request struct {
 // do sends req and decodes a 2xx JSON body into out (when out is not nil).
 // Any other status becomes a *ResponseError.
 func (c *Client) do(ctx context.Context, req request, out any) error {
-	status, body, err := c.send(ctx, req)
+	status, header, body, err := c.send(ctx, req)
 	if err != nil {
 		return err
 	}
 	if status < 200 || status > 299 {
-		return responseError(status, body)
+		e := responseError(status, body)
+		e.RetryAfter = retryAfter(header.Get("Retry-After"))
+		return e
 	}
 	return decode(body, out)
 }
 
-// send performs the round trip and returns the status and the body.
-func (c *Client) send(ctx context.Context, req request) (int, []byte, error) {
+// retryAfter reads a Retry-After header given in seconds; an HTTP date or
+// anything else counts as not given.
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
+
+// send performs the round trip and returns the status, the headers and
+// the body.
+func (c *Client) send(ctx context.Context, req request) (int, http.Header, []byte, error) {
 	endpoint := c.base.String() + "/v1/" + req.path
 	full := endpoint
 	if len(req.query) > 0 {
@@ -182,13 +203,13 @@ func (c *Client) send(ctx context.Context, req request) (int, []byte, error) {
 	if req.body != nil {
 		b, err := json.Marshal(req.body)
 		if err != nil {
-			return 0, nil, fmt.Errorf("client: encoding %s request: %w", req.path, err)
+			return 0, nil, nil, fmt.Errorf("client: encoding %s request: %w", req.path, err)
 		}
 		rd = bytes.NewReader(b)
 	}
 	hr, err := http.NewRequestWithContext(ctx, req.method, full, rd)
 	if err != nil {
-		return 0, nil, fmt.Errorf("client: building request: %w", err)
+		return 0, nil, nil, fmt.Errorf("client: building request: %w", err)
 	}
 	if rd != nil {
 		hr.Header.Set("Content-Type", "application/json")
@@ -198,14 +219,14 @@ func (c *Client) send(ctx context.Context, req request) (int, []byte, error) {
 	}
 	resp, err := c.http.Do(hr)
 	if err != nil {
-		return 0, nil, fmt.Errorf("client: %s %s: %w", req.method, endpoint, unwrapURLError(err))
+		return 0, nil, nil, fmt.Errorf("client: %s %s: %w", req.method, endpoint, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return 0, nil, fmt.Errorf("client: reading response of %s /v1/%s: %w", req.method, req.path, err)
+		return 0, nil, nil, fmt.Errorf("client: reading response of %s /v1/%s: %w", req.method, req.path, err)
 	}
-	return resp.StatusCode, body, nil
+	return resp.StatusCode, resp.Header, body, nil
 }
 
 // unwrapURLError drops *url.Error's repetition of method and URL, which

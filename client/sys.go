@@ -40,7 +40,7 @@ var healthStatuses = map[int]bool{
 // Health reads sys/health. Not initialized (501) and sealed (503) are
 // states, returned with the body and no error.
 func (s *Sys) Health(ctx context.Context) (*Health, error) {
-	status, body, err := s.c.send(ctx, request{method: http.MethodGet, path: "sys/health"})
+	status, _, body, err := s.c.send(ctx, request{method: http.MethodGet, path: "sys/health"})
 	if err != nil {
 		return nil, err
 	}

@@ -36,7 +36,17 @@ type Server struct {
 // Start serves a new Core over db: sealed and not initialized.
 func Start(t testing.TB, db *storage.DB) *Server {
 	t.Helper()
-	core := server.New(db, server.Config{NodeName: "test-node"})
+	return StartWith(t, db, server.Config{})
+}
+
+// StartWith is Start with a server configuration of one's own (an admin
+// user, a clock); the node name defaults to "test-node".
+func StartWith(t testing.TB, db *storage.DB, cfg server.Config) *Server {
+	t.Helper()
+	if cfg.NodeName == "" {
+		cfg.NodeName = "test-node"
+	}
+	core := server.New(db, cfg)
 	hs := httptest.NewServer(core.Handler())
 	t.Cleanup(hs.Close)
 	return &Server{URL: hs.URL, Core: core}
@@ -65,7 +75,13 @@ func StartTLS(t testing.TB, db *storage.DB) *Server {
 // unsealed, with its root token at hand.
 func Unsealed(t testing.TB, db *storage.DB) *Server {
 	t.Helper()
-	s := Start(t, db)
+	return UnsealedWith(t, db, server.Config{})
+}
+
+// UnsealedWith is Unsealed with a server configuration of one's own.
+func UnsealedWith(t testing.TB, db *storage.DB, cfg server.Config) *Server {
+	t.Helper()
+	s := StartWith(t, db, cfg)
 	ctx := context.Background()
 	res, err := s.Core.Initialize(ctx, 1, 1)
 	if err != nil {
