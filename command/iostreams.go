@@ -36,29 +36,20 @@ func (s *IOStreams) terminalFd() (int, bool) {
 	return int(f.Fd()), true
 }
 
+// Interactive reports whether standard input is a terminal, where a
+// prompt can be shown and typing hidden.
+func (s *IOStreams) Interactive() bool {
+	_, ok := s.terminalFd()
+	return ok
+}
+
 // ReadSecret asks for a secret (an unseal key, a token). On a terminal it
 // prompts on stderr and reads without echo; otherwise it reads one line of
-// stdin, so `echo KEY | secrethub operator unseal` works.
+// stdin, so `echo KEY | secrethub operator unseal` works. Spaces around
+// the value are dropped.
 func (s *IOStreams) ReadSecret(ctx context.Context, prompt string) (string, error) {
-	if err := s.claimStdin(); err != nil {
-		return "", err
-	}
-	var (
-		line string
-		err  error
-	)
-	if fd, ok := s.terminalFd(); ok {
-		line, err = readHidden(ctx, fd, s.ErrOut, prompt)
-	} else {
-		line, err = bufio.NewReader(s.In).ReadString('\n')
-		if errors.Is(err, io.EOF) && line != "" {
-			err = nil
-		}
-	}
+	line, err := s.readLine(ctx, prompt)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return "", errors.New("nothing to read on standard input")
-		}
 		return "", err
 	}
 	line = strings.TrimSpace(line)
@@ -66,6 +57,48 @@ func (s *IOStreams) ReadSecret(ctx context.Context, prompt string) (string, erro
 		return "", errors.New("an empty value was given")
 	}
 	return line, nil
+}
+
+// ReadPassword is ReadSecret for a password: only the line ending is
+// removed, so spaces at either end stay part of it. On a terminal it may
+// be called more than once (to confirm a new password).
+func (s *IOStreams) ReadPassword(ctx context.Context, prompt string) (string, error) {
+	line, err := s.readLine(ctx, prompt)
+	if err != nil {
+		return "", err
+	}
+	if line == "" {
+		return "", errors.New("an empty password was given")
+	}
+	return line, nil
+}
+
+// readLine reads one line without its line ending: hidden after a prompt
+// on a terminal, else from stdin, which only one reader may consume.
+func (s *IOStreams) readLine(ctx context.Context, prompt string) (string, error) {
+	if fd, ok := s.terminalFd(); ok {
+		return readHidden(ctx, fd, s.ErrOut, prompt)
+	}
+	if err := s.claimStdin(); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(s.In).ReadString('\n')
+	if errors.Is(err, io.EOF) && line != "" {
+		err = nil
+	}
+	if errors.Is(err, io.EOF) {
+		return "", errors.New("nothing to read on standard input")
+	}
+	if err != nil {
+		return "", err
+	}
+	return trimLineEnding(line), nil
+}
+
+// trimLineEnding drops one trailing "\n" or "\r\n".
+func trimLineEnding(s string) string {
+	s = strings.TrimSuffix(s, "\n")
+	return strings.TrimSuffix(s, "\r")
 }
 
 // readHidden reads a line with echo off. An interrupt restores the

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/secrethub/secrethub/client"
 )
@@ -24,6 +27,7 @@ func NewCmdOperator(f *Factory) *cobra.Command {
 		NewCmdOperatorRotate(f),
 		NewCmdOperatorKeyStatus(f),
 		NewCmdOperatorGenerateSecret(f),
+		NewCmdOperatorHashPassword(f),
 	)
 	return cmd
 }
@@ -269,4 +273,121 @@ func runOperatorGenerateSecret(opts *OperatorGenerateSecretOptions) error {
 	}
 	p := &Printer{out: opts.IO.Out}
 	return p.Value(base64.StdEncoding.EncodeToString(b))
+}
+
+// AdminPasswordCost is the bcrypt cost of `operator hash-password`.
+const AdminPasswordCost = 12
+
+// OperatorHashPasswordOptions configure `operator hash-password`.
+type OperatorHashPasswordOptions struct {
+	IO *IOStreams
+	// PasswordStdin reads the password from standard input instead of
+	// asking for it twice on the terminal.
+	PasswordStdin bool
+	// Interactive tells whether the password can be asked for on a
+	// terminal; ReadPassword asks for it there. Tests script both.
+	Interactive  bool
+	ReadPassword func(ctx context.Context, prompt string) (string, error)
+}
+
+// NewCmdOperatorHashPassword builds `operator hash-password`.
+func NewCmdOperatorHashPassword(f *Factory) *cobra.Command {
+	opts := &OperatorHashPasswordOptions{}
+	cmd := &cobra.Command{
+		Use:   "hash-password",
+		Short: "Print the bcrypt hash of a password (for ADMIN_PASSWORD_HASH)",
+		Long: fmt.Sprintf(`Print the bcrypt hash (cost %d) of the admin password, the value of the
+server's ADMIN_PASSWORD_HASH setting. The password is asked for twice without
+echo, or read from standard input with --password-stdin (everything up to the
+end of the first line; spaces are part of the password). It never appears on
+the command line, so it stays out of the shell history.
+
+The hash holds $ signs: in a shell, quote it in single quotes.`, AdminPasswordCost),
+		Example: `  secrethub operator hash-password
+  printf '%s\n' "$ADMIN_PASSWORD" | secrethub operator hash-password --password-stdin`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				// Not cobra's message, which repeats the argument: it may be
+				// the password.
+				return errors.New("hash-password takes no arguments: a password on the command line would be saved in the shell history; it is asked for, or read with --password-stdin")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.IO = f.IO
+			opts.Interactive = f.IO.Interactive()
+			opts.ReadPassword = f.IO.ReadPassword
+			return runOperatorHashPassword(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.PasswordStdin, "password-stdin", false, "read the password from standard input")
+	return cmd
+}
+
+func runOperatorHashPassword(ctx context.Context, opts *OperatorHashPasswordOptions) error {
+	var (
+		password string
+		err      error
+	)
+	switch {
+	case opts.PasswordStdin:
+		password, err = readPasswordStdin(opts.IO)
+	case opts.Interactive:
+		password, err = confirmPassword(ctx, opts.ReadPassword)
+	default:
+		err = errors.New("standard input is not a terminal, so the password cannot be asked for: pipe it in with --password-stdin")
+	}
+	if err != nil {
+		return err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), AdminPasswordCost)
+	if errors.Is(err, bcrypt.ErrPasswordTooLong) {
+		return fmt.Errorf("the password is longer than 72 bytes, the most bcrypt uses: choose a shorter one")
+	}
+	if err != nil {
+		return fmt.Errorf("hashing the password: %w", err)
+	}
+	p := &Printer{out: opts.IO.Out}
+	if err := p.Value(string(hash)); err != nil {
+		return err
+	}
+	if opts.Interactive {
+		fmt.Fprintln(opts.IO.ErrOut, "Set ADMIN_PASSWORD_HASH to this value; in a shell, in single quotes, or its $ signs are expanded.")
+	}
+	return nil
+}
+
+// confirmPassword asks for a new password twice and returns it when both
+// answers are the same.
+func confirmPassword(ctx context.Context, read func(context.Context, string) (string, error)) (string, error) {
+	first, err := read(ctx, "Password (will be hidden): ")
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	second, err := read(ctx, "Repeat the password: ")
+	if err != nil {
+		return "", fmt.Errorf("reading the password again: %w", err)
+	}
+	if first != second {
+		return "", errors.New("the two passwords do not match; nothing was hashed")
+	}
+	return first, nil
+}
+
+// readPasswordStdin reads a password from standard input: one line, its
+// line ending removed. More lines are refused, since a login reads only
+// the first.
+func readPasswordStdin(s *IOStreams) (string, error) {
+	b, err := s.ReadAll()
+	if err != nil {
+		return "", fmt.Errorf("reading the password from standard input: %w", err)
+	}
+	password := trimLineEnding(string(b))
+	switch {
+	case password == "":
+		return "", errors.New("standard input holds no password")
+	case strings.ContainsAny(password, "\r\n"):
+		return "", errors.New("standard input holds more than one line: the password must be one line")
+	}
+	return password, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/secrethub/secrethub/client"
 	"github.com/secrethub/secrethub/client/clienttest"
 	"github.com/secrethub/secrethub/storage/storagetest"
@@ -164,4 +166,118 @@ func TestOperatorGenerateSecret(t *testing.T) {
 	if len(seen) != 2 {
 		t.Fatal("two runs printed the same secret")
 	}
+}
+
+// checkAdminHash fails unless out is exactly one line holding a bcrypt
+// hash of cost AdminPasswordCost that password matches.
+func checkAdminHash(t *testing.T, out, password string) string {
+	t.Helper()
+	hash, ok := strings.CutSuffix(out, "\n")
+	if !ok || strings.Contains(hash, "\n") {
+		t.Fatalf("want one line, got %q", out)
+	}
+	if cost, err := bcrypt.Cost([]byte(hash)); err != nil || cost != 12 {
+		t.Fatalf("hash %q: cost %d, %v; want cost 12", hash, cost, err)
+	}
+	if !strings.HasPrefix(hash, "$2a$12$") {
+		t.Fatalf("hash %q is not a $2a$ bcrypt hash", hash)
+	}
+	if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)); err != nil {
+		t.Fatalf("the printed hash does not verify the password: %v", err)
+	}
+	return hash
+}
+
+func TestOperatorHashPasswordFromStdin(t *testing.T) {
+	tests := []struct {
+		name     string
+		flag     string
+		stdin    string
+		password string
+	}{
+		{"one line is hashed without its newline", "--password-stdin", "correct horse battery staple\n", "correct horse battery staple"},
+		{"the Vault-style single-dash flag works too", "-password-stdin", "correct horse battery staple\n", "correct horse battery staple"},
+		{"a Windows line ending is dropped", "--password-stdin", "pa55word\r\n", "pa55word"},
+		{"input without a final newline is taken as it is", "--password-stdin", "pa55word", "pa55word"},
+		{"spaces at either end are part of the password", "--password-stdin", "  spaced out  \n", "  spaced out  "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := cli(t, "", "", tt.stdin, "operator", "hash-password", tt.flag)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			checkAdminHash(t, out, tt.password)
+			if strings.Contains(errOut, strings.TrimSpace(tt.password)) {
+				t.Fatalf("the password was echoed: %q", errOut)
+			}
+		})
+	}
+
+	long := strings.Repeat("x", 73)
+	refusals := []struct {
+		name    string
+		args    []string
+		stdin   string
+		wantErr string
+	}{
+		{"empty input", []string{"--password-stdin"}, "", "standard input holds no password"},
+		{"an empty line", []string{"--password-stdin"}, "\n", "standard input holds no password"},
+		{"two lines", []string{"--password-stdin"}, "first-secret\nsecond-secret\n", "more than one line"},
+		{"a password bcrypt would cut short", []string{"--password-stdin"}, long + "\n", "longer than 72 bytes"},
+		{"standard input that is not a terminal, without --password-stdin", nil, "piped-secret\n", "pipe it in with --password-stdin"},
+		{"a password given as an argument", []string{"piped-secret"}, "", "takes no arguments"},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name+" is refused with exit code 1 and no hash", func(t *testing.T) {
+			code, out, errOut := cli(t, "", "", tt.stdin, append([]string{"operator", "hash-password"}, tt.args...)...)
+			if code != 1 || out != "" {
+				t.Fatalf("exit %d, stdout %q", code, out)
+			}
+			mustContain(t, "stderr", errOut, tt.wantErr)
+			for _, secret := range []string{"first-secret", "second-secret", "piped-secret", long} {
+				if strings.Contains(errOut, secret) {
+					t.Fatalf("the password is in the error: %s", errOut)
+				}
+			}
+		})
+	}
+}
+
+func TestOperatorHashPasswordAsksTwiceOnATerminal(t *testing.T) {
+	// answers scripts what a person types at the two hidden prompts.
+	answers := func(typed ...string) (func(context.Context, string) (string, error), *[]string) {
+		var prompts []string
+		return func(_ context.Context, prompt string) (string, error) {
+			prompts = append(prompts, prompt)
+			next := typed[0]
+			typed = typed[1:]
+			return next, nil
+		}, &prompts
+	}
+
+	t.Run("the same password twice is hashed, with a hint on stderr", func(t *testing.T) {
+		c := newConsole("")
+		read, prompts := answers("s3cret pass", "s3cret pass")
+		err := runOperatorHashPassword(context.Background(), &OperatorHashPasswordOptions{IO: c.io, Interactive: true, ReadPassword: read})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAdminHash(t, c.out.String(), "s3cret pass")
+		if len(*prompts) != 2 || !strings.Contains((*prompts)[0], "will be hidden") {
+			t.Fatalf("prompts = %q", *prompts)
+		}
+		mustContain(t, "stderr", c.err.String(), "ADMIN_PASSWORD_HASH", "single quotes")
+	})
+	t.Run("two different passwords are an error and nothing is printed", func(t *testing.T) {
+		c := newConsole("")
+		read, _ := answers("first-typed", "second-typed")
+		err := runOperatorHashPassword(context.Background(), &OperatorHashPasswordOptions{IO: c.io, Interactive: true, ReadPassword: read})
+		if err == nil || !strings.Contains(err.Error(), "do not match") {
+			t.Fatalf("err = %v", err)
+		}
+		if c.out.Len() != 0 || strings.Contains(err.Error(), "first-typed") || strings.Contains(err.Error(), "second-typed") {
+			t.Fatalf("stdout %q, err %v", c.out, err)
+		}
+	})
 }
