@@ -49,8 +49,9 @@ var settings = []setting{
 		help: fmt.Sprintf("versions a static secret keeps unless its metadata sets max_versions, 1 to %d", secrets.MaxVersionsLimit)},
 	{env: "PHX_HOST", help: "public host name", later: "public URLs (PKI, web UI)"},
 	{env: "SECRET_KEY_BASE", help: "secret for signing web sessions", later: "the web UI"},
-	{env: "ADMIN_USERNAME", help: "admin login user name", later: "admin login"},
-	{env: "ADMIN_PASSWORD_HASH", help: "bcrypt hash of the admin password", later: "admin login"},
+	{env: "ADMIN_USERNAME", help: "user name of the admin login (POST /v1/auth/admin/login); set with ADMIN_PASSWORD_HASH, or neither"},
+	{env: "ADMIN_PASSWORD_HASH", help: "bcrypt hash ($2a$, $2b$ or $2y$) of the admin password, from 'secrethub operator hash-password'"},
+	{env: "SECRETHUB_ADMIN_TOKEN_TTL", def: "30m", help: "lifetime of the token an admin login issues"},
 	{env: "AUTO_UNSEAL_ENABLED", help: "unseal with AWS KMS at start (true/false)", later: "auto-unseal"},
 	{env: "AWS_KMS_KEY_ID", help: "KMS key wrapping the root key", later: "auto-unseal"},
 	{env: "PROMETHEUS_ENABLED", help: "serve /metrics (true/false)", later: "metrics"},
@@ -112,6 +113,7 @@ type Settings struct {
 	SecretKeyBase     string
 	AdminUsername     string
 	AdminPasswordHash string
+	AdminTokenTTL     time.Duration
 	AutoUnseal        bool
 	KMSKeyID          string
 	Prometheus        bool
@@ -299,6 +301,10 @@ func parseSettings(v *viper.Viper) (Settings, error) {
 	}
 	if s.LogFormat != "text" && s.LogFormat != "json" {
 		return Settings{}, fmt.Errorf("SECRETHUB_LOG_FORMAT must be text or json, got %q", s.LogFormat)
+	}
+	adminTTL := r.str("SECRETHUB_ADMIN_TOKEN_TTL")
+	if s.AdminTokenTTL, err = server.ParseDuration(adminTTL); err != nil || s.AdminTokenTTL <= 0 {
+		return Settings{}, fmt.Errorf("SECRETHUB_ADMIN_TOKEN_TTL must be a positive duration such as 30m, got %q", adminTTL)
 	}
 	timeout := r.str("SECRETHUB_DB_CONNECT_TIMEOUT")
 	if s.DBConnectTimeout, err = server.ParseDuration(timeout); err != nil || s.DBConnectTimeout <= 0 {

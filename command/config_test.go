@@ -57,7 +57,7 @@ func TestServerSettingsDefaults(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	if s.DatabaseURL != "" || s.DBPoolSize != 20 || s.ListenAddr != "0.0.0.0:4000" || s.DataDir != "./data" ||
-		s.LogLevel != slog.LevelInfo || s.LogFormat != "text" || s.DBConnectTimeout != 30*time.Second ||
+		s.LogLevel != slog.LevelInfo || s.LogFormat != "text" || s.DBConnectTimeout != 30*time.Second || s.AdminTokenTTL != 30*time.Minute ||
 		s.NodeName != host || s.ClusterName != "" || len(s.TrustedProxies) != 0 || s.listenAddrSet || s.KVMaxVersions != 10 {
 		t.Fatalf("defaults = %+v", s)
 	}
@@ -93,7 +93,8 @@ func TestServerSettingsFromTheRunbookEnvironment(t *testing.T) {
 	for _, st := range s.laterSettingsGiven() {
 		later = append(later, st.env)
 	}
-	want := []string{"PHX_HOST", "SECRET_KEY_BASE", "ADMIN_USERNAME", "ADMIN_PASSWORD_HASH", "AUTO_UNSEAL_ENABLED", "AWS_KMS_KEY_ID", "PROMETHEUS_ENABLED"}
+	// The admin login settings are used now, so they are not among them.
+	want := []string{"PHX_HOST", "SECRET_KEY_BASE", "AUTO_UNSEAL_ENABLED", "AWS_KMS_KEY_ID", "PROMETHEUS_ENABLED"}
 	if !slices.Equal(later, want) {
 		t.Fatalf("settings accepted for later = %v, want %v", later, want)
 	}
@@ -178,6 +179,12 @@ func TestServerSettingsDerivedValues(t *testing.T) {
 					t.Fatalf("kv max versions %d", s.KVMaxVersions)
 				}
 			}},
+		{"the admin token TTL is read as a duration", map[string]string{"SECRETHUB_ADMIN_TOKEN_TTL": "2h"}, nil,
+			func(t *testing.T, s Settings) {
+				if s.AdminTokenTTL != 2*time.Hour {
+					t.Fatalf("admin token TTL %v", s.AdminTokenTTL)
+				}
+			}},
 		{"the database URL flag selects PostgreSQL", nil, []string{"--database-url=postgres://h/db"}, func(t *testing.T, s Settings) {
 			if s.Storage().DatabaseURL != "postgres://h/db" {
 				t.Fatalf("storage = %+v", s.Storage())
@@ -209,6 +216,10 @@ func TestServerSettingsErrors(t *testing.T) {
 		{"a bad CIDR", map[string]string{"SECRETHUB_TRUSTED_PROXIES": "10.0.0.0/99"}, [2]string{}, "SECRETHUB_TRUSTED_PROXIES"},
 		{"a bad boolean", map[string]string{"AUTO_UNSEAL_ENABLED": "maybe"}, [2]string{}, "AUTO_UNSEAL_ENABLED must be true or false"},
 		{"a bad timeout", map[string]string{"SECRETHUB_DB_CONNECT_TIMEOUT": "soon"}, [2]string{}, "SECRETHUB_DB_CONNECT_TIMEOUT"},
+		{"an admin token TTL that is not a duration", map[string]string{"SECRETHUB_ADMIN_TOKEN_TTL": "a while"}, [2]string{},
+			`SECRETHUB_ADMIN_TOKEN_TTL must be a positive duration such as 30m, got "a while"`},
+		{"an admin token TTL of zero", map[string]string{"SECRETHUB_ADMIN_TOKEN_TTL": "0"}, [2]string{},
+			"SECRETHUB_ADMIN_TOKEN_TTL must be a positive duration"},
 		{"keeping no versions", map[string]string{"SECRETHUB_KV_MAX_VERSIONS": "0"}, [2]string{},
 			`SECRETHUB_KV_MAX_VERSIONS must be a whole number from 1 to 1000, got "0"`},
 		{"keeping more than 1000 versions", nil, [2]string{"c.yaml", "secrethub_kv_max_versions: 1001\n"},

@@ -128,6 +128,15 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 		log.Error("cannot serve HTTPS", "error", err.Error())
 		return errLogged
 	}
+	// So are the admin login settings; the error never repeats the hash.
+	srvCfg := server.Config{
+		NodeName: s.NodeName, ClusterName: s.ClusterName, TrustedProxies: s.TrustedProxies, MaxVersions: s.KVMaxVersions, Logger: log,
+		AdminUsername: s.AdminUsername, AdminPasswordHash: s.AdminPasswordHash, AdminTokenTTL: s.AdminTokenTTL,
+	}
+	if err := srvCfg.Validate(); err != nil {
+		log.Error("invalid admin login settings", "error", err.Error())
+		return errLogged
+	}
 
 	db, err := storage.Open(ctx, dbCfg, log)
 	if err != nil {
@@ -139,9 +148,7 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 		log.Error("cannot apply database migrations", "storage", string(db.Engine()), "location", db.Location(), "error", err.Error())
 		return errLogged
 	}
-	srv := server.New(db, server.Config{
-		NodeName: s.NodeName, ClusterName: s.ClusterName, TrustedProxies: s.TrustedProxies, MaxVersions: s.KVMaxVersions, Logger: log,
-	})
+	srv := server.New(db, srvCfg)
 	ln, err := net.Listen("tcp", s.ListenAddr)
 	if err != nil {
 		log.Error("cannot listen", "address", s.ListenAddr, "error", err.Error())

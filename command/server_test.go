@@ -160,6 +160,31 @@ func TestServerCommandDevMode(t *testing.T) {
 	}
 }
 
+func TestServerCommandEnablesAdminLoginWithAHashFromHashPassword(t *testing.T) {
+	const password = "runbook admin password"
+	code, hash, errOut := cli(t, "", "", password+"\n", "operator", "hash-password", "--password-stdin")
+	if code != 0 {
+		t.Fatalf("hash-password: exit %d: %s", code, errOut)
+	}
+	hash = strings.TrimSpace(hash)
+	rs := startServerCommand(t, map[string]string{
+		"ADMIN_USERNAME": "admin", "ADMIN_PASSWORD_HASH": hash, "SECRETHUB_ADMIN_TOKEN_TTL": "45m",
+	}, "-dev", "-listen-addr=127.0.0.1:0")
+
+	code, out, errOut := cli(t, rs.url(), "", password+"\n", "login", "-method=admin", "username=admin")
+	if code != 0 {
+		t.Fatalf("login: exit %d: %s", code, errOut)
+	}
+	if rowValue(t, out, "token_duration") != "45m" || !strings.Contains(rowValue(t, out, "policies"), `"admin"`) {
+		t.Fatalf("login output:\n%s", out)
+	}
+	rs.shutdown(t)
+	logs := rs.console.err.String()
+	if strings.Contains(logs, "setting=ADMIN_") || strings.Contains(logs, hash) {
+		t.Fatalf("the admin settings were warned about or the hash was logged:\n%s", logs)
+	}
+}
+
 func TestServerCommandKeepsTheConfiguredNumberOfVersions(t *testing.T) {
 	rs := startServerCommand(t, map[string]string{"SECRETHUB_KV_MAX_VERSIONS": "5"}, "-dev", "-listen-addr=127.0.0.1:0", "-kv-max-versions=2")
 	c, err := client.New(rs.url(), rs.rootToken(t))
@@ -197,6 +222,9 @@ func TestServerCommandStartFailures(t *testing.T) {
 	garbage := writeFile(t, "garbage.pem", "not a certificate")
 	absent := filepath.Join(t.TempDir(), "absent.pem")
 	const badTLS = `msg="cannot serve HTTPS"`
+	const badAdmin = `msg="invalid admin login settings"`
+	const notBcrypt = "$2b$12$not-a-real-hash-but-secret-looking"
+	badCost := "$2b$99$" + strings.Repeat("a", 53)
 
 	tests := []struct {
 		name    string
@@ -224,6 +252,14 @@ func TestServerCommandStartFailures(t *testing.T) {
 			[]string{badTLS, "certificate " + garbage + " with key " + pki.KeyFile, "failed to find any PEM data in certificate input"}, keyLine},
 		{"a TLS key that does not belong to the certificate", nil, []string{"--tls-cert-file=" + pki.CertFile, "--tls-key-file=" + pki.OtherKeyFile},
 			[]string{badTLS, "private key does not match public key"}, keyLine},
+		{"an admin password hash that is not bcrypt, without repeating it", map[string]string{"ADMIN_USERNAME": "admin", "ADMIN_PASSWORD_HASH": notBcrypt}, nil,
+			[]string{badAdmin, "ADMIN_PASSWORD_HASH is not a bcrypt hash"}, "not-a-real-hash"},
+		{"an admin password hash with an impossible cost", map[string]string{"ADMIN_USERNAME": "admin", "ADMIN_PASSWORD_HASH": badCost}, nil,
+			[]string{badAdmin, "ADMIN_PASSWORD_HASH has a bcrypt cost outside 4 to 31"}, strings.Repeat("a", 53)},
+		{"an admin user name without a hash", map[string]string{"ADMIN_USERNAME": "admin"}, nil,
+			[]string{badAdmin, "ADMIN_USERNAME is set but ADMIN_PASSWORD_HASH is empty"}, ""},
+		{"an admin password hash without a user name", map[string]string{"ADMIN_PASSWORD_HASH": notBcrypt}, nil,
+			[]string{badAdmin, "ADMIN_PASSWORD_HASH is set but ADMIN_USERNAME is empty"}, "not-a-real-hash"},
 		{"a TLS certificate and key swapped", nil, []string{"--tls-cert-file=" + pki.KeyFile, "--tls-key-file=" + pki.CertFile},
 			[]string{badTLS, "PEM inputs may have been switched"}, keyLine},
 	}
@@ -251,9 +287,9 @@ func TestServerCommandStartFailures(t *testing.T) {
 			if tt.secret != "" && strings.Contains(logs, tt.secret) {
 				t.Fatalf("a secret was logged:\n%s", logs)
 			}
-			if slices.Contains(tt.wantLog, badTLS) {
+			if slices.Contains(tt.wantLog, badTLS) || slices.Contains(tt.wantLog, badAdmin) {
 				if entries, _ := os.ReadDir(dataDir); len(entries) != 0 {
-					t.Fatalf("the database was opened before the certificate was checked: %v", entries)
+					t.Fatalf("the database was opened before the settings were checked: %v", entries)
 				}
 			}
 		})
