@@ -425,11 +425,7 @@ func runKVList(ctx context.Context, opts *KVListOptions) error {
 	if err != nil {
 		return readError("listing", strings.Trim(opts.Prefix, "/")+"/", err)
 	}
-	rows := make([][]string, len(keys))
-	for i, k := range keys {
-		rows[i] = []string{k}
-	}
-	return p.Print(keys, Section{Header: []string{"Keys"}, Rows: rows})
+	return printKeys(p, keys)
 }
 
 // NewCmdKVMetadata builds `kv metadata` and its subcommands.

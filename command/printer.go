@@ -176,6 +176,15 @@ func cell(v any) string {
 	return string(b)
 }
 
+// printKeys shows a LIST answer: one name a row, or a JSON array.
+func printKeys(p *Printer, keys []string) error {
+	rows := make([][]string, len(keys))
+	for i, k := range keys {
+		rows[i] = []string{k}
+	}
+	return p.Print(keys, Section{Header: []string{"Keys"}, Rows: rows})
+}
+
 // mapRows turns a map into Key/Value rows sorted by key.
 func mapRows[V any](m map[string]V) [][]string {
 	keys := make([]string, 0, len(m))

@@ -271,6 +271,7 @@ Flags may be written Vault-style with one dash (-format=json, -field=password).`
 		NewCmdKV(f),
 		NewCmdToken(f),
 		NewCmdLogin(f),
+		NewCmdPolicy(f),
 	)
 	return root
 }
