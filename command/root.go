@@ -272,6 +272,7 @@ Flags may be written Vault-style with one dash (-format=json, -field=password).`
 		NewCmdToken(f),
 		NewCmdLogin(f),
 		NewCmdPolicy(f),
+		NewCmdAppRole(f),
 	)
 	return root
 }
