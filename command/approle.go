@@ -134,7 +134,7 @@ func runAppRoleRoleCreate(ctx context.Context, opts *AppRoleRoleCreateOptions) e
 	if err := c.AppRole().WriteRole(ctx, opts.Name, opts.Request); err != nil {
 		return fmt.Errorf("writing role %s: %w", opts.Name, err)
 	}
-	p.Success("Role %s written. Its role ID: secrethub approle role-id %s", opts.Name, opts.Name)
+	p.Success("Role %s written. Read its role ID with: secrethub approle role-id %s", opts.Name, opts.Name)
 	return nil
 }
 
