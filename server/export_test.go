@@ -17,6 +17,8 @@ type RouteInfo struct {
 	// for writes, able to tell create from update).
 	HasAccess bool
 	Public    bool
+	// Login routes need no token but answer only while unsealed.
+	Login bool
 }
 
 // Routes walks the router and reports every route it would match.
@@ -26,8 +28,8 @@ func (s *Server) Routes() []RouteInfo {
 		path, _ := rt.GetPathTemplate()
 		methods, _ := rt.GetMethods()
 		a, ok := s.access[rt.GetName()]
-		usable := ok && (a.public || a.resource != nil) && (!a.write || a.exists != nil)
-		out = append(out, RouteInfo{Name: rt.GetName(), Methods: methods, Path: path, HasAccess: usable, Public: ok && a.public})
+		usable := ok && (a.public || a.login || a.resource != nil) && (!a.write || a.exists != nil)
+		out = append(out, RouteInfo{Name: rt.GetName(), Methods: methods, Path: path, HasAccess: usable, Public: ok && a.public, Login: ok && a.login})
 		return nil
 	})
 	return out

@@ -145,11 +145,19 @@ func isTrue(v string) bool {
 // authorization its access entry asks for.
 func (s *Server) guard(a access, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.public {
-			if err := s.authorize(r, a); err != nil {
-				s.respondError(w, r, err)
-				return
+		var err error
+		switch {
+		case a.public:
+		case a.login:
+			if s.seal.Sealed() {
+				err = seal.ErrSealed
 			}
+		default:
+			err = s.authorize(r, a)
+		}
+		if err != nil {
+			s.respondError(w, r, err)
+			return
 		}
 		if err := h(w, r); err != nil {
 			s.respondError(w, r, err)

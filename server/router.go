@@ -21,6 +21,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 type access struct {
 	// public routes need no token and answer while sealed.
 	public bool
+	// login routes need no token (they hand one out) but, like everything
+	// that is not a public sys/ endpoint, answer only while unsealed.
+	login bool
 	// resource names what the request touches, for the policy engine.
 	resource func(r *http.Request) (string, error)
 	// capability is the operation for non-write routes.
@@ -51,6 +54,9 @@ var (
 
 // public is the access of the unauthenticated sys endpoints.
 var public = access{public: true}
+
+// login is the access of the auth methods' login endpoints.
+var login = access{login: true}
 
 // api is the access of a non-secret endpoint, named by its path after /v1/.
 func api(resource string, c policy.Capability) access {
@@ -94,7 +100,19 @@ func (s *Server) routes() []route {
 		{"sys.rotate", "POST,PUT", "/v1/sys/rotate", sudo(api("sys/rotate", update)), s.handleRotate},
 		{"sys.key-status", "GET", "/v1/sys/key-status", api("sys/key-status", read), s.handleKeyStatus},
 
-		{"auth.admin-login", "POST,PUT", "/v1/auth/admin/login", public, s.handleAdminLogin},
+		{"auth.admin-login", "POST,PUT", "/v1/auth/admin/login", login, s.handleAdminLogin},
+
+		{"approle.login", "POST,PUT", "/v1/auth/approle/login", login, s.handleAppRoleLogin},
+		{"approle.role-list", "LIST", "/v1/auth/approle/role", api("auth/approle/role", list), s.handleRoleList},
+		{"approle.role-read", "GET", "/v1/auth/approle/role/{name}", access{resource: roleResource(""), capability: read}, s.handleRoleRead},
+		{"approle.role-write", "POST,PUT", "/v1/auth/approle/role/{name}", access{resource: roleResource(""), write: true, exists: s.roleExists}, s.handleRoleWrite},
+		{"approle.role-delete", "DELETE", "/v1/auth/approle/role/{name}", access{resource: roleResource(""), capability: del}, s.handleRoleDelete},
+		{"approle.role-id-read", "GET", "/v1/auth/approle/role/{name}/role-id", access{resource: roleResource("/role-id"), capability: read}, s.handleRoleIDRead},
+		{"approle.role-id-write", "POST,PUT", "/v1/auth/approle/role/{name}/role-id", access{resource: roleResource("/role-id"), capability: update}, s.handleRoleIDWrite},
+		{"approle.secret-id-create", "POST,PUT", "/v1/auth/approle/role/{name}/secret-id", access{resource: roleResource("/secret-id"), capability: update}, s.handleSecretIDCreate},
+		{"approle.secret-id-list", "LIST", "/v1/auth/approle/role/{name}/secret-id", access{resource: roleResource("/secret-id"), capability: list}, s.handleSecretIDList},
+		{"approle.secret-id-lookup", "POST,PUT", "/v1/auth/approle/role/{name}/secret-id-accessor/lookup", access{resource: roleResource("/secret-id-accessor/lookup"), capability: update}, s.handleSecretIDLookup},
+		{"approle.secret-id-destroy", "POST,PUT", "/v1/auth/approle/role/{name}/secret-id-accessor/destroy", access{resource: roleResource("/secret-id-accessor/destroy"), capability: update}, s.handleSecretIDDestroy},
 
 		{"token.create", "POST,PUT", "/v1/auth/token/create", api("auth/token/create", update), s.handleTokenCreate},
 		{"token.create-orphan", "POST,PUT", "/v1/auth/token/create-orphan", api("auth/token/create-orphan", update), s.handleTokenCreateOrphan},
@@ -148,7 +166,7 @@ func (s *Server) buildRouter() (*mux.Router, map[string]access) {
 		if _, dup := table[rt.name]; dup {
 			panic("server: duplicate route name " + rt.name)
 		}
-		if !rt.access.public && rt.access.resource == nil {
+		if !rt.access.public && !rt.access.login && rt.access.resource == nil {
 			panic("server: route " + rt.name + " has no authorization entry")
 		}
 		if rt.access.write && rt.access.exists == nil {

@@ -17,8 +17,13 @@ var publicRoutes = map[string][]string{
 	"/v1/sys/init":        {"GET", "POST", "PUT"},
 	"/v1/sys/seal-status": {"GET"},
 	"/v1/sys/unseal":      {"POST", "PUT"},
-	// Logins are how a caller without a token gets one.
-	"/v1/auth/admin/login": {"POST", "PUT"},
+}
+
+// loginRoutes need no token (they are how a caller gets one) but, unlike
+// the public sys endpoints, answer only while unsealed.
+var loginRoutes = map[string][]string{
+	"/v1/auth/admin/login":   {"POST", "PUT"},
+	"/v1/auth/approle/login": {"POST", "PUT"},
 }
 
 // concrete turns a route template into a path that matches it: a secret
@@ -41,7 +46,7 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 	if len(routes) < 20 {
 		t.Fatalf("walked only %d routes", len(routes))
 	}
-	public := map[string][]string{}
+	public, logins := map[string][]string{}, map[string][]string{}
 	for _, rt := range routes {
 		if !rt.HasAccess {
 			t.Errorf("route %s (%v %s) has no usable authorization entry", rt.Name, rt.Methods, rt.Path)
@@ -52,16 +57,24 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		if rt.Public {
 			public[rt.Path] = append(public[rt.Path], rt.Methods...)
 		}
-	}
-	for path, methods := range public {
-		slices.Sort(methods)
-		if want, ok := publicRoutes[path]; !ok || !slices.Equal(methods, want) {
-			t.Errorf("public route %s %v, want only %v", path, methods, publicRoutes)
+		if rt.Login {
+			logins[rt.Path] = append(logins[rt.Path], rt.Methods...)
 		}
 	}
-	for path := range publicRoutes {
-		if _, ok := public[path]; !ok {
-			t.Errorf("%s is not public", path)
+	for _, set := range []struct {
+		kind      string
+		got, want map[string][]string
+	}{{"public", public, publicRoutes}, {"login", logins, loginRoutes}} {
+		for path, methods := range set.got {
+			slices.Sort(methods)
+			if want, ok := set.want[path]; !ok || !slices.Equal(methods, want) {
+				t.Errorf("%s route %s %v, want only %v", set.kind, path, methods, set.want)
+			}
+		}
+		for path := range set.want {
+			if _, ok := set.got[path]; !ok {
+				t.Errorf("%s is not a %s route", path, set.kind)
+			}
 		}
 	}
 }
@@ -93,14 +106,14 @@ func TestEveryGuardedRouteRefusesWithoutAuthorization(t *testing.T) {
 
 		_, root := n.initUnseal(1, 1)
 		each(func(t *testing.T, rt server.RouteInfo, method, path string) {
-			if r := n.do(method, path, "", ""); !rt.Public {
+			if r := n.do(method, path, "", ""); !rt.Public && !rt.Login {
 				mustError(t, r, 403, "missing client token")
 			}
 		})
 
 		tok, _ := n.createToken(root, `{"policies":["default"]}`)
 		each(func(t *testing.T, rt server.RouteInfo, method, path string) {
-			if rt.Public || rt.Name == "token.revoke-self" {
+			if rt.Public || rt.Login || rt.Name == "token.revoke-self" {
 				return
 			}
 			r := n.do(method, path, tok, "")

@@ -70,6 +70,7 @@ type Server struct {
 	tokens  *auth.Tokens
 	acl     *acl.ACL
 	admin   *auth.AdminLogin // nil: admin login not configured
+	approle *auth.AppRole
 	kv      *secrets.Static
 	router  *mux.Router
 	handler http.Handler
@@ -100,6 +101,7 @@ func New(db *storage.DB, cfg Config) *Server {
 	s.seal = seal.New(db, cfg.Now)
 	s.tokens = auth.NewTokens(db, cfg.Now)
 	s.acl = acl.New(db, cfg.Now, 0)
+	s.approle = auth.NewAppRole(db, s.tokens, cfg.Now)
 	if admin, err := auth.NewAdminLogin(cfg.AdminUsername, cfg.AdminPasswordHash, s.tokens, db, cfg.AdminTokenTTL, cfg.Now); err != nil {
 		// Validate reports this before a server is built; here it can only
 		// leave admin login off, never half-configured.
@@ -156,7 +158,8 @@ func (s *Server) Unseal(ctx context.Context, key []byte) (seal.Status, error) {
 }
 
 // Run performs background upkeep until ctx ends, while unsealed: expired
-// tokens (with their children) are revoked every sweep interval, and the
+// tokens (with their children) and expired AppRole secret IDs are removed
+// every sweep interval, and the
 // keyring is re-read every KeyringReload so a rotation made on another node
 // reaches this node's encryption within that time.
 func (s *Server) Run(ctx context.Context, sweep time.Duration) {
@@ -178,6 +181,11 @@ func (s *Server) Run(ctx context.Context, sweep time.Duration) {
 				s.log.Warn("revoking expired tokens", "error", err.Error())
 			} else if n > 0 {
 				s.log.Info("revoked expired tokens", "count", n)
+			}
+			if n, err := s.approle.RemoveExpiredSecretIDs(ctx); err != nil {
+				s.log.Warn("removing expired secret IDs", "error", err.Error())
+			} else if n > 0 {
+				s.log.Info("removed expired secret IDs", "count", n)
 			}
 		case <-reloadTick.C:
 			if err := s.seal.Reload(ctx); err != nil && !errors.Is(err, seal.ErrSealed) {
