@@ -35,6 +35,7 @@ CREATE TABLE approle_secret_ids (
     expires_at     TIMESTAMPTZ
 );
 CREATE INDEX approle_secret_ids_role_index ON approle_secret_ids (role_name);
+CREATE INDEX approle_secret_ids_expires_at_index ON approle_secret_ids (expires_at);
 
 -- Tokens issued by AppRole logins: the role and secret ID each came from.
 -- A row goes away with its token; deleting a role keeps the history.
