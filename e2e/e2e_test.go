@@ -177,11 +177,24 @@ func curl(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// cli runs the secrethub CLI against p and returns stdout, stderr and the exit code.
+// cli runs the secrethub CLI against p with a fresh HOME and returns
+// stdout, stderr and the exit code.
 func (p *process) cli(t *testing.T, stdin, token string, args ...string) (string, string, int) {
 	t.Helper()
+	return p.run(t, t.TempDir(), stdin, token, args...)
+}
+
+// cliAt runs the CLI with HOME at home, so a login's token file is used by
+// the commands that follow.
+func (p *process) cliAt(t *testing.T, home, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	return p.run(t, home, stdin, "", args...)
+}
+
+func (p *process) run(t *testing.T, home, stdin, token string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(baseEnv(t), "SECRETHUB_ADDR="+p.addr)
+	cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}, goEnv...), "SECRETHUB_ADDR="+p.addr)
 	if token != "" {
 		cmd.Env = append(cmd.Env, "SECRETHUB_TOKEN="+token)
 	}
@@ -421,6 +434,91 @@ func TestServerStartupFailures(t *testing.T) {
 			if strings.Contains(string(out), "goroutine ") {
 				t.Fatalf("a stack trace reached the operator:\n%s", out)
 			}
+		})
+	}
+}
+
+// TestRunbookPhases5And7WithCurlAndCLI: the runbook's AppRole and policy
+// steps with curl on the real binary, on both engines, then the logins an
+// operator and an agent use: AppRole through the CLI, admin with a password
+// hashed by `operator hash-password`.
+func TestRunbookPhases5And7WithCurlAndCLI(t *testing.T) {
+	const password = "runbook admin password"
+	hash := func() string {
+		p := &process{addr: "http://127.0.0.1:1"}
+		out, errOut, code := p.cli(t, password+"\n", "", "operator", "hash-password", "--password-stdin")
+		if code != 0 || !strings.HasPrefix(out, "$2") {
+			t.Fatalf("hash-password: exit %d, %q, %s", code, out, errOut)
+		}
+		return strings.TrimSpace(out)
+	}()
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			env := []string{"SECRETHUB_DATA_DIR=" + t.TempDir()}
+			if engine == "postgres" {
+				env = []string{"DATABASE_URL=" + storagetest.PostgresURL(t)}
+			}
+			p := startServer(t, append(env, "ADMIN_USERNAME=admin", "ADMIN_PASSWORD_HASH="+hash)...)
+			base := p.addr
+			init := decode(t, curl(t, "-X", "POST", base+"/v1/sys/init", "-d", `{"secret_shares":1,"secret_threshold":1}`))
+			root := init["root_token"].(string)
+			curl(t, "-X", "POST", base+"/v1/sys/unseal", "-d", `{"key":"`+init["keys"].([]any)[0].(string)+`"}`)
+
+			// 5.1 Create admin AppRole, get its RoleID, generate a SecretID.
+			curl(t, "-X", "POST", base+"/v1/auth/approle/role/admin", "-H", "X-Vault-Token: "+root,
+				"-d", "@"+runbookBody("phase5.1-approle-admin.json"))
+			roleID := decode(t, curl(t, base+"/v1/auth/approle/role/admin/role-id", "-H", "X-Vault-Token: "+root))["data"].(map[string]any)["role_id"].(string)
+			secretID := decode(t, curl(t, "-X", "POST", base+"/v1/auth/approle/role/admin/secret-id", "-H", "X-Vault-Token: "+root))["data"].(map[string]any)["secret_id"].(string)
+
+			// 5.2 Create default policies.
+			for _, f := range []string{"read-only.json", "production.json"} {
+				code := curl(t, "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", base+"/v1/policies", "-H", "X-Vault-Token: "+root,
+					"-d", "@"+filepath.Join(repoRoot, "testdata", "policies", f))
+				if code != "204" {
+					t.Fatalf("writing %s: status %s", f, code)
+				}
+			}
+
+			// 7.1 Create AppRole for agents.
+			if code := curl(t, "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", base+"/v1/auth/approle/role/agents",
+				"-H", "X-Vault-Token: "+root, "-d", "@"+runbookBody("phase7.1-approle-agents.json")); code != "204" {
+				t.Fatalf("creating the agents role: status %s", code)
+			}
+
+			// An operator logs in with the admin AppRole through the CLI.
+			home := t.TempDir()
+			out, errOut, code := p.cliAt(t, home, "", "login", "-method=approle", "role_id="+roleID, "secret_id="+secretID)
+			if code != 0 {
+				t.Fatalf("login -method=approle: exit %d: %s", code, errOut)
+			}
+			if strings.Contains(out+errOut, secretID) {
+				t.Fatal("login printed the secret ID")
+			}
+			if out, errOut, code := p.cliAt(t, home, "", "token", "lookup", "-format=json"); code != 0 || !strings.Contains(out, `"admin"`) {
+				t.Fatalf("token lookup after approle login: exit %d: %s %s", code, out, errOut)
+			}
+			if _, errOut, code := p.cliAt(t, home, "", "kv", "put", "prod/db", "password=pg-prod"); code != 0 {
+				t.Fatalf("kv put with the admin approle token: exit %d: %s", code, errOut)
+			}
+
+			// Admin login with the hashed password, read from stdin.
+			adminHome := t.TempDir()
+			if _, errOut, code := p.cliAt(t, adminHome, password+"\n", "login", "-method=admin", "username=admin"); code != 0 {
+				t.Fatalf("login -method=admin: exit %d: %s", code, errOut)
+			}
+			if out, _, code := p.cliAt(t, adminHome, "", "kv", "get", "-field=password", "prod/db"); code != 0 || strings.TrimSpace(out) != "pg-prod" {
+				t.Fatalf("kv get as admin: exit %d, %q", code, out)
+			}
+
+			// production's source_ip condition holds the line on 127.0.0.1.
+			curl(t, "-X", "POST", base+"/v1/auth/approle/role/prod-app", "-H", "X-Vault-Token: "+root, "-d", `{"policies":["production"]}`)
+			prodRoleID := decode(t, curl(t, base+"/v1/auth/approle/role/prod-app/role-id", "-H", "X-Vault-Token: "+root))["data"].(map[string]any)["role_id"].(string)
+			prodSecret := decode(t, curl(t, "-X", "POST", base+"/v1/auth/approle/role/prod-app/secret-id", "-H", "X-Vault-Token: "+root))["data"].(map[string]any)["secret_id"].(string)
+			prodToken := decode(t, curl(t, "-X", "POST", base+"/v1/auth/approle/login", "-d", `{"role_id":"`+prodRoleID+`","secret_id":"`+prodSecret+`"}`))["auth"].(map[string]any)["client_token"].(string)
+			if code := curl(t, "-o", "/dev/null", "-w", "%{http_code}", base+"/v1/secrets/static/prod/db", "-H", "X-Vault-Token: "+prodToken); code != "403" {
+				t.Fatalf("production read from 127.0.0.1: status %s, want 403", code)
+			}
+			assertNoSecretsInLogs(t, p.logs.String(), secretID, prodSecret, password, root, prodToken, "pg-prod")
 		})
 	}
 }
