@@ -79,7 +79,7 @@ func storedBytes(t *testing.T, cfg storage.Config) []byte {
 // logs in the clear; only hashes, ciphertexts and accessors do.
 func TestSecretsNeverStoredOrLoggedInTheClear(t *testing.T) {
 	eachStorage(t, func(t *testing.T, cfg storage.Config, open func() *storage.DB) {
-		n := startNode(t, open(), server.Config{})
+		n := startNode(t, open(), server.Config{AdminUsername: testAdminUser, AdminPasswordHash: testAdminHash})
 		keys, keysB64, root := n.initKeys(3, 2)
 		for _, k := range keys[:2] {
 			n.unseal(k)
@@ -97,6 +97,15 @@ func TestSecretsNeverStoredOrLoggedInTheClear(t *testing.T) {
 		mustStatus(t, n.do("GET", "/v1/auth/token/lookup-self", child, ""), 200)
 		mustStatus(t, n.do("POST", "/v1/auth/token/lookup", root, `{"token":"`+grandchild+`"}`), 200)
 		mustStatus(t, n.do("POST", "/v1/auth/token/renew-self", child, ""), 200)
+		// AppRole and admin logins: secret IDs, passwords and the tokens
+		// they hand out.
+		mustStatus(t, n.do("POST", "/v1/auth/approle/role/web", root, `{"policies":["default"]}`), 204)
+		roleID := mustStatus(t, n.do("GET", "/v1/auth/approle/role/web/role-id", root, ""), 200).Data(t)["role_id"].(string)
+		secretID := mustStatus(t, n.do("POST", "/v1/auth/approle/role/web/secret-id", root, `{"metadata":{"host":"web-1"}}`), 200).Data(t)["secret_id"].(string)
+		approleToken := mustStatus(t, n.do("POST", "/v1/auth/approle/login", "", `{"role_id":"`+roleID+`","secret_id":"`+secretID+`"}`), 200).Auth(t)["client_token"].(string)
+		n.do("POST", "/v1/auth/approle/login", "", `{"role_id":"`+roleID+`","secret_id":"`+secretID+`x"}`)
+		adminToken := mustStatus(t, n.do("POST", "/v1/auth/admin/login", "", `{"username":"admin","password":"`+testAdminPassword+`"}`), 200).Auth(t)["client_token"].(string)
+		n.do("POST", "/v1/auth/admin/login", "", `{"username":"admin","password":"`+testAdminPassword+`!"}`)
 		// Failures log too; none of them may echo what was sent.
 		n.do("GET", "/v1/secrets/static/app/db", "s.Wrong"+values[0], "")
 		n.do("POST", "/v1/secrets/static/app/db", root, `{"data":{"password":"`+values[0]+`"},"oops":1}`)
@@ -107,7 +116,7 @@ func TestSecretsNeverStoredOrLoggedInTheClear(t *testing.T) {
 		}
 
 		var secrets []string
-		for _, v := range append(values, root, child, grandchild) {
+		for _, v := range append(values, root, child, grandchild, secretID, approleToken, adminToken, testAdminPassword) {
 			secrets = append(secrets, secretForms(v)...)
 		}
 		for i := range keys {
