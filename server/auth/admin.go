@@ -92,7 +92,7 @@ func CheckAdminConfig(username, passwordHash string, ttl time.Duration) (enabled
 	case passwordHash == "":
 		return false, errors.New("ADMIN_USERNAME is set but ADMIN_PASSWORD_HASH is empty: set both to enable admin login, or neither")
 	case !bcryptHash.MatchString(passwordHash):
-		return false, errors.New("ADMIN_PASSWORD_HASH is not a bcrypt hash: want 60 characters starting $2a$, $2b$ or $2y$ and a two-digit cost, such as the output of htpasswd -nbBC 12")
+		return false, errors.New("ADMIN_PASSWORD_HASH is not a bcrypt hash: want 60 characters starting $2a$, $2b$ or $2y$ and a two-digit cost, such as the output of secrethub operator hash-password")
 	}
 	if _, err := bcrypt.Cost([]byte(passwordHash)); err != nil {
 		return false, errors.New("ADMIN_PASSWORD_HASH has a bcrypt cost outside 4 to 31")
