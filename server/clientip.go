@@ -16,21 +16,45 @@ func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	if !isTrusted(peer, trusted) {
 		return peer
 	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	values := r.Header.Values("X-Forwarded-For")
+	if len(values) == 0 {
+		return peer
+	}
+	hops := strings.Split(strings.Join(values, ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			// A malformed hop ends what can be believed; the last trusted
-			// sender is the best answer left.
-			return peer
+		if strings.TrimSpace(hops[i]) == "" {
+			continue
 		}
-		hop = hop.Unmap()
+		hop, ok := parseHop(hops[i])
+		if !ok {
+			// A hop that is no address ("unknown", garbage) ends what can
+			// be believed. The client is then unknown: it matches no CIDR.
+			// Answering with the proxy's own (trusted, often internal)
+			// address would hand every client the proxy's rights.
+			return netip.Addr{}
+		}
 		if !isTrusted(hop, trusted) {
 			return hop
 		}
 		peer = hop
 	}
 	return peer
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, possibly with a
+// port ("1.2.3.4:5555") or in brackets ("[2001:db8::1]", "[2001:db8::1]:443").
+func parseHop(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil && strings.HasPrefix(s, "[") {
+		return a.Unmap(), true
+	}
+	return netip.Addr{}, false
 }
 
 func remoteAddr(r *http.Request) netip.Addr {

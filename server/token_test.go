@@ -254,7 +254,12 @@ func TestBoundCIDRsSeeTheClientBehindATrustedProxy(t *testing.T) {
 			{"a forwarded chain ending in a trusted hop is served", office, "10.1.2.3, 127.0.0.2", 200},
 			{"the proxy's own address does not count for the client", local, "10.1.2.3", 403},
 			{"a forwarded client outside the binding is refused", office, "192.0.2.7", 403},
-			{"a malformed hop falls back to the proxy", office, "not-an-ip", 403},
+			{"a malformed hop makes the client unknown, not the proxy", local, "not-an-ip", 403},
+			{"an unknown hop makes the client unknown", local, "unknown", 403},
+			{"a malformed hop behind a good one still ends the chain", local, "10.1.2.3, garbage", 403},
+			{"a hop with a port is read without it", office, "10.1.2.3:5555", 200},
+			{"a bracketed IPv6 hop is read", office, "[::ffff:10.1.2.3]", 200},
+			{"a bracketed IPv6 hop with a port is read", office, "[::ffff:10.1.2.3]:443", 200},
 			{"without the header the peer is the client", local, "", 200},
 		} {
 			t.Run(c.name, func(t *testing.T) {
