@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/server/policy"
 	"github.com/secrethub/secrethub/storage"
 )
 
@@ -359,17 +360,9 @@ func normalizeCIDRs(in []string) ([]string, error) {
 	return out, nil
 }
 
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
+// parsePrefix reads a CIDR or a bare address the way every CIDR in
+// SecretHub is read.
+func parsePrefix(s string) (netip.Prefix, error) { return policy.ParsePrefix(s) }
 
 // Authenticate resolves a token presented by a client: it must exist, be
 // unexpired, allow the client's address, and have uses left (one is

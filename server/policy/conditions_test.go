@@ -15,6 +15,8 @@ func TestEvaluateConditions(t *testing.T) {
 	night := compile(t, `{"name":"night","rules":[{"path":"batch/*","capabilities":["read"],"conditions":{"time_of_day":[22,5]}}]}`)
 	berlin := compile(t, `{"name":"berlin","timezone":"Europe/Berlin","rules":[{"path":"prod/*","capabilities":["read"],"conditions":{"time_of_day":[9,17]}}]}`)
 	nets := compile(t, `{"name":"nets","rules":[{"path":"prod/*","capabilities":["read","list"],"conditions":{"source_ip":["10.0.0.0/8","192.168.1.7","2001:db8::/32"]}}]}`)
+	mapped := compile(t, `{"name":"mapped","rules":[{"path":"prod/*","capabilities":["read"],"conditions":{"source_ip":"::ffff:172.16.0.0/108"}}]}`)
+	weekdaysBerlin := compile(t, `{"name":"weekdays-berlin","timezone":"Europe/Berlin","rules":[{"path":"prod/*","capabilities":["read"],"conditions":{"days_of_week":["mon","tue","wed","thu","fri"]}}]}`)
 	prod := compile(t, productionDoc)
 	readOnly := compile(t, readOnlyDoc)
 	denyOutside := compile(t, `{"name":"deny-outside","rules":[{"path":"prod/*","capabilities":["read"],"effect":"deny","conditions":{"source_ip":"0.0.0.0/0"}}]}`)
@@ -79,6 +81,11 @@ func TestEvaluateConditions(t *testing.T) {
 		{"a deny whose condition fails does not deny", []*policy.Policy{readOnly, denyWeekend}, "prod/db", policy.Read, lo, mon(12, 0), true, 0},
 		{"a weekend deny holds on Saturday", []*policy.Policy{readOnly, denyWeekend}, "prod/db", policy.Read, lo, sat, false, 0},
 		{"an unconditional allow covers a conditional one that fails", []*policy.Policy{office, readOnly}, "prod/db", policy.Read, lo, sat, true, 0},
+		{"an IPv4-mapped prefix matches IPv4 clients", []*policy.Policy{mapped}, "prod/db", policy.Read, netip.MustParseAddr("172.16.5.5"), mon(12, 0), true, 0},
+		{"an IPv4-mapped prefix keeps its width", []*policy.Policy{mapped}, "prod/db", policy.Read, netip.MustParseAddr("172.32.0.1"), mon(12, 0), false, policy.SourceIP},
+		{"the day is read in the policy's zone: Sunday 23:30 UTC is Monday in Berlin", []*policy.Policy{weekdaysBerlin}, "prod/db", policy.Read, lo, time.Date(2026, 11, 29, 23, 30, 0, 0, time.UTC), true, 0},
+		{"Friday 23:30 UTC is Saturday in Berlin", []*policy.Policy{weekdaysBerlin}, "prod/db", policy.Read, lo, time.Date(2026, 11, 27, 23, 30, 0, 0, time.UTC), false, policy.DaysOfWeek},
+		{"a deny whose condition fails explains nothing", []*policy.Policy{denyWeekend}, "prod/db", policy.Read, lo, mon(12, 0), false, 0},
 		{"the admin built-in ignores time and place", []*policy.Policy{policy.Builtin("admin")}, "sys/seal", policy.Update | policy.Sudo, lo, sat, true, 0},
 	}
 	for _, c := range cases {

@@ -167,10 +167,15 @@ func field(raw json.RawMessage, name string, v any) error {
 	return nil
 }
 
-// ValidateName checks a policy name: 1-128 of a-z, 0-9, ".", "_", "-".
+// ValidateName checks a policy name: 1-128 of a-z, 0-9, ".", "_", "-", and
+// not "simulate", which names the simulation endpoint (POST
+// /v1/policies/simulate) and so cannot also name a policy's resource.
 func ValidateName(name string) error {
 	if name == "" || len(name) > MaxNameLength {
 		return fault.Invalidf("name must be 1 to %d characters", MaxNameLength)
+	}
+	if name == "simulate" {
+		return fault.Invalidf("name \"simulate\" is reserved for /v1/policies/simulate")
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
@@ -272,7 +277,7 @@ func compileConditions(cd ConditionsDocument, at string) (*Conditions, error) {
 			return nil, fault.Invalidf("%s.source_ip: list at least one CIDR", at)
 		}
 		for j, s := range cd.SourceIP {
-			p, err := parseCIDR(s)
+			p, err := ParsePrefix(s)
 			if err != nil {
 				return nil, fault.Invalidf("%s.source_ip[%d]: %q is not a CIDR or IP address", at, j, clip(s))
 			}
@@ -282,18 +287,32 @@ func compileConditions(cd ConditionsDocument, at string) (*Conditions, error) {
 	return c, nil
 }
 
-func parseCIDR(s string) (netip.Prefix, error) {
+// ParsePrefix reads a CIDR or a bare address (as a one-address prefix).
+// IPv4-mapped IPv6 prefixes are turned into IPv4 ones, because client
+// addresses are compared unmapped: "::ffff:10.0.0.0/104" is 10.0.0.0/8.
+// Every CIDR SecretHub accepts (policies, bound CIDRs, trusted proxies)
+// goes through here, so all of them mean the same thing.
+func ParsePrefix(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		return p.Masked(), err
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
-	a, err := netip.ParseAddr(s)
+	p, err := netip.ParsePrefix(s)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, fmt.Errorf("%s covers more than the IPv4-mapped range", s)
+		}
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
 }
 
 // validatePath checks a rule path: non-empty, printable, no leading slash,

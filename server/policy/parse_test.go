@@ -100,6 +100,8 @@ func TestBadDocumentsNameTheField(t *testing.T) {
 		{"a bad CIDR", `{"name":"p","rules":[{"path":"*","capabilities":["read"],"conditions":{"source_ip":"10.0.0.0/33"}}]}`, `source_ip[0]: "10.0.0.0/33" is not a CIDR`},
 		{"a bad CIDR in a list", `{"name":"p","rules":[{"path":"*","capabilities":["read"],"conditions":{"source_ip":["10.0.0.0/8","nope"]}}]}`, `source_ip[1]: "nope"`},
 		{"a CIDR as a number", `{"name":"p","rules":[{"path":"*","capabilities":["read"],"conditions":{"source_ip":10}}]}`, "source_ip must be a CIDR or a list"},
+		{"the reserved name simulate", `{"name":"simulate","rules":[{"path":"*","capabilities":["read"]}]}`, "reserved"},
+		{"an IPv4-mapped prefix wider than the mapped range", `{"name":"p","rules":[{"path":"*","capabilities":["read"],"conditions":{"source_ip":"::ffff:0:0/95"}}]}`, "source_ip[0]"},
 		{"an unknown time zone", `{"name":"p","timezone":"Mars/Olympus","rules":[{"path":"*","capabilities":["read"]}]}`, `timezone "Mars/Olympus"`},
 		{"the Local time zone", `{"name":"p","timezone":"Local","rules":[{"path":"*","capabilities":["read"]}]}`, `timezone "Local"`},
 	}

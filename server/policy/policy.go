@@ -192,7 +192,9 @@ func Evaluate(policies []*Policy, req Request) Decision {
 			}
 			if r.Conditions != nil {
 				if c := r.Conditions.failing(p.localTime(req.Time), req.ClientIP); c != NoCondition {
-					if failed.Failed == NoCondition {
+					// Only an allow kept from applying explains a denial; a
+					// deny that does not apply explains nothing.
+					if !r.Deny && failed.Failed == NoCondition {
 						failed = Decision{Policy: p.Name, Rule: i, Failed: c}
 					}
 					continue
