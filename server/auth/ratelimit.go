@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"container/heap"
 	"container/list"
 	"net/netip"
 	"sync"
@@ -13,6 +14,11 @@ import (
 // fault returned carries how long to wait (fault.RetryAfterOf).
 var ErrTooManyAttempts = fault.New(fault.Limited, "too many failed login attempts; try again later")
 
+// ErrTooManyBlockedClients refuses a client the limiter does not know yet
+// while every client it tracks is blocked: making room would mean
+// forgetting a block.
+var ErrTooManyBlockedClients = fault.New(fault.Limited, "too many clients are blocked for failed login attempts; try again later")
+
 // LimiterConfig tunes a Limiter; zero fields take the defaults.
 type LimiterConfig struct {
 	// MaxFailures within Window block the client (default 5).
@@ -24,8 +30,10 @@ type LimiterConfig struct {
 	Backoff time.Duration
 	// MaxBackoff caps a block (default 15m).
 	MaxBackoff time.Duration
-	// MaxClients bounds memory: when that many clients are tracked, the one
-	// seen least recently is forgotten (default 10000).
+	// MaxClients bounds memory (default 10000). When that many clients are
+	// tracked, a new one makes room by forgetting the client seen least
+	// recently among those not blocked; when all are blocked, the new
+	// client is refused (ErrTooManyBlockedClients) until a block ends.
 	MaxClients int
 }
 
@@ -36,13 +44,22 @@ type LimiterConfig struct {
 // Every admitted attempt counts as a failure until Succeeded says
 // otherwise, so parallel attempts cannot slip past the limit while earlier
 // ones are still being checked.
+//
+// A block is never forgotten before it ends, whatever the number of
+// clients: otherwise a blocked attacker could lift their own block by
+// trying from enough new addresses to push it out.
 type Limiter struct {
 	cfg LimiterConfig
 	now func() time.Time
 
 	mu      sync.Mutex
-	clients map[netip.Prefix]*list.Element // of *clientRecord
-	recency *list.List                     // front: seen most recently
+	clients map[netip.Prefix]*clientRecord
+	// idle holds the records not blocking, front: seen most recently.
+	// Only these are ever forgotten to make room.
+	idle *list.List
+	// blocking holds the records whose block has not ended (as of the
+	// last unblock), the one ending soonest first.
+	blocking blockQueue
 }
 
 // clientRecord is what a Limiter remembers of one client group.
@@ -52,6 +69,9 @@ type clientRecord struct {
 	windowStart  time.Time // of the current failure window
 	blockedUntil time.Time // zero when never blocked
 	blocks       int       // consecutive blocks, for the doubling
+
+	elem  *list.Element // in Limiter.idle; nil while in Limiter.blocking
+	index int           // in Limiter.blocking, while there
 }
 
 // NewLimiter returns a limiter with cfg's zero fields defaulted.
@@ -75,24 +95,37 @@ func NewLimiter(cfg LimiterConfig, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{cfg: cfg, now: now, clients: make(map[netip.Prefix]*list.Element), recency: list.New()}
+	return &Limiter{cfg: cfg, now: now, clients: make(map[netip.Prefix]*clientRecord), idle: list.New()}
+}
+
+// Check reports whether Admit would refuse client now, without counting
+// an attempt or remembering the client: a login calls it before waiting
+// for anything, so that a refused client waits for nothing.
+func (l *Limiter) Check(client netip.Addr) error {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.unblock(now)
+	return l.refusal(clientGroup(client), now)
 }
 
 // Admit lets an attempt from client proceed, counting it as a failure, or
-// refuses it with ErrTooManyAttempts and the time left on the block. The
-// attempt that reaches MaxFailures is still admitted and starts the block:
-// only its success (Succeeded) lifts it.
+// refuses it with ErrTooManyAttempts and the time left on the block (or
+// ErrTooManyBlockedClients, see LimiterConfig.MaxClients). The attempt
+// that reaches MaxFailures is still admitted and starts the block: only
+// its success (Succeeded) lifts it.
 func (l *Limiter) Admit(client netip.Addr) error {
 	now := l.now()
 	group := clientGroup(client)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.unblock(now)
+	if err := l.refusal(group, now); err != nil {
+		return err
+	}
 	l.forgetExpired(now)
 
 	r := l.record(group, now)
-	if now.Before(r.blockedUntil) {
-		return fault.Limit(ErrTooManyAttempts, r.blockedUntil.Sub(now))
-	}
 	if now.Sub(r.windowStart) >= l.cfg.Window {
 		r.failures, r.windowStart = 0, now
 	}
@@ -106,6 +139,9 @@ func (l *Limiter) Admit(client netip.Addr) error {
 		r.blocks++
 		// Counting starts afresh once the block is over.
 		r.failures, r.windowStart = 0, r.blockedUntil
+		l.idle.Remove(r.elem)
+		r.elem = nil
+		heap.Push(&l.blocking, r)
 	}
 	return nil
 }
@@ -115,41 +151,71 @@ func (l *Limiter) Succeeded(client netip.Addr) {
 	group := clientGroup(client)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if e, ok := l.clients[group]; ok {
-		l.remove(e)
+	if r, ok := l.clients[group]; ok {
+		l.remove(r)
 	}
+}
+
+// refusal is the answer to an attempt from group now: a block that has
+// not ended, or, for a group not tracked, a limiter full of blocked
+// clients; nil when the attempt may go ahead. It wants unblock(now) done.
+func (l *Limiter) refusal(group netip.Prefix, now time.Time) error {
+	if r, ok := l.clients[group]; ok {
+		if now.Before(r.blockedUntil) {
+			return fault.Limit(ErrTooManyAttempts, r.blockedUntil.Sub(now))
+		}
+		return nil
+	}
+	if len(l.clients) >= l.cfg.MaxClients && l.idle.Len() == 0 {
+		// Every record is blocking, so there is one; retry when the
+		// soonest block ends and frees a place.
+		return fault.Limit(ErrTooManyBlockedClients, l.blocking[0].blockedUntil.Sub(now))
+	}
+	return nil
 }
 
 // record returns group's record, marked as seen now, making one (and
-// forgetting the stalest client if the limiter is full) when there is none
-// or it has expired.
+// forgetting the stalest idle client if the limiter is full) when there is
+// none or it has expired. refusal must have admitted group: its record, if
+// any, is idle, and a full limiter has an idle record to forget.
 func (l *Limiter) record(group netip.Prefix, now time.Time) *clientRecord {
-	if e, ok := l.clients[group]; ok {
-		l.recency.MoveToFront(e)
-		r := e.Value.(*clientRecord)
+	if r, ok := l.clients[group]; ok {
+		l.idle.MoveToFront(r.elem)
 		if l.expired(r, now) {
-			*r = clientRecord{group: group, windowStart: now}
+			*r = clientRecord{group: group, windowStart: now, elem: r.elem}
 		}
 		return r
 	}
-	for len(l.clients) >= l.cfg.MaxClients {
-		l.remove(l.recency.Back())
+	if len(l.clients) >= l.cfg.MaxClients {
+		l.remove(l.idle.Back().Value.(*clientRecord))
 	}
 	r := &clientRecord{group: group, windowStart: now}
-	l.clients[group] = l.recency.PushFront(r)
+	r.elem = l.idle.PushFront(r)
+	l.clients[group] = r
 	return r
 }
 
-// forgetExpired drops the least recently seen records while they hold
+// unblock moves the records whose block has ended to the idle list, as
+// seen when the block ended: recently, so a client just out of a block is
+// among the last forgotten to make room, and its doubling holds.
+func (l *Limiter) unblock(now time.Time) {
+	for len(l.blocking) > 0 && !now.Before(l.blocking[0].blockedUntil) {
+		r := heap.Pop(&l.blocking).(*clientRecord)
+		r.elem = l.idle.PushFront(r)
+	}
+}
+
+// forgetExpired drops the least recently seen idle records while they hold
 // nothing that still matters. Records are ordered by when they were seen,
 // not by when they expire, so an expired record behind a live one waits
 // for later (the MaxClients bound still holds).
 func (l *Limiter) forgetExpired(now time.Time) {
-	for e := l.recency.Back(); e != nil; e = l.recency.Back() {
-		if !l.expired(e.Value.(*clientRecord), now) {
+	for e := l.idle.Back(); e != nil; e = l.idle.Back() {
+		r := e.Value.(*clientRecord)
+		if !l.expired(r, now) {
 			return
 		}
-		l.remove(e)
+		l.remove(r)
 	}
 }
 
@@ -163,9 +229,39 @@ func (l *Limiter) expired(r *clientRecord, now time.Time) bool {
 	return r.blocks == 0 || now.Sub(r.blockedUntil) >= l.cfg.MaxBackoff
 }
 
-func (l *Limiter) remove(e *list.Element) {
-	delete(l.clients, e.Value.(*clientRecord).group)
-	l.recency.Remove(e)
+func (l *Limiter) remove(r *clientRecord) {
+	delete(l.clients, r.group)
+	if r.elem != nil {
+		l.idle.Remove(r.elem)
+		r.elem = nil
+	} else {
+		heap.Remove(&l.blocking, r.index)
+	}
+}
+
+// blockQueue is a heap of blocking records, the block ending soonest on
+// top, so finding the ended blocks costs nothing while none has ended.
+type blockQueue []*clientRecord
+
+func (q blockQueue) Len() int           { return len(q) }
+func (q blockQueue) Less(i, j int) bool { return q[i].blockedUntil.Before(q[j].blockedUntil) }
+func (q blockQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+
+func (q *blockQueue) Push(x any) {
+	r := x.(*clientRecord)
+	r.index = len(*q)
+	*q = append(*q, r)
+}
+
+func (q *blockQueue) Pop() any {
+	old := *q
+	r := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return r
 }
 
 // clientGroup is the unit a client is limited as: its IPv4 address, or the

@@ -166,8 +166,8 @@ func TestLimiterMemoryIsBounded(t *testing.T) {
 	l := newTestLimiter(LimiterConfig{MaxClients: 100})
 	for i := range 1000 {
 		l.fail(t, fmt.Sprintf("10.0.%d.%d", i/256, i%256), 1)
-		if n := len(l.clients); n > 100 || n != l.recency.Len() {
-			t.Fatalf("after %d clients: %d tracked (list %d), want at most 100", i+1, n, l.recency.Len())
+		if n := len(l.clients); n > 100 || n != l.idle.Len()+len(l.blocking) {
+			t.Fatalf("after %d clients: %d tracked (%d idle, %d blocking), want at most 100", i+1, n, l.idle.Len(), len(l.blocking))
 		}
 	}
 	if _, ok := l.clients[clientGroup(netip.MustParseAddr("10.0.0.0"))]; ok {
@@ -189,6 +189,76 @@ func TestLimiterEvictsTheStalestClientFirst(t *testing.T) {
 		t.Fatal("192.0.2.2 was seen least recently but is still tracked")
 	}
 	l.refusedFor(t, "192.0.2.1")
+}
+
+func TestLimiterNeverForgetsABlockToMakeRoom(t *testing.T) {
+	l := newTestLimiter(LimiterConfig{MaxClients: 3})
+	l.fail(t, "192.0.2.1", 5)
+	// An attacker cycling through fresh addresses fills the limiter many
+	// times over; the block must outlast every round.
+	for i := range 50 {
+		l.fail(t, fmt.Sprintf("10.0.0.%d", i), 1)
+		if n := len(l.clients); n > 3 {
+			t.Fatalf("%d clients tracked, want at most 3", n)
+		}
+		l.advance(time.Second)
+	}
+	if got := l.refusedFor(t, "192.0.2.1"); got != 10*time.Second {
+		t.Fatalf("retry after %v, want the 10s left on the block", got)
+	}
+	// Once the block has ended, it still counts toward the doubling.
+	l.advance(10 * time.Second)
+	l.fail(t, "192.0.2.1", 5)
+	if got := l.refusedFor(t, "192.0.2.1"); got != 2*time.Minute {
+		t.Fatalf("the next block lasts %v, want 2m", got)
+	}
+}
+
+func TestLimiterFullOfBlocksRefusesNewClients(t *testing.T) {
+	l := newTestLimiter(LimiterConfig{MaxClients: 2})
+	l.fail(t, "192.0.2.1", 5)
+	l.advance(10 * time.Second)
+	l.fail(t, "192.0.2.2", 5)
+
+	for _, client := range []string{"198.51.100.1", "2001:db8::1", "192.0.2.3"} {
+		err := l.Check(netip.MustParseAddr(client))
+		if admitErr := l.Admit(netip.MustParseAddr(client)); admitErr == nil || err == nil {
+			t.Fatalf("a new client %s while every tracked one is blocked: Check %v, Admit %v; want both refused", client, err, admitErr)
+		}
+		if !errors.Is(err, ErrTooManyBlockedClients) || fault.KindOf(err) != fault.Limited {
+			t.Fatalf("refusal is %v (kind %v), want ErrTooManyBlockedClients of kind Limited", err, fault.KindOf(err))
+		}
+		if got := fault.RetryAfterOf(err); got != 50*time.Second {
+			t.Fatalf("retry after %v, want the 50s until the first block ends", got)
+		}
+	}
+	l.refusedFor(t, "192.0.2.1")
+	l.refusedFor(t, "192.0.2.2")
+	if n := len(l.clients); n != 2 {
+		t.Fatalf("%d clients tracked, want the 2 blocked ones", n)
+	}
+
+	// The first block ends: its record makes room, the second block stays.
+	l.advance(50 * time.Second)
+	l.admitted(t, "198.51.100.1")
+	l.admitted(t, "198.51.100.1")
+	l.refusedFor(t, "192.0.2.2")
+}
+
+func TestLimiterCheckCountsNothing(t *testing.T) {
+	l := newTestLimiter(LimiterConfig{MaxClients: 2})
+	for range 20 {
+		if err := l.Check(netip.MustParseAddr("192.0.2.1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(l.clients); n != 0 {
+		t.Fatalf("Check made %d records, want none", n)
+	}
+	l.fail(t, "192.0.2.1", 5)
+	if err := l.Check(netip.MustParseAddr("192.0.2.1")); !errors.Is(err, ErrTooManyAttempts) || fault.RetryAfterOf(err) != time.Minute {
+		t.Fatalf("Check of a blocked client: %v, want ErrTooManyAttempts for 1m", err)
+	}
 }
 
 func TestLimiterForgetsExpiredClients(t *testing.T) {
