@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -28,6 +30,18 @@ var (
 	ErrInvalidAdminLogin = fault.New(fault.Denied, "invalid username or password")
 	// ErrAdminLoginDisabled answers a login when no admin is configured.
 	ErrAdminLoginDisabled = fault.New(fault.NotFound, "admin login is not enabled on this server")
+)
+
+// The bcrypt costs ADMIN_PASSWORD_HASH may have. Each step doubles the work
+// of a login: cost 12 takes about 250 ms, 15 about 2 s, 20 about a minute.
+const (
+	// MaxAdminHashCost is the highest cost accepted: beyond it a login
+	// takes several seconds of CPU, and slots of the global bcrypt cap.
+	MaxAdminHashCost = 15
+	// MinRecommendedAdminHashCost is the lowest cost that is not weak; a
+	// lower one (down to bcrypt's minimum, 4) is accepted, for tests, but
+	// start-up should warn about it (AdminHashCost).
+	MinRecommendedAdminHashCost = 10
 )
 
 // bcryptHash is the modular crypt format of bcrypt: version, two-digit
@@ -94,13 +108,25 @@ func CheckAdminConfig(username, passwordHash string, ttl time.Duration) (enabled
 	case !bcryptHash.MatchString(passwordHash):
 		return false, errors.New("ADMIN_PASSWORD_HASH is not a bcrypt hash: want 60 characters starting $2a$, $2b$ or $2y$ and a two-digit cost, such as the output of secrethub operator hash-password")
 	}
-	if _, err := bcrypt.Cost([]byte(passwordHash)); err != nil {
-		return false, errors.New("ADMIN_PASSWORD_HASH has a bcrypt cost outside 4 to 31")
+	if cost := AdminHashCost(passwordHash); cost < bcrypt.MinCost || cost > MaxAdminHashCost {
+		return false, fmt.Errorf("ADMIN_PASSWORD_HASH has a bcrypt cost outside %d to %d (it is %d): each step up doubles the time of every login; secrethub operator hash-password makes cost 12",
+			bcrypt.MinCost, MaxAdminHashCost, cost)
 	}
 	if ttl < 0 {
 		return false, errors.New("the admin token TTL must not be negative")
 	}
 	return true, nil
+}
+
+// AdminHashCost returns the bcrypt cost written in hash, 0 when hash is not
+// a bcrypt hash. Start-up warns when it is below
+// MinRecommendedAdminHashCost.
+func AdminHashCost(hash string) int {
+	if !bcryptHash.MatchString(hash) {
+		return 0
+	}
+	cost, _ := strconv.Atoi(hash[4:6]) // two digits, by the pattern
+	return cost
 }
 
 // Login checks username and password for a client and stores a new token

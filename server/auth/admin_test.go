@@ -216,6 +216,8 @@ func TestNewAdminLoginRefusesBadConfiguration(t *testing.T) {
 		{"a hash with a one-digit cost", adminName, "$2b$4$" + good[7:] + "x", 0, "ADMIN_PASSWORD_HASH"},
 		{"a cost below 4", adminName, "$2b$03$" + good[7:], 0, "ADMIN_PASSWORD_HASH"},
 		{"a cost above 31", adminName, "$2b$32$" + good[7:], 0, "ADMIN_PASSWORD_HASH"},
+		{"a cost of 16, a login of seconds", adminName, "$2b$16$" + good[7:], 0, "ADMIN_PASSWORD_HASH"},
+		{"a cost of 31, a login of days", adminName, "$2b$31$" + good[7:], 0, "ADMIN_PASSWORD_HASH"},
 		{"a hash without a username", "", good, 0, "ADMIN_USERNAME"},
 		{"a username without a hash", adminName, "", 0, "ADMIN_PASSWORD_HASH"},
 		{"a negative TTL", adminName, good, -time.Minute, "TTL"},
@@ -233,6 +235,37 @@ func TestNewAdminLoginRefusesBadConfiguration(t *testing.T) {
 				t.Fatalf("error %q repeats part of the hash", err)
 			}
 		})
+	}
+}
+
+func TestAdminHashCostLimits(t *testing.T) {
+	good := hashOf(t, adminPassword) // cost 4
+	for _, cost := range []string{"04", "09", "10", "12", "15"} {
+		hash := "$2b$" + cost + "$" + good[7:]
+		if enabled, err := CheckAdminConfig(adminName, hash, 0); err != nil || !enabled {
+			t.Fatalf("cost %s: %v, %v; want accepted", cost, enabled, err)
+		}
+	}
+	_, err := CheckAdminConfig(adminName, "$2b$16$"+good[7:], 0)
+	if err == nil || !strings.Contains(err.Error(), "ADMIN_PASSWORD_HASH") || !strings.Contains(err.Error(), "15") {
+		t.Fatalf("cost 16: %v, want an error naming ADMIN_PASSWORD_HASH and the limit 15", err)
+	}
+
+	for hash, want := range map[string]int{
+		good:                   4,
+		"$2y$09$" + good[7:]:   9,
+		"$2a$12$" + good[7:]:   12,
+		"$2b$31$" + good[7:]:   31,
+		"not a hash":           0,
+		"$2b$12$" + good[7:59]: 0,
+		"":                     0,
+	} {
+		if got := AdminHashCost(hash); got != want {
+			t.Errorf("AdminHashCost(%.7s…) = %d, want %d", hash, got, want)
+		}
+	}
+	if got := AdminHashCost(good); got >= MinRecommendedAdminHashCost {
+		t.Fatalf("the tests' cost %d is not below the recommended %d", got, MinRecommendedAdminHashCost)
 	}
 }
 
