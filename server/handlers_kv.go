@@ -64,27 +64,35 @@ func (s *Server) handleKVWrite(w http.ResponseWriter, r *http.Request) error {
 		return fault.Invalidf(`no data provided: send {"data": {"key": "value"}}`)
 	}
 	cas := req.Options.CAS
-	createOnly := stateOf(r.Context()).createOnly
-	if createOnly {
+	st := stateOf(r.Context())
+	put := s.kv.Put
+	switch {
+	case st.createOnly:
 		// Allowed to create but not to update: the write must not replace
 		// a secret, even one created since authorization looked.
 		if cas != nil && *cas != 0 {
 			return auth.ErrPermissionDenied
 		}
 		cas = new(int)
+	case st.updateOnly:
+		// Allowed to update but not to create: nor may it recreate a
+		// secret deleted since authorization looked.
+		put = s.kv.Update
 	}
-	v, err := s.kv.Put(r.Context(), path, req.Data, cas)
+	v, err := put(r.Context(), path, req.Data, cas)
 	if err != nil {
-		return deniedIfExists(createOnly, err)
+		return deniedOnRace(st, err)
 	}
 	s.respondData(w, r, versionOut(v))
 	return nil
 }
 
-// deniedIfExists reports a create-only write that met an existing target
-// as what it is for the caller: an update they may not make.
-func deniedIfExists(createOnly bool, err error) error {
-	if createOnly && fault.KindOf(err) == fault.Conflict {
+// deniedOnRace reports a write restricted to creating (or to updating)
+// that found its target existing (or gone) by the time it ran as what it
+// is for the caller: an operation they may not perform.
+func deniedOnRace(st *reqState, err error) error {
+	kind := fault.KindOf(err)
+	if (st.createOnly && kind == fault.Conflict) || (st.updateOnly && kind == fault.NotFound) {
 		return auth.ErrPermissionDenied
 	}
 	return err
@@ -141,13 +149,13 @@ func (s *Server) handleKVMetadataWrite(w http.ResponseWriter, r *http.Request) e
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	createOnly := stateOf(r.Context()).createOnly
+	st := stateOf(r.Context())
 	err := s.kv.Configure(r.Context(), path, secrets.Settings{
 		MaxVersions: req.MaxVersions, CASRequired: req.CASRequired, CustomMetadata: req.CustomMetadata,
-		CreateOnly: createOnly,
+		CreateOnly: st.createOnly, UpdateOnly: st.updateOnly,
 	})
 	if err != nil {
-		return deniedIfExists(createOnly, err)
+		return deniedOnRace(st, err)
 	}
 	respondNoContent(w)
 	return nil

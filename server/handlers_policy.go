@@ -8,10 +8,10 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gorilla/mux"
 
-	"github.com/secrethub/secrethub/server/auth"
 	"github.com/secrethub/secrethub/server/fault"
 	"github.com/secrethub/secrethub/server/policy"
 )
@@ -68,16 +68,17 @@ func (s *Server) handlePolicyWrite(w http.ResponseWriter, r *http.Request) error
 		}
 		doc.Name = name
 	}
-	if stateOf(r.Context()).createOnly {
+	st := stateOf(r.Context())
+	switch {
+	case st.createOnly:
 		err = s.acl.Create(r.Context(), doc)
-		if fault.KindOf(err) == fault.Conflict {
-			return auth.ErrPermissionDenied // it exists now, and updating it is not allowed
-		}
-	} else {
+	case st.updateOnly:
+		err = s.acl.Update(r.Context(), doc)
+	default:
 		_, err = s.acl.Put(r.Context(), doc)
 	}
 	if err != nil {
-		return err
+		return deniedOnRace(st, err)
 	}
 	s.log.Info("policy written", "policy", doc.Name, "by_accessor", callerToken(r.Context()).Accessor)
 	respondNoContent(w)
@@ -119,13 +120,18 @@ func (s *Server) handlePolicyDelete(w http.ResponseWriter, r *http.Request) erro
 }
 
 type simulateRequest struct {
-	Policies   []string `json:"policies"`
-	Token      string   `json:"token"`
-	Path       string   `json:"path"`
-	Capability string   `json:"capability"`
-	SourceIP   string   `json:"source_ip"`
-	Time       string   `json:"time"`
+	Policies []string `json:"policies"`
+	Token    string   `json:"token"`
+	Path     string   `json:"path"`
+	// Capability is one capability or several joined by commas
+	// ("update,sudo", as a sudo route asks).
+	Capability string `json:"capability"`
+	SourceIP   string `json:"source_ip"`
+	Time       string `json:"time"`
 }
+
+// maxSimulatedPolicies bounds how many policies one simulation names.
+const maxSimulatedPolicies = 64
 
 type simulatedRule struct {
 	Index        int      `json:"index"`
@@ -174,9 +180,16 @@ func (s *Server) simulation(r *http.Request, req simulateRequest) (policy.Reques
 	case req.Token == "" && len(req.Policies) == 0:
 		return q, nil, fault.Invalidf("give policies (a list of names) or token")
 	}
-	c, ok := policy.CapabilityNamed(req.Capability)
-	if !ok {
-		return q, nil, fault.Invalidf("capability %q is not one of create, read, update, delete, list, sudo", clip(req.Capability))
+	var c policy.Capability
+	for _, name := range strings.Split(req.Capability, ",") {
+		one, ok := policy.CapabilityNamed(strings.TrimSpace(name))
+		if !ok {
+			return q, nil, fault.Invalidf("capability %q is not one (or a comma-separated list) of create, read, update, delete, list, sudo", clip(req.Capability))
+		}
+		c |= one
+	}
+	if strings.HasPrefix(req.Path, "/") || strings.ContainsFunc(req.Path, unicode.IsSpace) {
+		return q, nil, fault.Invalidf("path %q: name a resource without a leading \"/\" (prod/db, sys/seal)", clip(req.Path))
 	}
 	q = policy.Request{Resource: req.Path, Capability: c, ClientIP: stateOf(r.Context()).clientIP, Time: s.now()}
 	if req.SourceIP != "" {
@@ -193,13 +206,30 @@ func (s *Server) simulation(r *http.Request, req simulateRequest) (policy.Reques
 		}
 		q.Time = at
 	}
+	// A simulation reveals what it names: a token's validity and policies
+	// need the right to look tokens up; a policy's rules, the right to
+	// read it.
 	names := req.Policies
 	if req.Token != "" {
+		if !s.decide(r, "auth/token/lookup", policy.Update).Allowed {
+			return q, nil, fault.New(fault.Denied, "permission denied: simulating for a token needs update on auth/token/lookup")
+		}
 		t, err := s.tokens.Lookup(r.Context(), req.Token)
 		if err != nil {
 			return q, nil, err
 		}
 		names = t.Policies
+	}
+	if len(req.Policies) > maxSimulatedPolicies {
+		return q, nil, fault.Invalidf("at most %d policies per simulation", maxSimulatedPolicies)
+	}
+	for _, name := range req.Policies {
+		if err := policy.ValidateName(name); err != nil {
+			return q, nil, err
+		}
+		if !s.decide(r, "policies/"+name, policy.Read).Allowed {
+			return q, nil, fault.New(fault.Denied, "permission denied: simulating policy "+name+" needs read on policies/"+name)
+		}
 	}
 	return q, names, nil
 }

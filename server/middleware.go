@@ -27,9 +27,12 @@ type reqState struct {
 	tokenID  string // the presented token, to echo in lookup-self
 	// resource is what the route touches, normalized once by authorization.
 	resource string
-	// createOnly is set on a write allowed to create but not to update:
-	// the handler must make the write fail if the target exists by then.
+	// createOnly is set on a write allowed to create but not to update,
+	// updateOnly on one allowed to update but not to create: the handler
+	// must make the write itself fail if the target exists (or is gone) by
+	// the time it runs.
 	createOnly bool
+	updateOnly bool
 	// policies are the token's, resolved once by authorization.
 	policies []*policy.Policy
 	// body holds the request body once read (bodyRead), for routes whose
@@ -205,6 +208,7 @@ func (s *Server) authorize(r *http.Request, a access) error {
 		create, update := decide(policy.Create), decide(policy.Update)
 		d = create
 		st.createOnly = create.Allowed && !update.Allowed
+		st.updateOnly = update.Allowed && !create.Allowed
 		if create.Allowed != update.Allowed {
 			exists, err := a.exists(r.Context(), resource)
 			if err != nil {

@@ -301,6 +301,17 @@ func testCheckAndSet(t *testing.T, db *storage.DB) {
 	if v, err := put(t, db, "cas", "b", &one); err != nil || v != 2 {
 		t.Fatalf("cas=1: %d, %v", v, err)
 	}
+	if _, err := db.PutSecretVersion(ctx(), storage.PutSecret{Path: "nowhere", Now: t0, DefaultMaxVersions: 10, MustExist: true,
+		Seal: func(int) ([]byte, error) { return []byte("x"), nil }}); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a must-exist write of a missing secret: %v, want ErrNotFound", err)
+	}
+	if ok, _ := db.SecretExists(ctx(), "nowhere"); ok {
+		t.Fatal("a must-exist write created the secret")
+	}
+	if got, err := db.PutSecretVersion(ctx(), storage.PutSecret{Path: "cas", CAS: &one, Now: t0, DefaultMaxVersions: 10, MustExist: true,
+		Seal: func(int) ([]byte, error) { return []byte("x"), nil }}); err == nil || got.Version != 0 {
+		t.Fatalf("a must-exist write with a stale cas: %+v, %v", got, err)
+	}
 	if got, _ := db.GetSecretVersion(ctx(), "cas", 0); got.Version != 2 {
 		t.Fatalf("a failed cas must not consume a version: current %d", got.Version)
 	}
@@ -425,6 +436,12 @@ func testMetadata(t *testing.T, db *storage.DB) {
 	if err := db.ConfigureSecret(ctx(), "only-meta", storage.SecretSettings{Now: t0, DefaultMaxVersions: 10, CreateOnly: true}); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("a create-only configure of an existing secret: %v, want ErrConflict", err)
 	}
+	if err := db.ConfigureSecret(ctx(), "no-meta", storage.SecretSettings{Now: t0, DefaultMaxVersions: 10, MustExist: true}); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a must-exist configure of a missing secret: %v, want ErrNotFound", err)
+	}
+	if err := db.ConfigureSecret(ctx(), "only-meta", storage.SecretSettings{Now: t0, DefaultMaxVersions: 10, MustExist: true}); err != nil {
+		t.Fatalf("a must-exist configure of an existing secret: %v", err)
+	}
 	if _, err := db.GetSecretVersion(ctx(), "only-meta", 0); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("metadata-only secret has a version: %v", err)
 	}
@@ -521,6 +538,12 @@ func testPolicies(t *testing.T, db *storage.DB) {
 	}
 	if names, err := db.PolicyNames(ctx()); err != nil || !slices.Equal(names, []string{"api", "web"}) {
 		t.Fatalf("names = %v, %v", names, err)
+	}
+	if err := db.UpdatePolicy(ctx(), "api", `{"v":3}`, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.UpdatePolicy(ctx(), "nobody", `{}`, t0); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("updating a missing policy: %v, want ErrNotFound", err)
 	}
 	if err := db.DeletePolicy(ctx(), "web"); err != nil {
 		t.Fatal(err)

@@ -41,6 +41,18 @@ func (db *DB) CreatePolicy(ctx context.Context, name, document string, now time.
 	return classify(err)
 }
 
+// UpdatePolicy replaces an existing policy; ErrNotFound if there is none.
+func (db *DB) UpdatePolicy(ctx context.Context, name, document string, now time.Time) error {
+	res, err := db.q().ExecContext(ctx, `UPDATE policies SET document = $2, updated_at = $3 WHERE name = $1`, name, document, utc(now))
+	if err != nil {
+		return classify(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // Policy reads one policy; ErrNotFound if there is none by that name.
 func (db *DB) Policy(ctx context.Context, name string) (PolicyRecord, error) {
 	var p PolicyRecord

@@ -57,6 +57,9 @@ type PutSecret struct {
 	// Seal encrypts the value for the version number the write receives;
 	// the version is part of the encryption's additional data.
 	Seal func(version int) ([]byte, error)
+	// MustExist makes the write fail with ErrNotFound instead of creating
+	// the secret.
+	MustExist bool
 }
 
 // PutResult is what a write reports back.
@@ -79,12 +82,20 @@ func (db *DB) PutSecretVersion(ctx context.Context, p PutSecret) (PutResult, err
 			custom      string
 		)
 		now := utc(p.Now)
-		err := tx.QueryRowContext(ctx, `
+		bump := `
 			INSERT INTO secrets (path, current_version, max_versions, cas_required, custom_metadata, created_at, updated_at)
 			VALUES ($1, 1, 0, FALSE, '{}', $2, $2)
 			ON CONFLICT (path) DO UPDATE SET current_version = secrets.current_version + 1, updated_at = excluded.updated_at
-			RETURNING id, current_version, max_versions, cas_required, custom_metadata`, p.Path, now,
-		).Scan(&id, &version, &maxVersions, &casRequired, &custom)
+			RETURNING id, current_version, max_versions, cas_required, custom_metadata`
+		if p.MustExist {
+			bump = `
+			UPDATE secrets SET current_version = current_version + 1, updated_at = $2 WHERE path = $1
+			RETURNING id, current_version, max_versions, cas_required, custom_metadata`
+		}
+		err := tx.QueryRowContext(ctx, bump, p.Path, now).Scan(&id, &version, &maxVersions, &casRequired, &custom)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
@@ -117,7 +128,10 @@ func (db *DB) PutSecretVersion(ctx context.Context, p PutSecret) (PutResult, err
 		}
 		return err
 	})
-	return res, err
+	if err != nil {
+		return PutResult{}, err
+	}
+	return res, nil
 }
 
 // SecretVersionRead is one version together with its secret's current
@@ -253,6 +267,7 @@ type SecretSettings struct {
 	CASRequired        *bool
 	CustomMetadata     map[string]string // nil: unchanged
 	CreateOnly         bool              // ErrConflict if the secret exists
+	MustExist          bool              // ErrNotFound if it does not
 	Now                time.Time
 	DefaultMaxVersions int
 }
@@ -268,12 +283,19 @@ func (db *DB) ConfigureSecret(ctx context.Context, path string, set SecretSettin
 		if set.CreateOnly {
 			onConflict = `DO NOTHING`
 		}
-		err := tx.QueryRowContext(ctx, `
+		upsert := `
 			INSERT INTO secrets (path, current_version, max_versions, cas_required, custom_metadata, created_at, updated_at)
 			VALUES ($1, 0, 0, FALSE, '{}', $2, $2)
-			ON CONFLICT (path) `+onConflict+`
-			RETURNING id, current_version, max_versions`, path, now).Scan(&id, &current, &maxVersions)
-		if errors.Is(err, sql.ErrNoRows) {
+			ON CONFLICT (path) ` + onConflict + `
+			RETURNING id, current_version, max_versions`
+		if set.MustExist {
+			upsert = `UPDATE secrets SET updated_at = $2 WHERE path = $1 RETURNING id, current_version, max_versions`
+		}
+		err := tx.QueryRowContext(ctx, upsert, path, now).Scan(&id, &current, &maxVersions)
+		switch {
+		case errors.Is(err, sql.ErrNoRows) && set.MustExist:
+			return ErrNotFound
+		case errors.Is(err, sql.ErrNoRows):
 			return ErrConflict
 		}
 		if err != nil {

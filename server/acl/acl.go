@@ -22,6 +22,10 @@ import (
 // DefaultTTL bounds how long a cached policy (or its absence) is trusted.
 const DefaultTTL = 30 * time.Second
 
+// MaxCached bounds the cache: beyond it, stale entries are dropped, and if
+// none are stale nothing more is cached (lookups then go to storage).
+const MaxCached = 10000
+
 // Errors callers branch on.
 var (
 	ErrNotFound = fault.New(fault.NotFound, "policy not found")
@@ -33,6 +37,7 @@ var (
 type Store interface {
 	PutPolicy(ctx context.Context, name, document string, now time.Time) (bool, error)
 	CreatePolicy(ctx context.Context, name, document string, now time.Time) error
+	UpdatePolicy(ctx context.Context, name, document string, now time.Time) error
 	Policy(ctx context.Context, name string) (storage.PolicyRecord, error)
 	PolicyNames(ctx context.Context) ([]string, error)
 	DeletePolicy(ctx context.Context, name string) error
@@ -51,6 +56,10 @@ type ACL struct {
 
 	mu    sync.RWMutex
 	cache map[string]entry
+	// generation counts writes; a lookup caches what it read only if no
+	// write happened while it was reading, so an invalidation is never
+	// undone by a slower, older read.
+	generation uint64
 }
 
 // New returns an ACL over store; ttl <= 0 means DefaultTTL.
@@ -89,25 +98,52 @@ func (a *ACL) Resolve(ctx context.Context, names []string) ([]*policy.Policy, er
 func (a *ACL) lookup(ctx context.Context, name string) (*policy.Policy, error) {
 	a.mu.RLock()
 	e, ok := a.cache[name]
+	gen := a.generation
 	a.mu.RUnlock()
 	if ok && a.now().Sub(e.loaded) < a.ttl {
 		return e.policy, nil
 	}
-	rec, err := a.store.Policy(ctx, name)
-	var p *policy.Policy
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-	case err != nil:
+	p, err := a.load(ctx, name)
+	if err != nil {
 		return nil, err
-	default:
-		if p, err = compileStored(rec.Document); err != nil {
-			return nil, fmt.Errorf("acl: stored policy %q does not compile: %w", name, err)
-		}
 	}
 	a.mu.Lock()
-	a.cache[name] = entry{policy: p, loaded: a.now()}
-	a.mu.Unlock()
+	defer a.mu.Unlock()
+	if a.generation != gen {
+		return p, nil // a write raced this read: use it once, cache nothing
+	}
+	if len(a.cache) >= MaxCached {
+		a.dropStaleLocked()
+	}
+	if len(a.cache) < MaxCached {
+		a.cache[name] = entry{policy: p, loaded: a.now()}
+	}
 	return p, nil
+}
+
+// load reads and compiles a stored policy, nil if there is none.
+func (a *ACL) load(ctx context.Context, name string) (*policy.Policy, error) {
+	rec, err := a.store.Policy(ctx, name)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	p, err := compileStored(rec.Document)
+	if err != nil {
+		return nil, fmt.Errorf("acl: stored policy %q does not compile: %w", name, err)
+	}
+	return p, nil
+}
+
+func (a *ACL) dropStaleLocked() {
+	now := a.now()
+	for name, e := range a.cache {
+		if now.Sub(e.loaded) >= a.ttl {
+			delete(a.cache, name)
+		}
+	}
 }
 
 func compileStored(document string) (*policy.Policy, error) {
@@ -121,6 +157,7 @@ func compileStored(document string) (*policy.Policy, error) {
 func (a *ACL) forget(name string) {
 	a.mu.Lock()
 	delete(a.cache, name)
+	a.generation++
 	a.mu.Unlock()
 }
 
@@ -182,13 +219,30 @@ func (a *ACL) Get(ctx context.Context, name string) (policy.Document, bool, erro
 	return policy.DocumentOf(p), false, nil
 }
 
-// Exists reports whether a policy of that name exists (built-ins included).
+// Exists reports whether a policy of that name exists (built-ins
+// included). It asks storage, not the cache: it decides whether a write
+// creates or updates, which must not depend on another node's stale view.
 func (a *ACL) Exists(ctx context.Context, name string) (bool, error) {
 	if policy.Builtin(name) != nil {
 		return true, nil
 	}
-	p, err := a.lookup(ctx, name)
+	p, err := a.load(ctx, name)
 	return p != nil, err
+}
+
+// Update replaces an existing policy; ErrNotFound if there is none (the
+// write must not create, for a caller allowed to update but not create).
+func (a *ACL) Update(ctx context.Context, doc policy.Document) error {
+	canonical, err := canonicalize(doc)
+	if err != nil {
+		return err
+	}
+	defer a.forget(doc.Name)
+	err = a.store.UpdatePolicy(ctx, doc.Name, canonical, a.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return ErrNotFound
+	}
+	return err
 }
 
 // List returns every policy name, built-ins included, sorted.

@@ -3,6 +3,7 @@ package acl_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/secrethub/secrethub/server/acl"
 	"github.com/secrethub/secrethub/server/fault"
 	"github.com/secrethub/secrethub/server/policy"
+	"github.com/secrethub/secrethub/storage"
 	"github.com/secrethub/secrethub/storage/storagetest"
 )
 
@@ -160,5 +162,113 @@ func TestExists(t *testing.T) {
 		if got, err := a.Exists(bg, name); err != nil || got != want {
 			t.Errorf("Exists(%q) = %v, %v", name, got, err)
 		}
+	}
+}
+
+// slowStore holds a policy read until released, so a write can land while
+// an older read is in flight.
+type slowStore struct {
+	*storage.DB
+	reading chan struct{}
+	release chan struct{}
+}
+
+func (s *slowStore) Policy(ctx context.Context, name string) (storage.PolicyRecord, error) {
+	rec, err := s.DB.Policy(ctx, name)
+	if s.reading != nil {
+		s.reading <- struct{}{}
+		<-s.release
+	}
+	return rec, err
+}
+
+func TestAnInvalidationIsNotUndoneByAnOlderRead(t *testing.T) {
+	db := storagetest.SQLite(t)
+	writer := acl.New(db, nil, 0)
+	if _, err := writer.Put(bg, doc(t, `{"name":"web","rules":[{"path":"web/*","capabilities":["read"]}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowStore{DB: db, reading: make(chan struct{}), release: make(chan struct{})}
+	a := acl.New(slow, nil, time.Hour)
+	done := make(chan []*policy.Policy)
+	go func() {
+		ps, _ := a.Resolve(bg, []string{"web"})
+		done <- ps
+	}()
+	<-slow.reading // the old policy has been read, not cached yet
+	slow.reading = nil
+	if _, err := a.Put(bg, doc(t, `{"name":"web","rules":[{"path":"web/*","capabilities":["read"],"effect":"deny"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	close(slow.release)
+	<-done
+	ps, err := a.Resolve(bg, []string{"web"})
+	if err != nil || len(ps) != 1 || !ps[0].Rules[0].Deny {
+		t.Fatalf("after the write, the cache still serves the policy read before it: %+v, %v", ps, err)
+	}
+}
+
+func TestTheCacheIsBounded(t *testing.T) {
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	db := storagetest.SQLite(t)
+	a := acl.New(db, c.Now, time.Minute)
+	names := make([]string, 0, acl.MaxCached+10)
+	for i := range acl.MaxCached + 10 {
+		names = append(names, fmt.Sprintf("ghost-%d", i))
+	}
+	if _, err := a.Resolve(bg, names); err != nil {
+		t.Fatal(err)
+	}
+	// Full of fresh entries: one more name is read from storage every time.
+	before := db.RoundTrips().Queries
+	if _, err := a.Resolve(bg, []string{"another-ghost"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Resolve(bg, []string{"another-ghost"}); err != nil || db.RoundTrips().Queries-before != 2 {
+		t.Fatalf("a full cache still cached a new name (%d queries, %v)", db.RoundTrips().Queries-before, err)
+	}
+	// Once the entries are stale, they make room.
+	c.now = c.now.Add(2 * time.Minute)
+	before = db.RoundTrips().Queries
+	_, _ = a.Resolve(bg, []string{"another-ghost"})
+	_, _ = a.Resolve(bg, []string{"another-ghost"})
+	if db.RoundTrips().Queries-before != 1 {
+		t.Fatalf("stale entries did not make room: %d queries for two lookups", db.RoundTrips().Queries-before)
+	}
+}
+
+func TestUpdateNeverCreates(t *testing.T) {
+	a := acl.New(storagetest.SQLite(t), nil, 0)
+	if err := a.Update(bg, doc(t, `{"name":"web","rules":[{"path":"*","capabilities":["read"]}]}`)); !errors.Is(err, acl.ErrNotFound) {
+		t.Fatalf("Update of a missing policy = %v, want ErrNotFound", err)
+	}
+	if ok, _ := a.Exists(bg, "web"); ok {
+		t.Fatal("Update created the policy")
+	}
+	if _, err := a.Put(bg, doc(t, `{"name":"web","rules":[{"path":"*","capabilities":["read"]}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Update(bg, doc(t, `{"name":"web","rules":[{"path":"*","capabilities":["list"]}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := a.Get(bg, "web"); got.Rules[0].Capabilities[0] != "list" {
+		t.Fatalf("Update did not replace: %+v", got)
+	}
+}
+
+func TestExistsAsksStorageNotTheCache(t *testing.T) {
+	db := storagetest.SQLite(t)
+	node1, node2 := acl.New(db, nil, time.Hour), acl.New(db, nil, time.Hour)
+	if _, err := node1.Put(bg, doc(t, `{"name":"web","rules":[{"path":"*","capabilities":["read"]}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if ps, _ := node2.Resolve(bg, []string{"web"}); len(ps) != 1 {
+		t.Fatal("node2 did not load the policy")
+	}
+	if err := node1.Delete(bg, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := node2.Exists(bg, "web"); err != nil || ok {
+		t.Fatalf("Exists on node2 = %v, %v; it answered from its cache", ok, err)
 	}
 }

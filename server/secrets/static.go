@@ -104,6 +104,16 @@ type Value struct {
 // Put writes data as a new version. cas, when set, must equal the current
 // version (0: the secret must not exist yet).
 func (s *Static) Put(ctx context.Context, path string, data map[string]any, cas *int) (VersionInfo, error) {
+	return s.put(ctx, path, data, cas, false)
+}
+
+// Update is Put for a secret that must already exist: ErrNotFound instead
+// of creating it.
+func (s *Static) Update(ctx context.Context, path string, data map[string]any, cas *int) (VersionInfo, error) {
+	return s.put(ctx, path, data, cas, true)
+}
+
+func (s *Static) put(ctx context.Context, path string, data map[string]any, cas *int, mustExist bool) (VersionInfo, error) {
 	if cas != nil && (*cas < 0 || *cas > MaxVersion) {
 		return VersionInfo{}, fault.Invalidf("options.cas must be between 0 and %d", MaxVersion)
 	}
@@ -113,7 +123,7 @@ func (s *Static) Put(ctx context.Context, path string, data map[string]any, cas 
 	}
 	now := s.now().UTC()
 	res, err := s.store.PutSecretVersion(ctx, storage.PutSecret{
-		Path: path, CAS: cas, Now: now, DefaultMaxVersions: s.maxVersions,
+		Path: path, CAS: cas, Now: now, DefaultMaxVersions: s.maxVersions, MustExist: mustExist,
 		Seal: func(version int) ([]byte, error) { return s.barrier.Encrypt(barrierPath(path, version), plain) },
 	})
 	var mismatch *storage.CASMismatchError
@@ -122,6 +132,8 @@ func (s *Static) Put(ctx context.Context, path string, data map[string]any, cas 
 		return VersionInfo{}, fault.Wrap(fault.Conflict, errCASConflict+"(current version is "+strconv.Itoa(mismatch.Current)+")", err)
 	case errors.Is(err, storage.ErrCASRequired):
 		return VersionInfo{}, ErrCASRequired
+	case errors.Is(err, storage.ErrNotFound):
+		return VersionInfo{}, ErrNotFound
 	case err != nil:
 		return VersionInfo{}, err
 	}
@@ -276,8 +288,10 @@ type Settings struct {
 	MaxVersions    *int
 	CASRequired    *bool
 	CustomMetadata map[string]string
-	// CreateOnly makes Configure fail with ErrExists if the secret exists.
+	// CreateOnly makes Configure fail with ErrExists if the secret exists;
+	// UpdateOnly with ErrNotFound if it does not.
 	CreateOnly bool
+	UpdateOnly bool
 }
 
 // ErrExists is returned by a create-only Configure of an existing secret.
@@ -298,10 +312,13 @@ func (s *Static) Configure(ctx context.Context, path string, set Settings) error
 	}
 	err := s.store.ConfigureSecret(ctx, path, storage.SecretSettings{
 		MaxVersions: set.MaxVersions, CASRequired: set.CASRequired, CustomMetadata: set.CustomMetadata,
-		CreateOnly: set.CreateOnly, Now: s.now(), DefaultMaxVersions: s.maxVersions,
+		CreateOnly: set.CreateOnly, MustExist: set.UpdateOnly, Now: s.now(), DefaultMaxVersions: s.maxVersions,
 	})
-	if errors.Is(err, storage.ErrConflict) {
+	switch {
+	case errors.Is(err, storage.ErrConflict):
 		return ErrExists
+	case errors.Is(err, storage.ErrNotFound):
+		return ErrNotFound
 	}
 	return err
 }
