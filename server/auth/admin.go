@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -30,6 +31,30 @@ var (
 	ErrInvalidAdminLogin = fault.New(fault.Denied, "invalid username or password")
 	// ErrAdminLoginDisabled answers a login when no admin is configured.
 	ErrAdminLoginDisabled = fault.New(fault.NotFound, "admin login is not enabled on this server")
+	// ErrAdminLoginPaused refuses every client while the failure budget
+	// of the admin account (AdminFailureBudget) is spent.
+	ErrAdminLoginPaused = fault.New(fault.Limited, "too many failed admin logins from all clients; admin login is paused, try again later or use another auth method")
+	// ErrLoginBusy refuses a login that found every bcrypt slot taken.
+	ErrLoginBusy = fault.New(fault.Limited, "the server is busy checking other logins; try again in a few seconds")
+)
+
+// Global limits on admin login, whatever the client. The per-client
+// Limiter stops one address guessing, but every new IPv4 address or IPv6
+// /64 gets its own attempts, each a bcrypt comparison, and one IPv6 /48
+// holds 65,536 /64s.
+const (
+	// AdminFailureBudget failed admin logins, from all clients together,
+	// within AdminFailureWindow refuse every client with 429
+	// (ErrAdminLoginPaused) until the window ends. This gives up the
+	// password login of the admin for a while to stop a distributed
+	// guess; tokens and the other auth methods still work.
+	AdminFailureBudget = 50
+	AdminFailureWindow = time.Minute
+	// AdminSlotWait is the longest a login waits for one of the
+	// runtime.GOMAXPROCS(0) bcrypt slots before it is refused with 429
+	// (ErrLoginBusy, retry after AdminBusyRetryAfter).
+	AdminSlotWait       = 2 * time.Second
+	AdminBusyRetryAfter = 3 * time.Second
 )
 
 // The bcrypt costs ADMIN_PASSWORD_HASH may have. Each step doubles the work
@@ -65,6 +90,11 @@ type AdminLogin struct {
 	store        TokenCreator
 	ttl          time.Duration
 	limiter      *Limiter
+	budget       *failureBudget
+	// slots holds one value per bcrypt comparison running: its capacity
+	// caps them, so guesses cannot take every CPU.
+	slots    chan struct{}
+	slotWait time.Duration
 	// compare is bcrypt.CompareHashAndPassword; tests count its calls.
 	compare func(hash, password []byte) error
 }
@@ -83,6 +113,9 @@ func NewAdminLogin(username, passwordHash string, tokens *Tokens, store TokenCre
 	if tokens == nil || store == nil {
 		return nil, errors.New("admin login needs a token service and a token store")
 	}
+	if now == nil {
+		now = time.Now
+	}
 	return &AdminLogin{
 		usernameSum:  sha256.Sum256([]byte(username)),
 		passwordHash: []byte(passwordHash),
@@ -90,7 +123,11 @@ func NewAdminLogin(username, passwordHash string, tokens *Tokens, store TokenCre
 		store:        store,
 		ttl:          ttl,
 		limiter:      NewLimiter(LimiterConfig{}, now),
-		compare:      bcrypt.CompareHashAndPassword,
+		budget: &failureBudget{max: AdminFailureBudget, window: AdminFailureWindow, now: now,
+			refused: ErrAdminLoginPaused},
+		slots:    make(chan struct{}, runtime.GOMAXPROCS(0)),
+		slotWait: AdminSlotWait,
+		compare:  bcrypt.CompareHashAndPassword,
 	}, nil
 }
 
@@ -132,29 +169,19 @@ func AdminHashCost(hash string) int {
 // Login checks username and password for a client and stores a new token
 // with the admin (and default) policy, lasting the admin TTL. Every wrong
 // credential is ErrInvalidAdminLogin, after the same work: one bcrypt
-// comparison and a constant-time username check. A client that failed too
-// often is refused with ErrTooManyAttempts (carrying a retry-after) before
-// any of that work.
+// comparison and a constant-time username check. Before any of that work,
+// Login refuses with a Limited fault carrying a retry-after: a client
+// that failed too often (ErrTooManyAttempts), everyone while the
+// account's failure budget is spent (ErrAdminLoginPaused), and a login
+// that got no bcrypt slot within AdminSlotWait or before ctx ended
+// (ErrLoginBusy).
 func (a *AdminLogin) Login(ctx context.Context, username, password string, client netip.Addr) (Issued, error) {
 	if a == nil {
 		return Issued{}, ErrAdminLoginDisabled
 	}
-	if err := a.limiter.Admit(client); err != nil {
+	if err := a.check(ctx, username, password, client); err != nil {
 		return Issued{}, err
 	}
-	// Hashing both names first keeps the comparison's time independent of
-	// the given name's length. The password is checked against the real
-	// hash even when the name is wrong, so that case costs the same.
-	given := sha256.Sum256([]byte(username))
-	nameOK := subtle.ConstantTimeCompare(given[:], a.usernameSum[:])
-	passwordOK := 0
-	if a.compare(a.passwordHash, []byte(password)) == nil {
-		passwordOK = 1
-	}
-	if nameOK&passwordOK != 1 {
-		return Issued{}, ErrInvalidAdminLogin
-	}
-	a.limiter.Succeeded(client)
 
 	issued, err := a.tokens.NewOrphan(LoginRequest{
 		Policies:    []string{AdminPolicy},
@@ -170,4 +197,70 @@ func (a *AdminLogin) Login(ctx context.Context, username, password string, clien
 		return Issued{}, err
 	}
 	return issued, nil
+}
+
+// check admits the attempt and compares the credentials, holding a bcrypt
+// slot only for that.
+func (a *AdminLogin) check(ctx context.Context, username, password string, client netip.Addr) error {
+	// Refusals that cost nothing come first, so a refused client never
+	// waits for, or takes, a slot.
+	if err := a.limiter.Check(client); err != nil {
+		return err
+	}
+	if err := a.budget.check(); err != nil {
+		return err
+	}
+	if err := a.acquireSlot(ctx); err != nil {
+		return err
+	}
+	defer func() { <-a.slots }()
+	// Counted only now: an attempt refused as busy was no guess. Both
+	// checks are repeated, since other attempts ran while this one waited.
+	ticket, err := a.budget.take()
+	if err != nil {
+		return err
+	}
+	if err := a.limiter.Admit(client); err != nil {
+		a.budget.refund(ticket)
+		return err
+	}
+
+	// Hashing both names first keeps the comparison's time independent of
+	// the given name's length. The password is checked against the real
+	// hash even when the name is wrong, so that case costs the same.
+	given := sha256.Sum256([]byte(username))
+	nameOK := subtle.ConstantTimeCompare(given[:], a.usernameSum[:])
+	passwordOK := 0
+	if a.compare(a.passwordHash, []byte(password)) == nil {
+		passwordOK = 1
+	}
+	if nameOK&passwordOK != 1 {
+		return ErrInvalidAdminLogin
+	}
+	a.limiter.Succeeded(client)
+	a.budget.refund(ticket)
+	return nil
+}
+
+// acquireSlot takes a bcrypt slot, waiting at most slotWait and not beyond
+// ctx, or refuses with ErrLoginBusy.
+func (a *AdminLogin) acquireSlot(ctx context.Context) error {
+	if ctx.Err() != nil {
+		// Nobody waits for the answer: no bcrypt for it.
+		return fault.Limit(ErrLoginBusy, AdminBusyRetryAfter)
+	}
+	select {
+	case a.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	wait := time.NewTimer(a.slotWait)
+	defer wait.Stop()
+	select {
+	case a.slots <- struct{}{}:
+		return nil
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	return fault.Limit(ErrLoginBusy, AdminBusyRetryAfter)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -355,6 +357,160 @@ func TestAdminLoginLimitsAnIPv6HostByItsSlash64(t *testing.T) {
 	}
 	if _, err := f.attempt(adminName, adminPassword, netip.MustParseAddr("2001:db8:1:3::1")); err != nil {
 		t.Fatalf("the neighbouring /64: %v", err)
+	}
+}
+
+// holdCompares makes the first n bcrypt comparisons wait until the
+// returned release is called; started receives one value as each begins.
+// Later comparisons run at once.
+func (f *adminFixture) holdCompares(n int) (started <-chan struct{}, release func()) {
+	begun := make(chan struct{}, n)
+	gate := make(chan struct{})
+	var calls atomic.Int32
+	f.login.compare = func(hash, password []byte) error {
+		f.compares.Add(1)
+		if calls.Add(1) <= int32(n) {
+			begun <- struct{}{}
+			<-gate
+		}
+		return bcrypt.CompareHashAndPassword(hash, password)
+	}
+	return begun, sync.OnceFunc(func() { close(gate) })
+}
+
+func TestAdminLoginCapsBcryptAtGOMAXPROCS(t *testing.T) {
+	f := newAdminFixture(t, adminName, hashOf(t, adminPassword), 0)
+	slots := runtime.GOMAXPROCS(0)
+	if got := cap(f.login.slots); got != slots {
+		t.Fatalf("%d bcrypt slots, want GOMAXPROCS = %d", got, slots)
+	}
+	f.login.slotWait = 20 * time.Millisecond
+
+	started, release := f.holdCompares(slots)
+	var wg sync.WaitGroup
+	defer func() { release(); wg.Wait() }()
+	for i := range slots {
+		wg.Go(func() {
+			if _, err := f.attempt(adminName, adminPassword, netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})); err != nil {
+				t.Errorf("login %d holding a slot: %v", i, err)
+			}
+		})
+		<-started
+	}
+
+	client := netip.MustParseAddr("198.51.100.1")
+	for range 10 { // more than the client's 5 attempts: a busy refusal is no guess
+		var err error
+		n := f.comparesDuring(func() { _, err = f.attempt(adminName, adminPassword, client) })
+		if !errors.Is(err, ErrLoginBusy) || fault.KindOf(err) != fault.Limited {
+			t.Fatalf("a login with every slot taken: %v, want ErrLoginBusy (Limited)", err)
+		}
+		if got := fault.RetryAfterOf(err); got != AdminBusyRetryAfter {
+			t.Fatalf("retry after %v, want %v", got, AdminBusyRetryAfter)
+		}
+		if n != 0 {
+			t.Fatalf("a busy refusal ran %d bcrypt comparisons, want 0", n)
+		}
+	}
+
+	// The request's context ends the wait too, long before slotWait.
+	f.login.slotWait = time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := f.login.Login(ctx, adminName, adminPassword, client); !errors.Is(err, ErrLoginBusy) {
+		t.Fatalf("a login whose request ends while waiting: %v, want ErrLoginBusy", err)
+	}
+	cancelled, cancelNow := context.WithCancel(context.Background())
+	cancelNow()
+	if _, err := f.login.Login(cancelled, adminName, adminPassword, client); !errors.Is(err, ErrLoginBusy) {
+		t.Fatalf("a login whose request has ended: %v, want ErrLoginBusy", err)
+	}
+
+	release()
+	wg.Wait()
+	if _, err := f.attempt(adminName, adminPassword, client); err != nil {
+		t.Fatalf("once the slots are free, the busy client: %v", err)
+	}
+}
+
+func TestAdminLoginRunsNoMoreBcryptAtOnceThanTheCap(t *testing.T) {
+	f := newAdminFixture(t, adminName, hashOf(t, adminPassword), 0)
+	f.login.slots = make(chan struct{}, 2)
+	var running, most atomic.Int32
+	f.login.compare = func(hash, password []byte) error {
+		now := running.Add(1)
+		defer running.Add(-1)
+		for {
+			m := most.Load()
+			if now <= m || most.CompareAndSwap(m, now) {
+				break
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+		return bcrypt.CompareHashAndPassword(hash, password)
+	}
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if _, err := f.attempt(adminName, adminPassword, netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})); err != nil {
+				t.Errorf("login %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := most.Load(); got != 2 {
+		t.Fatalf("%d bcrypt comparisons ran at once, want at most (and, with 20 logins, exactly) 2", got)
+	}
+}
+
+func TestAdminLoginFailureBudgetPausesEveryClient(t *testing.T) {
+	f := newAdminFixture(t, adminName, hashOf(t, adminPassword), 0)
+	// client i is a fresh IPv6 /64 each time: the per-client limiter never
+	// sees a second attempt.
+	client := func(i int) netip.Addr {
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, byte(i >> 8), byte(i), 15: 1})
+	}
+	// Successes and refused attempts do not spend the budget.
+	for i := range 10 {
+		if _, err := f.attempt(adminName, adminPassword, client(1000+i)); err != nil {
+			t.Fatalf("success %d: %v", i, err)
+		}
+	}
+	blocked := netip.MustParseAddr("192.0.2.99")
+	for range 5 {
+		_, _ = f.attempt(adminName, "guess", blocked)
+	}
+	for range 20 {
+		if _, err := f.attempt(adminName, "guess", blocked); !errors.Is(err, ErrTooManyAttempts) {
+			t.Fatalf("a blocked client: %v", err)
+		}
+	}
+	f.now = f.now.Add(10 * time.Second)
+	for i := range AdminFailureBudget - 5 {
+		if _, err := f.attempt(adminName, "guess", client(i)); err != ErrInvalidAdminLogin {
+			t.Fatalf("guess %d of the budget: %v, want ErrInvalidAdminLogin", i+6, err)
+		}
+	}
+
+	// The budget is spent 10 s into the minute: everyone waits 50 s, the
+	// right password and never-seen clients included, without bcrypt.
+	for _, c := range []netip.Addr{client(5000), netip.MustParseAddr("203.0.113.1"), loopback, {}} {
+		var err error
+		n := f.comparesDuring(func() { _, err = f.attempt(adminName, adminPassword, c) })
+		if !errors.Is(err, ErrAdminLoginPaused) || fault.KindOf(err) != fault.Limited {
+			t.Fatalf("%v after %d failures from all clients: %v, want ErrAdminLoginPaused (Limited)", c, AdminFailureBudget, err)
+		}
+		if got := fault.RetryAfterOf(err); got != 50*time.Second {
+			t.Fatalf("retry after %v, want the 50s left of the minute", got)
+		}
+		if n != 0 {
+			t.Fatalf("a paused login ran %d bcrypt comparisons", n)
+		}
+	}
+
+	f.now = f.now.Add(50 * time.Second)
+	if _, err := f.attempt(adminName, adminPassword, loopback); err != nil {
+		t.Fatalf("after the minute: %v", err)
 	}
 }
 

@@ -280,3 +280,61 @@ func clientGroup(a netip.Addr) netip.Prefix {
 	p, _ := a.Prefix(bits)
 	return p
 }
+
+// failureBudget bounds the failed attempts of all clients together: after
+// max failures within a window, every attempt is refused until the window
+// ends. A window starts with the first attempt after the previous one
+// ended. Like Limiter, it counts an attempt as a failure when it is let
+// through, and refund takes it back on success.
+type failureBudget struct {
+	max     int
+	window  time.Duration
+	now     func() time.Time
+	refused *fault.Error // the Limited sentinel a refusal reports
+
+	mu       sync.Mutex
+	start    time.Time // of the current window
+	failures int       // counted in it
+}
+
+// check reports whether take would refuse now, counting nothing.
+func (b *failureBudget) check() error {
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.refusal(now)
+}
+
+// take counts an attempt as a failure, or refuses it while the budget is
+// spent, with the time left in the window. The ticket identifies the
+// window for refund.
+func (b *failureBudget) take() (ticket time.Time, err error) {
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.refusal(now); err != nil {
+		return time.Time{}, err
+	}
+	if now.Sub(b.start) >= b.window {
+		b.start, b.failures = now, 0
+	}
+	b.failures++
+	return b.start, nil
+}
+
+// refund takes back an attempt that did not fail, if its window is still
+// the current one.
+func (b *failureBudget) refund(ticket time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ticket.Equal(b.start) && b.failures > 0 {
+		b.failures--
+	}
+}
+
+func (b *failureBudget) refusal(now time.Time) error {
+	if now.Sub(b.start) < b.window && b.failures >= b.max {
+		return fault.Limit(b.refused, b.start.Add(b.window).Sub(now))
+	}
+	return nil
+}
