@@ -73,23 +73,38 @@ func respondNoContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoConten
 // details go to the log only, under the request id.
 func (s *Server) respondError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := s.classify(r.Context(), err)
+	route := routeName(r)
 	// Internal errors are the server's fault and always logged; an
-	// unreachable store is worth a warning; the rest (bad input, denied,
+	// unreachable store is worth a warning, and so is a rate limit (someone
+	// is guessing, or the login is overloaded); a denied login is
+	// information an operator watches for. The rest (bad input, denied,
 	// sealed) is the caller's business and only visible at debug level.
-	level := slog.LevelDebug
+	level, detail := slog.LevelDebug, err.Error()
+	// A login's refusal is logged with the caller-facing message (a
+	// fault's, free of secrets), never the full error: a wrap could quote
+	// what was typed, and people type passwords as user names.
+	if loginRoutes[route] && status < http.StatusInternalServerError {
+		detail = msg
+	}
 	switch {
 	case status == http.StatusInternalServerError:
 		level = slog.LevelError
-	case errors.Is(err, storage.ErrUnavailable):
+	case errors.Is(err, storage.ErrUnavailable), status == http.StatusTooManyRequests:
 		level = slog.LevelWarn
+	case status == http.StatusForbidden && loginRoutes[route]:
+		level = slog.LevelInfo
 	}
 	s.log.Log(r.Context(), level, "request failed", "request_id", requestID(r.Context()), "method", r.Method,
-		"route", routeName(r), "status", status, "error", err.Error())
+		"route", route, "client_ip", stateOf(r.Context()).clientIP.String(), "status", status, "error", detail)
 	if status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", retryAfterSeconds(fault.RetryAfterOf(err)))
 	}
 	s.writeJSON(w, r, status, errorBody{Errors: []string{msg}})
 }
+
+// loginRoutes are the public routes that check credentials; their denials
+// are logged at info level.
+var loginRoutes = map[string]bool{"auth.admin-login": true, "approle.login": true}
 
 func (s *Server) classify(ctx context.Context, err error) (int, string) {
 	switch {
