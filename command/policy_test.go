@@ -131,7 +131,7 @@ func TestPolicyCommandsFollowRunbookPhase5_2(t *testing.T) {
 		{"policy simulate without a path", []string{"policy", "simulate", "-policy=production", "-capability=read"}, "-path is required"},
 		{"policy simulate without a capability", []string{"policy", "simulate", "-policy=production", "-path=prod/db"}, "-capability is required"},
 		{"policy simulate with an unknown capability", []string{"policy", "simulate", "-policy=production", "-path=prod/db", "-capability=fly"},
-			`capability "fly" is not one of`},
+			`capability "fly" is not one`},
 		{"policy simulate with a source address that is not an IP", []string{"policy", "simulate", "-policy=production", "-path=p", "-capability=read", "-source-ip=10.0.0.0/8"},
 			"-source-ip must be an IP address"},
 		{"policy simulate with a time that is not RFC 3339", []string{"policy", "simulate", "-policy=production", "-path=p", "-capability=read", "-time=tomorrow"},

@@ -26,7 +26,7 @@ func (s *Server) handleAdminLogin(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	s.log.Info("admin login", "username", req.Username, "accessor", issued.Token.Accessor)
+	s.log.Info("admin login", "accessor", issued.Token.Accessor)
 	s.respondAuth(w, r, s.authFor(issued.ID, issued.Token))
 	return nil
 }

@@ -108,6 +108,10 @@ func New(db *storage.DB, cfg Config) *Server {
 		s.log.Error("admin login disabled", "error", err.Error())
 	} else {
 		s.admin = admin
+		if cost := auth.AdminHashCost(cfg.AdminPasswordHash); admin != nil && cost < auth.MinRecommendedAdminHashCost {
+			s.log.Warn("ADMIN_PASSWORD_HASH has a weak bcrypt cost; make a new hash with secrethub operator hash-password (cost 12)",
+				"cost", cost, "recommended_min_cost", auth.MinRecommendedAdminHashCost)
+		}
 	}
 	s.kv = secrets.NewStatic(db, s.seal, cfg.Now, cfg.MaxVersions)
 	s.router, s.access = s.buildRouter()
