@@ -49,7 +49,13 @@ type AppRoleLogin struct {
 	// left at 0, so the read's answer still holds in the transaction.
 	Limited  bool
 	RoleName string
-	Token    Token
+	// RoleID and RoleUpdatedAt are the role as the login read it; the login
+	// is refused if the role has changed since (every change moves
+	// updated_at forward), so a token never carries settings a committed
+	// change has replaced.
+	RoleID        string
+	RoleUpdatedAt time.Time
+	Token         Token
 }
 
 const appRoleColumns = `name, role_id, policies, token_ttl_seconds, token_max_ttl_seconds, token_bound_cidrs,
@@ -112,12 +118,15 @@ func (x *secretIDRow) secretID() (AppRoleSecretID, error) {
 
 // WriteAppRoleRole creates or updates the role called name in one
 // transaction. apply receives the stored role, locked against concurrent
-// writers until the transaction ends and with UpdatedAt already now, or a
-// new one with only Name and the times set when created is true, and
-// changes it in place; an error from
-// apply leaves the store untouched. The role_id of an existing role and its
-// creation time are kept whatever apply does (SetAppRoleRoleID changes the
-// role_id). ErrConflict means a new role's role_id is already in use.
+// writers until the transaction ends, or a new one with only Name and the
+// times set when created is true, and changes it in place; an error from
+// apply leaves the store untouched and is returned as it is. UpdatedAt is
+// already set when apply runs: now, or just after the stored updated_at when
+// that is not before now (a clock that stepped back, two writes in one
+// microsecond), so every write moves a role's updated_at forward and a login
+// can tell the role it read from a changed one. A role's creation time is
+// kept whatever apply does; its role_id is what apply leaves. ErrConflict
+// means the role_id is another role's.
 func (db *DB) WriteAppRoleRole(ctx context.Context, name string, now time.Time,
 	apply func(r *AppRoleRole, created bool) error) (role AppRoleRole, created bool, err error) {
 	now = utc(now)
@@ -126,17 +135,24 @@ func (db *DB) WriteAppRoleRole(ctx context.Context, name string, now time.Time,
 		// update finding nothing and our insert is updated on the second.
 		for range 2 {
 			var row roleRow
-			err := tx.QueryRowContext(ctx, `UPDATE approle_roles SET updated_at = $2 WHERE name = $1 RETURNING `+appRoleColumns,
-				name, now).Scan(row.dest()...)
+			// The no-op update locks the row on PostgreSQL (SQLite
+			// transactions already exclude each other).
+			err := tx.QueryRowContext(ctx, `UPDATE approle_roles SET updated_at = updated_at WHERE name = $1 RETURNING `+appRoleColumns,
+				name).Scan(row.dest()...)
 			switch {
 			case err == nil:
 				if role, err = row.role(); err != nil {
 					return err
 				}
+				stamp := now
+				if !stamp.After(role.UpdatedAt) {
+					stamp = role.UpdatedAt.Add(time.Microsecond)
+				}
+				role.UpdatedAt = stamp
 				if err := apply(&role, false); err != nil {
 					return err
 				}
-				role.Name, role.RoleID, role.CreatedAt, role.UpdatedAt = name, row.r.RoleID, row.r.CreatedAt.UTC(), now
+				role.Name, role.CreatedAt, role.UpdatedAt = name, row.r.CreatedAt.UTC(), stamp
 				created = false
 				return updateRole(ctx, tx, role)
 			case !errors.Is(err, sql.ErrNoRows):
@@ -190,16 +206,16 @@ func insertRole(ctx context.Context, tx querier, r AppRoleRole) (bool, error) {
 	return err == nil, err
 }
 
-// updateRole writes every setting of an existing role but its role_id.
+// updateRole writes every setting of an existing role, its role_id included.
 func updateRole(ctx context.Context, tx querier, r AppRoleRole) error {
 	policies, tokenCIDRs, sids, err := roleLists(r)
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE approle_roles SET policies = $2, token_ttl_seconds = $3,
-		token_max_ttl_seconds = $4, token_bound_cidrs = $5, secret_id_ttl_seconds = $6,
-		secret_id_num_uses = $7, secret_id_bound_cidrs = $8, updated_at = $9 WHERE name = $1`,
-		r.Name, policies, int64(r.TokenTTL/time.Second), int64(r.TokenMaxTTL/time.Second), tokenCIDRs,
+	_, err = tx.ExecContext(ctx, `UPDATE approle_roles SET role_id = $2, policies = $3, token_ttl_seconds = $4,
+		token_max_ttl_seconds = $5, token_bound_cidrs = $6, secret_id_ttl_seconds = $7,
+		secret_id_num_uses = $8, secret_id_bound_cidrs = $9, updated_at = $10 WHERE name = $1`,
+		r.Name, r.RoleID, policies, int64(r.TokenTTL/time.Second), int64(r.TokenMaxTTL/time.Second), tokenCIDRs,
 		int64(r.SecretIDTTL/time.Second), r.SecretIDNumUses, sids, r.UpdatedAt)
 	return err
 }
@@ -216,13 +232,6 @@ func (db *DB) AppRoleRoleByName(ctx context.Context, name string) (AppRoleRole, 
 // AppRoleRoleNames lists every role's name in byte order.
 func (db *DB) AppRoleRoleNames(ctx context.Context) ([]string, error) {
 	return sortedStrings(db.q().QueryContext(ctx, `SELECT name FROM approle_roles`))
-}
-
-// SetAppRoleRoleID replaces a role's role_id. ErrNotFound means the role
-// does not exist, ErrConflict that another role has this role_id.
-func (db *DB) SetAppRoleRoleID(ctx context.Context, name, roleID string, now time.Time) error {
-	res, err := db.q().ExecContext(ctx, `UPDATE approle_roles SET role_id = $2, updated_at = $3 WHERE name = $1`, name, roleID, utc(now))
-	return affected(res, err)
 }
 
 // DeleteAppRoleRole deletes a role; its secret IDs go with it (the foreign
@@ -279,9 +288,10 @@ func (db *DB) DeleteAppRoleSecretID(ctx context.Context, roleName, accessor stri
 }
 
 // AppRoleSecretIDByHash finds a secret ID by the hash of its value together
-// with its role: the one read of a login. ErrNotFound if there is none;
-// expiry is the caller's to check.
-func (db *DB) AppRoleSecretIDByHash(ctx context.Context, hash string) (AppRoleSecretID, AppRoleRole, error) {
+// with its role, if that role's role_id is roleID: the one read of a login.
+// A wrong secret ID and a wrong role_id are the same miss, ErrNotFound,
+// with nothing decoded. Expiry is the caller's to check.
+func (db *DB) AppRoleSecretIDByHash(ctx context.Context, hash, roleID string) (AppRoleSecretID, AppRoleRole, error) {
 	var (
 		sid  secretIDRow
 		role roleRow
@@ -291,7 +301,7 @@ func (db *DB) AppRoleSecretIDByHash(ctx context.Context, hash string) (AppRoleSe
 			r.name, r.role_id, r.policies, r.token_ttl_seconds, r.token_max_ttl_seconds, r.token_bound_cidrs,
 			r.secret_id_ttl_seconds, r.secret_id_num_uses, r.secret_id_bound_cidrs, r.created_at, r.updated_at
 		FROM approle_secret_ids s JOIN approle_roles r ON r.name = s.role_name
-		WHERE s.secret_id_hash = $1`, hash).Scan(append(sid.dest(), role.dest()...)...)
+		WHERE s.secret_id_hash = $1 AND r.role_id = $2`, hash, roleID).Scan(append(sid.dest(), role.dest()...)...)
 	if err != nil {
 		return AppRoleSecretID{}, AppRoleRole{}, notFound(err)
 	}
@@ -306,14 +316,34 @@ func (db *DB) AppRoleSecretIDByHash(ctx context.Context, hash string) (AppRoleSe
 	return s, r, nil
 }
 
-// CompleteAppRoleLogin stores a login in one transaction: it counts the use
-// of a limited secret ID (deleting the secret ID on its last use, so it
-// never rests at 0, which reads as unlimited), stores the token, and
-// records which role and secret ID issued it. ErrNotFound means the secret
-// ID is gone (used up by a concurrent login, destroyed, or its role
-// deleted); nothing is stored then.
+// CompleteAppRoleLogin stores a login in one transaction. It first checks
+// that the role is still as the login read it (same role_id and
+// updated_at) and holds it so, then that the secret ID still exists,
+// counting the use of a limited one (and deleting it on its last use, so it
+// never rests at 0, which reads as unlimited); then it stores the token and
+// records which role and secret ID issued it. ErrNotFound means the role
+// changed or went, or the secret ID is gone (used up by a concurrent login,
+// destroyed, or its role deleted); nothing is stored then.
+//
+// On PostgreSQL the checks lock: the role and an unlimited secret ID FOR
+// SHARE, so logins do not queue behind each other but a role write, a
+// role deletion or a secret ID's destruction waits for the login to commit,
+// or the login waits for it and then finds the change. A limited secret ID
+// is locked by its count's update. The role is locked first, in the order a
+// role deletion cascades, so the two never deadlock. SQLite transactions
+// exclude each other already.
 func (db *DB) CompleteAppRoleLogin(ctx context.Context, l AppRoleLogin) error {
+	forShare := ""
+	if db.engine == Postgres {
+		forShare = " FOR SHARE"
+	}
 	return db.inTx(ctx, func(tx querier) error {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM approle_roles WHERE name = $1 AND role_id = $2 AND updated_at = $3`+forShare,
+			l.RoleName, l.RoleID, utc(l.RoleUpdatedAt)).Scan(&one)
+		if err != nil {
+			return notFound(err)
+		}
 		if l.Limited {
 			var left int
 			err := tx.QueryRowContext(ctx, `UPDATE approle_secret_ids SET num_uses = num_uses - 1
@@ -327,8 +357,7 @@ func (db *DB) CompleteAppRoleLogin(ctx context.Context, l AppRoleLogin) error {
 				}
 			}
 		} else {
-			var one int
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM approle_secret_ids WHERE secret_id_hash = $1`, l.SecretIDHash).Scan(&one)
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM approle_secret_ids WHERE secret_id_hash = $1`+forShare, l.SecretIDHash).Scan(&one)
 			if err != nil {
 				return notFound(err)
 			}
@@ -336,7 +365,7 @@ func (db *DB) CompleteAppRoleLogin(ctx context.Context, l AppRoleLogin) error {
 		if err := insertToken(ctx, tx, l.Token); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO approle_tokens (token_accessor, role_name, secret_id_accessor, created_at)
+		_, err = tx.ExecContext(ctx, `INSERT INTO approle_tokens (token_accessor, role_name, secret_id_accessor, created_at)
 			VALUES ($1, $2, $3, $4)`, l.Token.Accessor, l.RoleName, l.SecretIDAccessor, utc(l.Token.CreatedAt))
 		return err
 	})

@@ -29,7 +29,8 @@ var appRoleCases = []struct {
 	run  func(t *testing.T, db *storage.DB, raw *sql.DB)
 }{
 	{"roles round-trip every field and list in byte order", testRoleRoundTrip},
-	{"an update sees the stored role and keeps its role_id and creation time", testRoleUpdate},
+	{"an update sees the stored role, may change its role_id and keeps its creation time", testRoleUpdate},
+	{"every write moves a role's updated_at forward, whatever the clock says", testRoleUpdatedAtMovesForward},
 	{"a refused write stores nothing", testRoleRefusedWrite},
 	{"concurrent creations of one role create it once", testRoleConcurrentCreate},
 	{"a role_id belongs to one role at a time", testRoleIDUnique},
@@ -39,6 +40,8 @@ var appRoleCases = []struct {
 	{"the last use of a limited secret ID deletes it with the login", testSecretIDLastUse},
 	{"a login stores its token and an approle_tokens row that goes with the token", testLoginRecords},
 	{"a login whose secret ID is gone stores nothing", testLoginSecretIDGone},
+	{"a login whose role changed since its read stores nothing", testLoginRoleChanged},
+	{"the login read misses alike on a wrong secret ID and a wrong role_id, decoding nothing", testLoginReadMisses},
 	{"concurrent logins on a 3-use secret ID: exactly 3 succeed", testConcurrentLogins},
 	{"expired secret IDs are swept and others stay", testSweepSecretIDs},
 }
@@ -117,10 +120,20 @@ func mustSecretID(t *testing.T, db *storage.DB, s storage.AppRoleSecretID) {
 	}
 }
 
+// login completes a login with s as its role stands now.
 func login(db *storage.DB, s storage.AppRoleSecretID, tokenAccessor string) error {
+	r, err := db.AppRoleRoleByName(ctx(), s.RoleName)
+	if err != nil {
+		return err
+	}
+	return loginAs(db, s, r, tokenAccessor)
+}
+
+// loginAs completes a login with s as if the login had read role r.
+func loginAs(db *storage.DB, s storage.AppRoleSecretID, r storage.AppRoleRole, tokenAccessor string) error {
 	return db.CompleteAppRoleLogin(ctx(), storage.AppRoleLogin{
 		SecretIDHash: s.Hash, SecretIDAccessor: s.Accessor, Limited: s.NumUses > 0,
-		RoleName: s.RoleName, Token: token(tokenAccessor, ""),
+		RoleName: r.Name, RoleID: r.RoleID, RoleUpdatedAt: r.UpdatedAt, Token: token(tokenAccessor, ""),
 	})
 }
 
@@ -155,7 +168,7 @@ func testRoleUpdate(t *testing.T, db *storage.DB, _ *sql.DB) {
 			t.Errorf("apply saw %+v (created %v), want the stored role", *r, created)
 		}
 		r.Policies, r.TokenTTL, r.SecretIDNumUses = []string{"ops"}, 2*time.Hour, 0
-		r.RoleID, r.CreatedAt = "hijacked", later
+		r.RoleID, r.CreatedAt = "new-role-id", later
 		return nil
 	})
 	if err != nil || created {
@@ -163,6 +176,7 @@ func testRoleUpdate(t *testing.T, db *storage.DB, _ *sql.DB) {
 	}
 	want := webRole
 	want.Policies, want.TokenTTL, want.SecretIDNumUses, want.UpdatedAt = []string{"ops"}, 2*time.Hour, 0, later
+	want.RoleID = "new-role-id"
 	read, err := db.AppRoleRoleByName(ctx(), "web")
 	if err != nil {
 		t.Fatal(err)
@@ -171,6 +185,22 @@ func testRoleUpdate(t *testing.T, db *storage.DB, _ *sql.DB) {
 		if fmt.Sprintf("%+v", r) != fmt.Sprintf("%+v", want) {
 			t.Fatalf("after update:\n got %+v\nwant %+v", r, want)
 		}
+	}
+}
+
+func testRoleUpdatedAtMovesForward(t *testing.T, db *storage.DB, _ *sql.DB) {
+	putRole(t, db, webRole, t0)
+	last := t0
+	for i, now := range []time.Time{t0, t0, t0.Add(-time.Hour), t0.Add(time.Nanosecond), t0.Add(time.Minute)} {
+		got, _ := putRole(t, db, webRole, now)
+		read, err := db.AppRoleRoleByName(ctx(), "web")
+		if err != nil || !got.UpdatedAt.After(last) || !read.UpdatedAt.Equal(got.UpdatedAt) {
+			t.Fatalf("write %d at %v: updated_at %v (read %v, %v), want after %v", i, now, got.UpdatedAt, read.UpdatedAt, err, last)
+		}
+		last = got.UpdatedAt
+	}
+	if !last.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("a write at a clock ahead of updated_at stored %v, want its own time", last)
 	}
 }
 
@@ -247,17 +277,24 @@ func testRoleIDUnique(t *testing.T, db *storage.DB, _ *sql.DB) {
 		t.Fatalf("creating a role with a used role_id: %v, want ErrConflict", err)
 	}
 	putRole(t, db, named("other"), t0)
-	if err := db.SetAppRoleRoleID(ctx(), "other", webRole.RoleID, t0); !errors.Is(err, storage.ErrConflict) {
+	setRoleID := func(name, roleID string, now time.Time) error {
+		_, _, err := db.WriteAppRoleRole(ctx(), name, now, func(r *storage.AppRoleRole, _ bool) error {
+			r.RoleID = roleID
+			return nil
+		})
+		return err
+	}
+	if err := setRoleID("other", webRole.RoleID, t0.Add(time.Minute)); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("taking another role's role_id: %v, want ErrConflict", err)
 	}
-	if err := db.SetAppRoleRoleID(ctx(), "other", "custom", t0.Add(time.Minute)); err != nil {
+	if r, _ := db.AppRoleRoleByName(ctx(), "other"); r.RoleID != "role-id-other" || !r.UpdatedAt.Equal(t0) {
+		t.Fatalf("after a refused role_id change: role_id %q, updated %v", r.RoleID, r.UpdatedAt)
+	}
+	if err := setRoleID("other", "custom", t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := db.AppRoleRoleByName(ctx(), "other"); r.RoleID != "custom" || !r.UpdatedAt.Equal(t0.Add(time.Minute)) {
-		t.Fatalf("after SetAppRoleRoleID: role_id %q, updated %v", r.RoleID, r.UpdatedAt)
-	}
-	if err := db.SetAppRoleRoleID(ctx(), "missing", "free", t0); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("setting a missing role's role_id: %v, want ErrNotFound", err)
+		t.Fatalf("after a role_id change: role_id %q, updated %v", r.RoleID, r.UpdatedAt)
 	}
 }
 
@@ -273,10 +310,10 @@ func testRoleDeleteCascades(t *testing.T, db *storage.DB, raw *sql.DB) {
 	if n := count(t, raw, `SELECT count(*) FROM approle_secret_ids WHERE role_name = 'web'`); n != 0 {
 		t.Fatalf("%d secret IDs of the deleted role remain", n)
 	}
-	if _, _, err := db.AppRoleSecretIDByHash(ctx(), "h-w1"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := db.AppRoleSecretIDByHash(ctx(), "h-w1", "role-id-web"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("secret ID of a deleted role: %v, want ErrNotFound", err)
 	}
-	if _, _, err := db.AppRoleSecretIDByHash(ctx(), "h-k1"); err != nil {
+	if _, _, err := db.AppRoleSecretIDByHash(ctx(), "h-k1", "role-id-keep"); err != nil {
 		t.Fatalf("another role's secret ID went too: %v", err)
 	}
 	if err := db.DeleteAppRoleRole(ctx(), "web"); !errors.Is(err, storage.ErrNotFound) {
@@ -299,14 +336,14 @@ func testSecretIDs(t *testing.T, db *storage.DB, _ *sql.DB) {
 		t.Fatalf("duplicate secret ID: %v, want ErrConflict", err)
 	}
 
-	s, r, err := db.AppRoleSecretIDByHash(ctx(), "h-full")
+	s, r, err := db.AppRoleSecretIDByHash(ctx(), "h-full", webRole.RoleID)
 	if err != nil || fmt.Sprintf("%+v", s) != fmt.Sprintf("%+v", full) || fmt.Sprintf("%+v", r) != fmt.Sprintf("%+v", webRole) {
 		t.Fatalf("by hash:\n got %+v %+v, %v\nwant %+v %+v", s, r, err, full, webRole)
 	}
 	if s, err := db.AppRoleSecretIDByAccessor(ctx(), "web", "full", t0); err != nil || fmt.Sprintf("%+v", s) != fmt.Sprintf("%+v", full) {
 		t.Fatalf("by accessor: %+v, %v", s, err)
 	}
-	if _, _, err := db.AppRoleSecretIDByHash(ctx(), "full"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := db.AppRoleSecretIDByHash(ctx(), "full", webRole.RoleID); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("an accessor found a secret ID as if it were a hash: %v", err)
 	}
 	if _, err := db.AppRoleSecretIDByAccessor(ctx(), "web", "elsewhere", t0); !errors.Is(err, storage.ErrNotFound) {
@@ -331,7 +368,7 @@ func testSecretIDs(t *testing.T, db *storage.DB, _ *sql.DB) {
 	if err := db.DeleteAppRoleSecretID(ctx(), "web", "full"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.AppRoleSecretIDByHash(ctx(), "h-full"); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := db.AppRoleSecretIDByHash(ctx(), "h-full", webRole.RoleID); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("deleted secret ID: %v", err)
 	}
 	if err := db.DeleteAppRoleSecretID(ctx(), "web", "full"); !errors.Is(err, storage.ErrNotFound) {
@@ -356,14 +393,14 @@ func testSecretIDLastUse(t *testing.T, db *storage.DB, _ *sql.DB) {
 	if err := login(db, s, "t1"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, err := db.AppRoleSecretIDByHash(ctx(), s.Hash); err != nil || got.NumUses != 1 {
+	if got, _, err := db.AppRoleSecretIDByHash(ctx(), s.Hash, webRole.RoleID); err != nil || got.NumUses != 1 {
 		t.Fatalf("after one use: %+v, %v; want 1 left", got, err)
 	}
 	if err := login(db, s, "t2"); err != nil {
 		t.Fatal(err)
 	}
 	// Gone at once, never resting at 0 (which reads as unlimited).
-	if got, _, err := db.AppRoleSecretIDByHash(ctx(), s.Hash); !errors.Is(err, storage.ErrNotFound) {
+	if got, _, err := db.AppRoleSecretIDByHash(ctx(), s.Hash, webRole.RoleID); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("after the last use: %+v, %v; want ErrNotFound", got, err)
 	}
 	if err := login(db, s, "t3"); !errors.Is(err, storage.ErrNotFound) {
@@ -376,7 +413,7 @@ func testSecretIDLastUse(t *testing.T, db *storage.DB, _ *sql.DB) {
 			t.Fatalf("unlimited use %d: %v", i, err)
 		}
 	}
-	if got, _, err := db.AppRoleSecretIDByHash(ctx(), unlimited.Hash); err != nil || got.NumUses != 0 {
+	if got, _, err := db.AppRoleSecretIDByHash(ctx(), unlimited.Hash, webRole.RoleID); err != nil || got.NumUses != 0 {
 		t.Fatalf("unlimited secret ID after uses: %+v, %v", got, err)
 	}
 }
@@ -421,6 +458,86 @@ func testLoginSecretIDGone(t *testing.T, db *storage.DB, raw *sql.DB) {
 	}
 	if n := count(t, raw, `SELECT count(*) FROM tokens`) + count(t, raw, `SELECT count(*) FROM approle_tokens`); n != 0 {
 		t.Fatalf("a refused login stored %d rows", n)
+	}
+}
+
+func testLoginRoleChanged(t *testing.T, db *storage.DB, raw *sql.DB) {
+	putRole(t, db, webRole, t0)
+	for i, change := range []struct {
+		name string
+		fn   func(r *storage.AppRoleRole)
+	}{
+		{"policies", func(r *storage.AppRoleRole) { r.Policies = []string{"other"} }},
+		{"role_id", func(r *storage.AppRoleRole) { r.RoleID = "role-id-new" }},
+		{"nothing but updated_at", func(*storage.AppRoleRole) {}},
+	} {
+		for _, uses := range []int{0, 2} {
+			s := secretID(fmt.Sprint("changed", i, uses), "web")
+			s.NumUses = uses
+			mustSecretID(t, db, s)
+			read, err := db.AppRoleRoleByName(ctx(), "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Written at the very time of the read: updated_at moves anyway.
+			if _, _, err := db.WriteAppRoleRole(ctx(), "web", read.UpdatedAt, func(r *storage.AppRoleRole, _ bool) error {
+				change.fn(r)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := loginAs(db, s, read, fmt.Sprint("t", i, uses)); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("login after a change of %s (num_uses %d): %v, want ErrNotFound", change.name, uses, err)
+			}
+			if got, _ := db.AppRoleSecretIDByAccessor(ctx(), "web", s.Accessor, t0); got.NumUses != uses {
+				t.Fatalf("a refused login used the secret ID: %d uses left, want %d", got.NumUses, uses)
+			}
+		}
+	}
+	s := secretID("deleted", "web")
+	mustSecretID(t, db, s)
+	read, _ := db.AppRoleRoleByName(ctx(), "web")
+	if err := db.DeleteAppRoleRole(ctx(), "web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := loginAs(db, s, read, "t-deleted"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("login after the role's deletion: %v, want ErrNotFound", err)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM tokens`) + count(t, raw, `SELECT count(*) FROM approle_tokens`); n != 0 {
+		t.Fatalf("refused logins stored %d rows", n)
+	}
+}
+
+func testLoginReadMisses(t *testing.T, db *storage.DB, raw *sql.DB) {
+	putRole(t, db, webRole, t0)
+	putRole(t, db, named("other"), t0)
+	mustSecretID(t, db, secretID("sid", "web"))
+	if _, _, err := db.AppRoleSecretIDByHash(ctx(), "h-sid", webRole.RoleID); err != nil {
+		t.Fatalf("the right pair: %v", err)
+	}
+	// A role whose columns do not decode: a read that found its row would
+	// fail to decode it rather than miss.
+	if _, err := raw.Exec(`UPDATE approle_roles SET policies = 'not json' WHERE name = 'web'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.AppRoleSecretIDByHash(ctx(), "h-sid", webRole.RoleID); err == nil || errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the right pair on a corrupt role: %v, want a decoding error", err)
+	}
+	for _, c := range []struct{ name, hash, roleID string }{
+		{"a wrong secret ID", "h-nope", webRole.RoleID},
+		{"a wrong role_id", "h-sid", "role-id-nope"},
+		{"another role's role_id", "h-sid", "role-id-other"},
+		{"both wrong", "h-nope", "role-id-nope"},
+	} {
+		before := db.RoundTrips()
+		_, _, err := db.AppRoleSecretIDByHash(ctx(), c.hash, c.roleID)
+		after := db.RoundTrips()
+		if !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("%s: %v, want ErrNotFound without decoding the row", c.name, err)
+		}
+		if q, tx := after.Queries-before.Queries, after.Transactions-before.Transactions; q != 1 || tx != 0 {
+			t.Fatalf("%s: %d statements and %d transactions, want 1 and 0", c.name, q, tx)
+		}
 	}
 }
 
@@ -502,13 +619,7 @@ func TestAppRoleWritesCompleteOnAOneConnectionPool(t *testing.T) {
 // inserting its own is updated, not refused. PostgreSQL only: SQLite
 // writers queue at BEGIN, so the window does not exist there.
 func TestAppRoleWriteMeetsARoleCreatedMeanwhile(t *testing.T) {
-	url := storagetest.PostgresURL(t)
-	db := storagetest.Open(t, storage.Config{DatabaseURL: url})
-	raw, err := sql.Open("postgres", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	db, raw := postgresWithRaw(t)
 	other, err := raw.Begin()
 	if err != nil {
 		t.Fatal(err)
@@ -536,18 +647,97 @@ func TestAppRoleWriteMeetsARoleCreatedMeanwhile(t *testing.T) {
 		done <- result{r, created, err}
 	}()
 	// Commit the other creation once our insert waits on it.
-	deadline := time.Now().Add(10 * time.Second)
-	for count(t, raw, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the write never waited on the other creation")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitForLockWait(t, raw, nil)
 	if err := other.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	got := <-done
 	if got.err != nil || got.created || got.role.RoleID != "theirs" || got.role.SecretIDNumUses != 1 {
 		t.Fatalf("write = %+v, created %v, %v; want an update of the other writer's role", got.role, got.created, got.err)
+	}
+}
+
+// A login that read a secret ID and its role, then meets a destruction of
+// the secret ID or a change of the role still uncommitted, waits for it and
+// is refused once it commits: it never issues a token the committed change
+// has taken away. PostgreSQL only: SQLite transactions exclude each other,
+// so neither can be in flight while the other runs.
+func TestAppRoleLoginWaitsForAConcurrentChange(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		uses   int
+		change string
+	}{
+		{"a destruction of an unlimited secret ID", 0, `DELETE FROM approle_secret_ids WHERE accessor = 'sid'`},
+		{"a destruction of a limited secret ID", 3, `DELETE FROM approle_secret_ids WHERE accessor = 'sid'`},
+		{"a change of the role's policies", 0, `UPDATE approle_roles SET policies = '["other"]', updated_at = updated_at + interval '1 microsecond' WHERE name = 'web'`},
+		{"a change of the role's role_id", 0, `UPDATE approle_roles SET role_id = 'new', updated_at = updated_at + interval '1 microsecond' WHERE name = 'web'`},
+		{"a deletion of the role", 0, `DELETE FROM approle_roles WHERE name = 'web'`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db, raw := postgresWithRaw(t)
+			putRole(t, db, webRole, t0)
+			s := secretID("sid", "web")
+			s.NumUses = c.uses
+			mustSecretID(t, db, s)
+			read, err := db.AppRoleRoleByName(ctx(), "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			other, err := raw.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Rollback()
+			if _, err := other.Exec(c.change); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- loginAs(db, s, read, "tok") }()
+			waitForLockWait(t, raw, done)
+			if err := other.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("login = %v, want ErrNotFound", err)
+			}
+			if n := count(t, raw, `SELECT count(*) FROM tokens`); n != 0 {
+				t.Fatalf("the login stored %d tokens", n)
+			}
+		})
+	}
+}
+
+// postgresWithRaw opens a fresh PostgreSQL test database and a plain
+// connection to it (closed when the test ends).
+func postgresWithRaw(t *testing.T) (*storage.DB, *sql.DB) {
+	t.Helper()
+	url := storagetest.PostgresURL(t)
+	db := storagetest.Open(t, storage.Config{DatabaseURL: url})
+	raw, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return db, raw
+}
+
+// waitForLockWait returns once a statement of the test database waits on a
+// lock, failing the test if none does in time or if done (when not nil)
+// reports first: the statement under test ran without waiting.
+func waitForLockWait(t *testing.T, raw *sql.DB, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for count(t, raw, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("finished (%v) without waiting for the uncommitted change", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never waited for the uncommitted change")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

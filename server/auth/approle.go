@@ -43,13 +43,12 @@ type AppRoleStore interface {
 	WriteAppRoleRole(ctx context.Context, name string, now time.Time, apply func(r *storage.AppRoleRole, created bool) error) (storage.AppRoleRole, bool, error)
 	AppRoleRoleByName(ctx context.Context, name string) (storage.AppRoleRole, error)
 	AppRoleRoleNames(ctx context.Context) ([]string, error)
-	SetAppRoleRoleID(ctx context.Context, name, roleID string, now time.Time) error
 	DeleteAppRoleRole(ctx context.Context, name string) error
 	CreateAppRoleSecretID(ctx context.Context, s storage.AppRoleSecretID) error
 	AppRoleSecretIDAccessors(ctx context.Context, roleName string, now time.Time) ([]string, error)
 	AppRoleSecretIDByAccessor(ctx context.Context, roleName, accessor string, now time.Time) (storage.AppRoleSecretID, error)
 	DeleteAppRoleSecretID(ctx context.Context, roleName, accessor string) error
-	AppRoleSecretIDByHash(ctx context.Context, hash string) (storage.AppRoleSecretID, storage.AppRoleRole, error)
+	AppRoleSecretIDByHash(ctx context.Context, hash, roleID string) (storage.AppRoleSecretID, storage.AppRoleRole, error)
 	CompleteAppRoleLogin(ctx context.Context, l storage.AppRoleLogin) error
 	DeleteExpiredAppRoleSecretIDs(ctx context.Context, now time.Time) (int, error)
 }
@@ -212,19 +211,40 @@ func (a *AppRole) RoleID(ctx context.Context, name string) (string, error) {
 }
 
 // SetRoleID gives a role a custom role_id: 1 to 256 characters of valid
-// UTF-8 without control characters, not used by any other role.
+// UTF-8 without control characters, not used by any other role. It is a
+// role write (the role's updated_at moves), so a login that read the old
+// role_id is refused.
 func (a *AppRole) SetRoleID(ctx context.Context, name, roleID string) error {
 	if err := checkRoleName(name); err != nil {
 		return err
 	}
-	if roleID == "" || len(roleID) > 256 || !utf8.ValidString(roleID) || strings.ContainsFunc(roleID, unicode.IsControl) {
-		return fault.Invalidf("role_id must be 1 to 256 characters without control characters")
+	if err := checkRoleID(roleID); err != nil {
+		return err
 	}
-	err := a.store.SetAppRoleRoleID(ctx, name, roleID, a.now())
+	_, _, err := a.store.WriteAppRoleRole(ctx, name, a.now(), func(r *storage.AppRoleRole, created bool) error {
+		if created {
+			return ErrRoleNotFound
+		}
+		r.RoleID = roleID
+		return nil
+	})
 	if errors.Is(err, storage.ErrConflict) {
 		return ErrRoleIDInUse
 	}
-	return roleMissing(err)
+	return err
+}
+
+// checkRoleID allows 1 to 256 characters of valid UTF-8 without control
+// characters.
+func checkRoleID(roleID string) error {
+	if !validRoleID(roleID) {
+		return fault.Invalidf("role_id must be 1 to 256 characters without control characters")
+	}
+	return nil
+}
+
+func validRoleID(roleID string) bool {
+	return roleID != "" && len(roleID) <= 256 && utf8.ValidString(roleID) && !strings.ContainsFunc(roleID, unicode.IsControl)
 }
 
 // SecretIDRequest asks for a new secret ID. Zero values take the role's
@@ -370,13 +390,24 @@ func (a *AppRole) whichMissing(ctx context.Context, roleName string) error {
 var dummyRoleID = sha256.Sum256([]byte("secrethub approle: no such secret_id"))
 
 // Login trades a role_id and secret_id for a token. One read finds the
-// secret ID by its hash joined with its role; the role_id is compared in
-// constant time (hashed first, so its length does not show either), then
-// expiry and CIDRs are checked. The secret ID's use, the token and the
-// record of where it came from are stored in one transaction. Every
-// refusal is ErrInvalidLogin.
+// secret ID by its hash joined with its role, if that role has this
+// role_id: a wrong secret_id and a wrong role_id are the same index miss,
+// with nothing decoded. The role_id is compared again in constant time
+// (hashed first, so its length does not show either), as a second line of
+// defence; then expiry and CIDRs are checked. One transaction checks that
+// the role is unchanged and the secret ID still there, counts the use, and
+// stores the token and the record of where it came from, so a login racing
+// a role change or a secret ID's destruction never issues a token with
+// what the change replaced. Every refusal is ErrInvalidLogin.
 func (a *AppRole) Login(ctx context.Context, roleID, secretID string, client netip.Addr) (Issued, Role, error) {
-	sid, role, err := a.store.AppRoleSecretIDByHash(ctx, Hash(secretID))
+	lookup := roleID
+	if !validRoleID(lookup) {
+		// No role has such a role_id, and PostgreSQL cannot even compare
+		// some of these (NUL, invalid UTF-8): ask for one no role has,
+		// down the same path.
+		lookup = ""
+	}
+	sid, role, err := a.store.AppRoleSecretIDByHash(ctx, Hash(secretID), lookup)
 	found := 1
 	if errors.Is(err, storage.ErrNotFound) {
 		found = 0
@@ -411,11 +442,11 @@ func (a *AppRole) Login(ctx context.Context, roleID, secretID string, client net
 	}
 	err = a.store.CompleteAppRoleLogin(ctx, storage.AppRoleLogin{
 		SecretIDHash: sid.Hash, SecretIDAccessor: sid.Accessor, Limited: sid.NumUses > 0,
-		RoleName: role.Name, Token: issued.Token,
+		RoleName: role.Name, RoleID: role.RoleID, RoleUpdatedAt: role.UpdatedAt, Token: issued.Token,
 	})
 	if errors.Is(err, storage.ErrNotFound) {
-		// Used up by a concurrent login, destroyed, or its role deleted
-		// since the read.
+		// Since the read: the secret ID was used up by a concurrent login
+		// or destroyed, or the role was changed or deleted.
 		return Issued{}, Role{}, ErrInvalidLogin
 	}
 	if err != nil {

@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -582,6 +583,23 @@ func TestAppRoleLogin(t *testing.T) {
 			}
 		})
 
+		t.Run("a wrong secret_id and a wrong role_id cost the same: one read that misses", func(t *testing.T) {
+			for _, c := range []struct{ name, roleID, secretID string }{
+				{"wrong secret_id", web.RoleID, "00000000-0000-4000-8000-000000000000"},
+				{"wrong role_id", "00000000-0000-4000-8000-000000000000", s.ID},
+				{"a role_id no role can have", "a\x00b", s.ID},
+			} {
+				before := f.db.RoundTrips()
+				if _, err := f.login(c.roleID, c.secretID); !errors.Is(err, auth.ErrInvalidLogin) {
+					t.Fatalf("%s: %v, want ErrInvalidLogin", c.name, err)
+				}
+				after := f.db.RoundTrips()
+				if q, tx := after.Queries-before.Queries, after.Transactions-before.Transactions; q != 1 || tx != 0 {
+					t.Fatalf("%s: %d statements and %d transactions, want 1 and 0", c.name, q, tx)
+				}
+			}
+		})
+
 		t.Run("a role without token_ttl gives the token service's default", func(t *testing.T) {
 			f.role(t, "plain", auth.RoleSettings{})
 			id, _ := f.approle.RoleID(bg(), "plain")
@@ -622,6 +640,9 @@ func TestAppRoleLogin(t *testing.T) {
 			{"this role's role_id with another role's secret_id is refused", web.RoleID, otherSecret.ID, client, 0},
 			{"role_id and secret_id swapped are refused", s.ID, web.RoleID, client, 0},
 			{"an empty role_id and secret_id are refused", "", "", client, 0},
+			{"a role_id with NUL is refused", "a\x00b", s.ID, client, 0},
+			{"a role_id that is not UTF-8 is refused", "a\xffb", s.ID, client, 0},
+			{"a 257-character role_id is refused", strings.Repeat("x", 257), s.ID, client, 0},
 			{"a secret ID is refused at its expiry", web.RoleID, expiring.ID, client, time.Minute},
 			{"a CIDR-bound secret ID is refused from outside", web.RoleID, bound.ID, client, 0},
 			{"a CIDR-bound secret ID is refused without a client address", web.RoleID, bound.ID, netip.Addr{}, 0},
@@ -806,4 +827,190 @@ func TestAppRoleStorageFailuresAreNotInvalidLogins(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A login that found a row decodes it; a login that misses decodes
+// nothing, whichever part was wrong. A role whose stored policies do not
+// decode shows the difference.
+func TestAppRoleLoginMissDecodesNothing(t *testing.T) {
+	approleEngines(t, func(t *testing.T, f *approleFixture) {
+		web := f.role(t, "web", auth.RoleSettings{Policies: ptr([]string{"web"})})
+		s := f.secretID(t, "web", auth.SecretIDRequest{})
+		if _, err := f.raw.Exec(`UPDATE approle_roles SET policies = 'not json' WHERE name = 'web'`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.login(web.RoleID, s.ID); err == nil || errors.Is(err, auth.ErrInvalidLogin) {
+			t.Fatalf("the right pair on a corrupt role: %v, want the decoding error", err)
+		}
+		for _, c := range []struct{ name, roleID, secretID string }{
+			{"wrong role_id", "00000000-0000-4000-8000-000000000000", s.ID},
+			{"wrong secret_id", web.RoleID, "00000000-0000-4000-8000-000000000000"},
+		} {
+			if _, err := f.login(c.roleID, c.secretID); !errors.Is(err, auth.ErrInvalidLogin) {
+				t.Fatalf("%s on a corrupt role: %v, want ErrInvalidLogin (a miss, nothing decoded)", c.name, err)
+			}
+		}
+	})
+}
+
+// hookStore runs afterRead between a login's read and its transaction.
+type hookStore struct {
+	*storage.DB
+	afterRead func()
+}
+
+func (h *hookStore) AppRoleSecretIDByHash(ctx context.Context, hash, roleID string) (storage.AppRoleSecretID, storage.AppRoleRole, error) {
+	s, r, err := h.DB.AppRoleSecretIDByHash(ctx, hash, roleID)
+	if h.afterRead != nil {
+		h.afterRead()
+	}
+	return s, r, err
+}
+
+// A change committed between a login's read and its transaction refuses
+// the login: no token carries what the change replaced. The test clock
+// stands still, so the change has the very timestamp of the role read.
+func TestAppRoleLoginAfterAChangeSinceItsRead(t *testing.T) {
+	approleEngines(t, func(t *testing.T, f *approleFixture) {
+		hooked := &hookStore{DB: f.db}
+		racing := auth.NewAppRole(hooked, f.tokens, func() time.Time { return f.now })
+		cases := []struct {
+			name   string
+			uses   int
+			change func(t *testing.T, sid auth.SecretID)
+		}{
+			{"the secret ID destroyed", 0, func(t *testing.T, sid auth.SecretID) {
+				if err := f.approle.DestroySecretID(bg(), "web", sid.Accessor); err != nil {
+					t.Error(err)
+				}
+			}},
+			{"a limited secret ID destroyed", 2, func(t *testing.T, sid auth.SecretID) {
+				if err := f.approle.DestroySecretID(bg(), "web", sid.Accessor); err != nil {
+					t.Error(err)
+				}
+			}},
+			{"the role's policies changed", 0, func(t *testing.T, _ auth.SecretID) {
+				if _, err := f.approle.WriteRole(bg(), "web", auth.RoleSettings{Policies: ptr([]string{"reduced"})}); err != nil {
+					t.Error(err)
+				}
+			}},
+			{"the role's token_bound_cidrs changed", 2, func(t *testing.T, _ auth.SecretID) {
+				if _, err := f.approle.WriteRole(bg(), "web", auth.RoleSettings{TokenBoundCIDRs: ptr([]string{"10.9.0.0/16"})}); err != nil {
+					t.Error(err)
+				}
+			}},
+			{"the role_id changed", 0, func(t *testing.T, _ auth.SecretID) {
+				if err := f.approle.SetRoleID(bg(), "web", "new-"+fmt.Sprint(time.Now().UnixNano())); err != nil {
+					t.Error(err)
+				}
+			}},
+			{"the role deleted", 0, func(t *testing.T, _ auth.SecretID) {
+				if err := f.approle.DeleteRole(bg(), "web"); err != nil {
+					t.Error(err)
+				}
+			}},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				f.role(t, "web", auth.RoleSettings{Policies: ptr([]string{"full"})})
+				defer func() { _ = f.approle.DeleteRole(bg(), "web") }()
+				roleID, _ := f.approle.RoleID(bg(), "web")
+				sid := f.secretID(t, "web", auth.SecretIDRequest{NumUses: c.uses})
+				hooked.afterRead = func() { c.change(t, sid) }
+				defer func() { hooked.afterRead = nil }()
+				tokens := f.count(t, `SELECT count(*) FROM tokens`)
+				issued, _, err := racing.Login(bg(), roleID, sid.ID, client)
+				if !errors.Is(err, auth.ErrInvalidLogin) {
+					t.Fatalf("login = %+v, %v; want ErrInvalidLogin", issued.Token, err)
+				}
+				if n := f.count(t, `SELECT count(*) FROM tokens`); n != tokens {
+					t.Fatalf("the refused login stored %d tokens", n-tokens)
+				}
+				if c.uses > 0 {
+					if info, err := f.approle.LookupSecretID(bg(), "web", sid.Accessor); err == nil && info.NumUses != c.uses {
+						t.Fatalf("the refused login used the secret ID: %d uses left", info.NumUses)
+					}
+				}
+			})
+		}
+		t.Run("a login after the change gets the new policies", func(t *testing.T) {
+			f.role(t, "web", auth.RoleSettings{Policies: ptr([]string{"full"})})
+			roleID, _ := f.approle.RoleID(bg(), "web")
+			sid := f.secretID(t, "web", auth.SecretIDRequest{})
+			f.role(t, "web", auth.RoleSettings{Policies: ptr([]string{"reduced"})})
+			issued, _, err := racing.Login(bg(), roleID, sid.ID, client)
+			if err != nil || !slices.Equal(issued.Token.Policies, []string{"default", "reduced"}) {
+				t.Fatalf("login = %+v, %v", issued.Token, err)
+			}
+		})
+	})
+}
+
+// Logins racing a policy change and a secret ID's destruction: once the
+// change has returned, no token with the old policies (or from the
+// destroyed secret ID) appears any more, and every login either succeeds or
+// is ErrInvalidLogin (no deadlock, no other error).
+func TestAppRoleLoginsRacingChanges(t *testing.T) {
+	approleEngines(t, func(t *testing.T, f *approleFixture) {
+		for round := range 5 {
+			role := fmt.Sprint("race", round)
+			f.role(t, role, auth.RoleSettings{Policies: ptr([]string{"old"})})
+			roleID, _ := f.approle.RoleID(bg(), role)
+			kept := f.secretID(t, role, auth.SecretIDRequest{})
+			doomed := f.secretID(t, role, auth.SecretIDRequest{})
+			oldTokens := func() int {
+				return f.count(t, `SELECT count(*) FROM tokens WHERE policies LIKE '%"old"%'`)
+			}
+			doomedTokens := func() int {
+				return f.count(t, `SELECT count(*) FROM approle_tokens WHERE secret_id_accessor = $1`, doomed.Accessor)
+			}
+
+			stop := make(chan struct{})
+			errs := make(chan error, 64)
+			var wg sync.WaitGroup
+			for i := range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					sid := kept.ID
+					if i%2 == 1 {
+						sid = doomed.ID
+					}
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						if _, err := f.login(roleID, sid); err != nil && !errors.Is(err, auth.ErrInvalidLogin) {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			time.Sleep(20 * time.Millisecond)
+			if _, err := f.approle.WriteRole(bg(), role, auth.RoleSettings{Policies: ptr([]string{"new"})}); err != nil {
+				t.Fatal(err)
+			}
+			afterChange := oldTokens()
+			if err := f.approle.DestroySecretID(bg(), role, doomed.Accessor); err != nil {
+				t.Fatal(err)
+			}
+			afterDestroy := doomedTokens()
+			time.Sleep(20 * time.Millisecond)
+			close(stop)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatalf("a racing login failed otherwise than ErrInvalidLogin: %v", err)
+			}
+			if n := oldTokens(); n != afterChange {
+				t.Fatalf("round %d: %d tokens with the old policies appeared after the change returned", round, n-afterChange)
+			}
+			if n := doomedTokens(); n != afterDestroy {
+				t.Fatalf("round %d: %d tokens from the destroyed secret ID appeared after its destruction returned", round, n-afterDestroy)
+			}
+		}
+	})
 }
