@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/secrethub/secrethub/server/auth"
 	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/server/policy"
 )
 
 // roleResource names auth/approle/role/<name>[/<rest>] routes.
@@ -72,6 +74,28 @@ type roleRequest struct {
 	SecretIDBoundCIDRs *stringList `json:"secret_id_bound_cidrs"`
 }
 
+// policies returns the role's policies normalized (auth.RolePolicies), or
+// nil when the write leaves them as they are. policies and token_policies
+// are the same setting, as in Vault (a role read shows both): given
+// together they must agree.
+func (req *roleRequest) policies() (*[]string, error) {
+	var out *[]string
+	for _, l := range []*stringList{req.Policies, req.TokenPolicies} {
+		if l == nil {
+			continue
+		}
+		normalized, err := auth.RolePolicies(*l)
+		if err != nil {
+			return nil, err
+		}
+		if out != nil && !slices.Equal(*out, normalized) {
+			return nil, fault.Invalidf("policies and token_policies differ: they are one setting, give one or the same list")
+		}
+		out = &normalized
+	}
+	return out, nil
+}
+
 func durationPtr(d *Duration) *time.Duration {
 	if d == nil {
 		return nil
@@ -97,15 +121,17 @@ func (s *Server) handleRoleWrite(w http.ResponseWriter, r *http.Request) error {
 	if req.RoleName != "" && req.RoleName != name {
 		return fault.Invalidf("role_name %q does not match %q in the path", clip(req.RoleName), clip(name))
 	}
-	if req.Policies != nil && req.TokenPolicies != nil {
-		return fault.Invalidf("give policies or token_policies, not both")
+	policies, err := req.policies()
+	if err != nil {
+		return err
 	}
-	policies := req.Policies
-	if policies == nil {
-		policies = req.TokenPolicies
+	if policies != nil {
+		if err := s.checkRoleGrant(r, *policies); err != nil {
+			return err
+		}
 	}
-	_, err := s.approle.WriteRole(r.Context(), name, auth.RoleSettings{
-		Policies: listPtr(policies), TokenTTL: durationPtr(req.TokenTTL), TokenMaxTTL: durationPtr(req.TokenMaxTTL),
+	_, err = s.approle.WriteRole(r.Context(), name, auth.RoleSettings{
+		Policies: policies, TokenTTL: durationPtr(req.TokenTTL), TokenMaxTTL: durationPtr(req.TokenMaxTTL),
 		TokenBoundCIDRs: listPtr(req.TokenBoundCIDRs), SecretIDTTL: durationPtr(req.SecretIDTTL),
 		SecretIDNumUses: req.SecretIDNumUses, SecretIDBoundCIDRs: listPtr(req.SecretIDBoundCIDRs),
 		// Allowed to create, not to update: the write itself refuses an
@@ -118,6 +144,35 @@ func (s *Server) handleRoleWrite(w http.ResponseWriter, r *http.Request) error {
 	s.log.Info("approle role written", "role", name, "by_accessor", callerToken(r.Context()).Accessor)
 	respondNoContent(w)
 	return nil
+}
+
+// checkRoleGrant applies token creation's rule to the policies a role
+// write gives (normalized by auth.RolePolicies): a login with the role
+// gets them, so a caller may only give policies its own token has, plus
+// default, unless its token has root or it is allowed sudo, together with
+// the write, on the role (auth/approle/role/<name>). Otherwise anyone
+// allowed to write roles could make one with any policy and log in with it.
+func (s *Server) checkRoleGrant(r *http.Request, policies []string) error {
+	caller := callerToken(r.Context())
+	if slices.Contains(caller.Policies, auth.RootPolicy) {
+		return nil
+	}
+	i := slices.IndexFunc(policies, func(p string) bool {
+		return p != auth.DefaultPolicy && !slices.Contains(caller.Policies, p)
+	})
+	if i < 0 {
+		return nil
+	}
+	write := policy.Update
+	if stateOf(r.Context()).createOnly {
+		write = policy.Create
+	}
+	resource := resourceOf(r)
+	if s.decide(r, resource, write|policy.Sudo).Allowed {
+		return nil
+	}
+	return fault.New(fault.Denied, "permission denied: a role can only be given the default policy and policies "+
+		"the caller's token has, unless the caller has sudo on "+resource+" ("+policies[i]+" is not one of the caller's)")
 }
 
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/server/policy"
 	"github.com/secrethub/secrethub/storage"
 )
 
@@ -78,7 +79,12 @@ func NewAppRole(store AppRoleStore, tokens *Tokens, now func() time.Time) *AppRo
 // RoleSettings are the settable fields of a role; a nil field is left as
 // stored (or at its default when the role is created), as a Vault role
 // write that omits a field does. Durations are rounded up to whole seconds.
+//
+// WriteRole does not decide who may grant which policies: callers check
+// that first (the HTTP layer allows only the caller's own policies, unless
+// it has root or sudo on the role), on the list RolePolicies returns.
 type RoleSettings struct {
+	// Policies are normalized by RolePolicies.
 	Policies *[]string
 	// TokenTTL 0: the token service's default TTL at login.
 	TokenTTL *time.Duration
@@ -108,7 +114,7 @@ func (a *AppRole) WriteRole(ctx context.Context, name string, set RoleSettings) 
 		ttl, maxTTL, secretIDTTL            time.Duration
 	)
 	if set.Policies != nil {
-		if policies, err = rolePolicies(*set.Policies); err != nil {
+		if policies, err = RolePolicies(*set.Policies); err != nil {
 			return false, err
 		}
 	}
@@ -485,19 +491,20 @@ func checkRoleName(name string) error {
 	return nil
 }
 
-// rolePolicies trims, deduplicates and sorts a role's policy names. The
-// root policy is refused: no login issues root tokens.
-func rolePolicies(in []string) ([]string, error) {
+// RolePolicies normalizes the policy names a role write gives: each is
+// trimmed and lowercased (as Vault does), must be a valid policy name, and
+// must not be root, since no login issues root tokens; the list is
+// deduplicated and sorted. "ROOT" and " Admin" are root and admin, not new
+// names that happen to match nothing.
+func RolePolicies(in []string) ([]string, error) {
 	out := []string{}
 	for _, p := range in {
-		p = strings.TrimSpace(p)
-		switch {
-		case p == "":
-			return nil, fault.Invalidf("policy names must not be empty")
-		case hasNUL(p):
-			return nil, fault.Invalidf("policy names must not contain NUL characters")
-		case p == RootPolicy:
+		p = strings.ToLower(strings.TrimSpace(p))
+		if p == RootPolicy {
 			return nil, fault.Invalidf("a role cannot grant the root policy")
+		}
+		if err := policy.ValidateName(p); err != nil {
+			return nil, fault.Invalidf("policies: %s", fault.Message(err))
 		}
 		if !slices.Contains(out, p) {
 			out = append(out, p)

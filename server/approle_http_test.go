@@ -1,0 +1,127 @@
+package server_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// putPolicy stores a policy document as root.
+func (n *node) putPolicy(root, doc string) {
+	n.t.Helper()
+	mustStatus(n.t, n.do("POST", "/v1/policies", root, doc), 204)
+}
+
+// rolePolicies reads a role's policies.
+func (n *node) rolePolicies(root, role string) []string {
+	n.t.Helper()
+	var out []string
+	for _, p := range mustStatus(n.t, n.do("GET", "/v1/auth/approle/role/"+role, root, ""), 200).Data(n.t)["policies"].([]any) {
+		out = append(out, p.(string))
+	}
+	return out
+}
+
+// A role's policies are what its logins get, so writing a role hands them
+// out as creating a token does: only the caller's own policies (and
+// default), unless the caller's token has root or the caller is allowed
+// sudo, with the write, on the role.
+func TestAppRoleRolesGrantOnlyTheCallersPolicies(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		n.putPolicy(root, `{"name":"role-writer","rules":[{"path":"auth/approle/role/*","capabilities":["create","update","read"]}]}`)
+		n.putPolicy(root, `{"name":"role-sudo","rules":[{"path":"auth/approle/role/*","capabilities":["create","update","read","sudo"]}]}`)
+		n.putPolicy(root, `{"name":"role-creator-sudo","rules":[{"path":"auth/approle/role/*","capabilities":["create","sudo"]}]}`)
+		n.putPolicy(root, `{"name":"role-creator","rules":[{"path":"auth/approle/role/*","capabilities":["create"]}]}`)
+		n.putPolicy(root, `{"name":"role-updater-sudo","rules":[{"path":"auth/approle/role/*","capabilities":["update","sudo"]}]}`)
+		n.putPolicy(root, `{"name":"sudo-elsewhere","rules":[{"path":"auth/approle/role/other","capabilities":["sudo"]}]}`)
+		n.putPolicy(root, `{"name":"team","rules":[{"path":"team/*","capabilities":["read"]}]}`)
+		writer, _ := n.createToken(root, `{"policies":["role-writer","team","sudo-elsewhere"]}`)
+		sudoer, _ := n.createToken(root, `{"policies":["role-sudo"]}`)
+		creator, _ := n.createToken(root, `{"policies":["role-creator-sudo"]}`)
+		plainCreator, _ := n.createToken(root, `{"policies":["role-creator"]}`)
+		updater, _ := n.createToken(root, `{"policies":["role-updater-sudo"]}`)
+		admin, _ := n.createToken(root, `{"policies":["admin"]}`)
+
+		write := func(token, role, policies string) response {
+			return n.do("POST", "/v1/auth/approle/role/"+role, token, `{"policies":`+policies+`}`)
+		}
+		refused := []struct{ name, token, role, policies, policy string }{
+			{"the admin policy", writer, "esc", `["admin"]`, "admin"},
+			{"a policy the caller lacks, among its own", writer, "esc", `["team","role-sudo"]`, "role-sudo"},
+			{"a policy the caller lacks, mixed-case", writer, "esc", `[" Role-Sudo"]`, "role-sudo"},
+			{"a policy the caller lacks, as a comma-separated string", writer, "esc", `"team, admin"`, "admin"},
+			{"a policy the caller lacks, as token_policies", writer, "esc", `["admin"]`, "admin"},
+			{"the admin policy, with sudo on another role only", writer, "esc", `["admin"]`, "admin"},
+			{"the admin policy, by a create-only caller without sudo", plainCreator, "esc", `["admin"]`, "admin"},
+		}
+		mustStatus(t, write(root, "existing", `["team"]`), 204)
+		for _, c := range refused {
+			t.Run(c.name+" is refused with 403 naming it", func(t *testing.T) {
+				body := `{"policies":` + c.policies + `}`
+				if strings.Contains(c.name, "token_policies") {
+					body = `{"token_policies":` + c.policies + `}`
+				}
+				r := n.do("POST", "/v1/auth/approle/role/"+c.role, c.token, body)
+				if r.Status != 403 || !strings.Contains(r.Errors(t)[0], c.policy+" is not one") {
+					t.Fatalf("status %d, body %s; want 403 naming %s", r.Status, r.Body, c.policy)
+				}
+			})
+		}
+		t.Run("nothing refused was written", func(t *testing.T) {
+			mustStatus(t, n.do("GET", "/v1/auth/approle/role/esc", root, ""), 404)
+			if got := n.rolePolicies(root, "existing"); !slices.Equal(got, []string{"team"}) {
+				t.Fatalf("existing role's policies = %q", got)
+			}
+		})
+
+		allowed := []struct{ name, token, role, policies string }{
+			{"the caller's own policies and default", writer, "own", `["team","default","role-writer"]`},
+			{"the caller's own policy, mixed-case and padded", writer, "own-case", `[" Team "]`},
+			{"only default", writer, "plain", `["default"]`},
+			{"no policy", writer, "none", `[]`},
+			{"any policy, with sudo on the role", sudoer, "sudo-made", `["admin","team"]`},
+			{"any policy, by a create-and-sudo caller creating the role", creator, "created", `["admin"]`},
+			{"any policy, by an update-and-sudo caller changing the role", updater, "existing", `["admin"]`},
+			{"any policy, by an admin token (sudo everywhere)", admin, "admin-made", `["production","team"]`},
+			{"any policy, by root", root, "root-made", `["admin"]`},
+		}
+		for _, c := range allowed {
+			t.Run(c.name+" is allowed", func(t *testing.T) {
+				mustStatus(t, write(c.token, c.role, c.policies), 204)
+			})
+		}
+		t.Run("an update that leaves policies out grants nothing and is allowed", func(t *testing.T) {
+			mustStatus(t, n.do("POST", "/v1/auth/approle/role/sudo-made", writer, `{"token_ttl":"2h"}`), 204)
+		})
+		t.Run("the stored names are lowercased", func(t *testing.T) {
+			if got := n.rolePolicies(root, "own-case"); !slices.Equal(got, []string{"team"}) {
+				t.Fatalf("policies = %q", got)
+			}
+		})
+		t.Run("a login with a role the writer made carries only what the writer could give", func(t *testing.T) {
+			roleID := mustStatus(t, n.do("GET", "/v1/auth/approle/role/own/role-id", root, ""), 200).Data(t)["role_id"].(string)
+			secretID := mustStatus(t, n.do("POST", "/v1/auth/approle/role/own/secret-id", root, ""), 200).Data(t)["secret_id"].(string)
+			a := mustStatus(t, n.do("POST", "/v1/auth/approle/login", "", `{"role_id":"`+roleID+`","secret_id":"`+secretID+`"}`), 200).Auth(t)
+			var got []string
+			for _, p := range a["policies"].([]any) {
+				got = append(got, p.(string))
+			}
+			if !slices.Equal(got, []string{"default", "role-writer", "team"}) {
+				t.Fatalf("login policies = %q", got)
+			}
+		})
+		for _, c := range []struct{ name, policies, want string }{
+			{"root", `["root"]`, "root policy"},
+			{"ROOT", `["ROOT"]`, "root policy"},
+			{" Root ", `[" Root "]`, "root policy"},
+			{"a name with a space", `["my policy"]`, "policies: "},
+			{"a name with a slash", `["ops/*"]`, "policies: "},
+			{"an empty name in a list", `["team",""]`, "policies: "},
+		} {
+			t.Run("a policy named "+c.name+" is refused with 400, even for root", func(t *testing.T) {
+				mustError(t, write(root, "bad", c.policies), 400, c.want)
+			})
+		}
+	})
+}
