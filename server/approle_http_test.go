@@ -1,9 +1,15 @@
 package server_test
 
 import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // putPolicy stores a policy document as root.
@@ -124,4 +130,75 @@ func TestAppRoleRolesGrantOnlyTheCallersPolicies(t *testing.T) {
 			})
 		}
 	})
+}
+
+// A caller allowed to update roles but not to create them is authorized
+// while the role exists; if the role is deleted before the write runs, the
+// write must not create it. The request is sent with Expect: 100-continue:
+// the server asks for the body only once authorization has passed and the
+// handler reads it, so the deletion lands exactly in between.
+func TestAppRoleUpdateOnlyWriteDoesNotCreateADeletedRole(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		n.putPolicy(root, `{"name":"role-updater","rules":[{"path":"auth/approle/role/*","capabilities":["update"]}]}`)
+		updater, _ := n.createToken(root, `{"policies":["role-updater"]}`)
+		mustStatus(t, n.do("POST", "/v1/auth/approle/role/web", root, `{"token_ttl":"1h"}`), 204)
+
+		t.Run("an update-only caller updates an existing role", func(t *testing.T) {
+			mustStatus(t, n.do("POST", "/v1/auth/approle/role/web", updater, `{"token_ttl":"2h"}`), 204)
+		})
+		t.Run("an update-only caller cannot create a role", func(t *testing.T) {
+			mustStatus(t, n.do("POST", "/v1/auth/approle/role/new", updater, `{"token_ttl":"2h"}`), 403)
+		})
+		t.Run("an update-only write racing the role's deletion does not create it", func(t *testing.T) {
+			body := `{"token_ttl":"3h"}`
+			r := n.afterAuthorization("POST", "/v1/auth/approle/role/web", updater, body, func() {
+				mustStatus(t, n.do("DELETE", "/v1/auth/approle/role/web", root, ""), 204)
+			})
+			if r.Status != 403 {
+				t.Fatalf("status %d, body %s; want 403", r.Status, r.Body)
+			}
+			mustStatus(t, n.do("GET", "/v1/auth/approle/role/web", root, ""), 404)
+		})
+	})
+}
+
+// afterAuthorization sends a request with Expect: 100-continue, runs
+// between once the server asks for the body (authorization has passed and
+// the handler is reading it), then sends the body and returns the answer.
+func (n *node) afterAuthorization(method, path, token, body string, between func()) response {
+	n.t.Helper()
+	conn, err := net.Dial("tcp", n.http.Listener.Addr().String())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	head := method + " " + path + " HTTP/1.1\r\nHost: secrethub.test\r\nConnection: close\r\nExpect: 100-continue\r\n" +
+		"X-Vault-Token: " + token + "\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+	if _, err := io.WriteString(conn, head); err != nil {
+		n.t.Fatal(err)
+	}
+	rd := bufio.NewReader(conn)
+	line, err := rd.ReadString('\n')
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		n.t.Fatalf("the server answered %q before asking for the body", strings.TrimSpace(line))
+	}
+	if blank, err := rd.ReadString('\n'); err != nil || blank != "\r\n" {
+		n.t.Fatalf("after 100 Continue: %q, %v", blank, err)
+	}
+	between()
+	if _, err := io.WriteString(conn, body); err != nil {
+		n.t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(rd, nil)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }

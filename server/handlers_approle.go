@@ -130,13 +130,16 @@ func (s *Server) handleRoleWrite(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	st := stateOf(r.Context())
 	_, err = s.approle.WriteRole(r.Context(), name, auth.RoleSettings{
 		Policies: policies, TokenTTL: durationPtr(req.TokenTTL), TokenMaxTTL: durationPtr(req.TokenMaxTTL),
 		TokenBoundCIDRs: listPtr(req.TokenBoundCIDRs), SecretIDTTL: durationPtr(req.SecretIDTTL),
 		SecretIDNumUses: req.SecretIDNumUses, SecretIDBoundCIDRs: listPtr(req.SecretIDBoundCIDRs),
-		// Allowed to create, not to update: the write itself refuses an
-		// existing role, in its own transaction.
-		CreateOnly: stateOf(r.Context()).createOnly,
+		// Allowed to create, not to update (or the reverse): the write
+		// itself refuses an existing (or a missing) role, in its own
+		// transaction.
+		CreateOnly: st.createOnly,
+		UpdateOnly: st.updateOnly,
 	})
 	if err != nil {
 		return err

@@ -100,6 +100,10 @@ type RoleSettings struct {
 	// transaction, to change a role that exists: for callers allowed to
 	// create roles but not to update them.
 	CreateOnly bool
+	// UpdateOnly refuses, with ErrPermissionDenied and inside the write's
+	// transaction, to create a role that does not exist: for callers
+	// allowed to update roles but not to create them.
+	UpdateOnly bool
 }
 
 // WriteRole creates the role called name (with a random role_id) or updates
@@ -150,10 +154,10 @@ func (a *AppRole) WriteRole(ctx context.Context, name string, set RoleSettings) 
 
 	_, created, err = a.store.WriteAppRoleRole(ctx, name, a.now(), func(r *storage.AppRoleRole, created bool) error {
 		switch {
+		case created && set.UpdateOnly, !created && set.CreateOnly:
+			return ErrPermissionDenied
 		case created:
 			r.RoleID = uuid.NewString()
-		case set.CreateOnly:
-			return ErrPermissionDenied
 		}
 		if set.Policies != nil {
 			r.Policies = policies

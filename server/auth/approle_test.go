@@ -238,6 +238,25 @@ func TestWriteRole(t *testing.T) {
 		}
 	})
 
+	t.Run("an update-only write updates a role but refuses to create one", func(t *testing.T) {
+		f := sqliteAppRole(t)
+		_, err := f.approle.WriteRole(bg(), "web", auth.RoleSettings{UpdateOnly: true, Policies: ptr([]string{"web"})})
+		if !errors.Is(err, auth.ErrPermissionDenied) {
+			t.Fatalf("update-only creation = %v, want ErrPermissionDenied", err)
+		}
+		if names, _ := f.approle.ListRoles(bg()); len(names) != 0 {
+			t.Fatalf("a refused update-only write created %q", names)
+		}
+		f.role(t, "web", auth.RoleSettings{Policies: ptr([]string{"web"})})
+		created, err := f.approle.WriteRole(bg(), "web", auth.RoleSettings{UpdateOnly: true, Policies: ptr([]string{"ops"})})
+		if err != nil || created {
+			t.Fatalf("update-only update = %v, %v", created, err)
+		}
+		if r, _ := f.approle.Role(bg(), "web"); !slices.Equal(r.Policies, []string{"ops"}) {
+			t.Fatalf("after an update-only update: %+v", r)
+		}
+	})
+
 	t.Run("an update that lifts token_ttl above the stored token_max_ttl is refused and changes nothing", func(t *testing.T) {
 		f := sqliteAppRole(t)
 		before := f.role(t, "web", auth.RoleSettings{TokenMaxTTL: ptr(time.Hour), Policies: ptr([]string{"web"})})
