@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -26,6 +27,16 @@ func (n *node) rolePolicies(root, role string) []string {
 		out = append(out, p.(string))
 	}
 	return out
+}
+
+// mustJSON encodes v, failing the test on error.
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // A role's policies are what its logins get, so writing a role hands them
@@ -129,6 +140,76 @@ func TestAppRoleRolesGrantOnlyTheCallersPolicies(t *testing.T) {
 				mustError(t, write(root, "bad", c.policies), 400, c.want)
 			})
 		}
+	})
+}
+
+// A role write's Vault fields: accepted with the values that describe what
+// SecretHub does, refused otherwise; a role read can be written back.
+func TestAppRoleRoleWriteTakesVaultsFields(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		write := func(body string) response { return n.do("POST", "/v1/auth/approle/role/web", root, body) }
+		accepted := []string{
+			`{"bind_secret_id":true}`,
+			`{"token_type":"default"}`, `{"token_type":"service"}`, `{"token_type":""}`,
+			`{"local_secret_ids":false}`,
+			`{"token_period":0}`, `{"token_period":"0s"}`,
+			`{"token_num_uses":0}`,
+			`{"token_no_default_policy":false}`,
+			`{"token_explicit_max_ttl":"4h"}`,
+			`{"token_max_ttl":"4h","token_explicit_max_ttl":14400}`,
+			`{"policies":["Team"],"token_policies":"team"}`,
+			`{"role_id":"web-role-id"}`,
+		}
+		for _, body := range accepted {
+			t.Run(body+" is accepted", func(t *testing.T) { mustStatus(t, write(body), 204) })
+		}
+		role := mustStatus(t, n.do("GET", "/v1/auth/approle/role/web", root, ""), 200).Data(t)
+		if role["token_max_ttl"] != 14400.0 || role["token_explicit_max_ttl"] != 14400.0 || role["bind_secret_id"] != true ||
+			role["token_type"] != "default" || role["local_secret_ids"] != false || role["token_num_uses"] != 0.0 ||
+			role["token_period"] != 0.0 || role["token_no_default_policy"] != false {
+			t.Fatalf("role = %v", role)
+		}
+		if id := mustStatus(t, n.do("GET", "/v1/auth/approle/role/web/role-id", root, ""), 200).Data(t)["role_id"]; id != "web-role-id" {
+			t.Fatalf("role_id = %v, want the one the role write set", id)
+		}
+		t.Run("a role read written back is accepted and changes nothing", func(t *testing.T) {
+			raw := mustStatus(t, n.do("GET", "/v1/auth/approle/role/web", root, ""), 200).JSON(t)["data"]
+			mustStatus(t, write(mustJSON(t, raw)), 204)
+			again := mustStatus(t, n.do("GET", "/v1/auth/approle/role/web", root, ""), 200).Data(t)
+			if a, b := mustJSON(t, again), mustJSON(t, role); a != b {
+				t.Fatalf("after writing the read back:\n%s\nwant\n%s", a, b)
+			}
+		})
+
+		refused := []struct{ body, want string }{
+			{`{"bind_secret_id":false}`, "secret IDs are always required"},
+			{`{"token_type":"batch"}`, "token_type"},
+			{`{"token_type":"default-service"}`, "token_type"},
+			{`{"local_secret_ids":true}`, "local_secret_ids"},
+			{`{"token_period":"1h"}`, "token_period"},
+			{`{"token_num_uses":3}`, "token_num_uses is not supported"},
+			{`{"token_no_default_policy":true}`, "token_no_default_policy"},
+			{`{"token_max_ttl":"4h","token_explicit_max_ttl":"5h"}`, "differ"},
+			{`{"role_id":""}`, "role_id"},
+			{`{"bind_secret_id":"yes"}`, "bind_secret_id"},
+			{`{"period":"1h"}`, "unknown field"},
+			{`{"policies":["a"],"token_policies":["b"]}`, "differ"},
+		}
+		for _, c := range refused {
+			t.Run(c.body+" is refused with 400", func(t *testing.T) { mustError(t, write(c.body), 400, c.want) })
+		}
+		t.Run("a role_id another role has is refused with 409", func(t *testing.T) {
+			mustStatus(t, n.do("POST", "/v1/auth/approle/role/other", root, `{"role_id":"other-id"}`), 204)
+			mustError(t, write(`{"role_id":"other-id"}`), 409, "role_id is already in use")
+			mustError(t, n.do("POST", "/v1/auth/approle/role/third", root, `{"role_id":"other-id"}`), 409, "role_id is already in use")
+		})
+		t.Run("a refused write changes nothing", func(t *testing.T) {
+			if got := mustStatus(t, n.do("GET", "/v1/auth/approle/role/web", root, ""), 200).Data(t); mustJSON(t, got) != mustJSON(t, role) {
+				t.Fatalf("role = %v", got)
+			}
+			mustStatus(t, n.do("GET", "/v1/auth/approle/role/third", root, ""), 404)
+		})
 	})
 }
 

@@ -62,8 +62,12 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// roleRequest is a role write. Besides the fields SecretHub uses it takes
+// the standard fields Vault's clients send, accepting the values that mean
+// what SecretHub does and refusing the rest with 400 (vaultRoleFields).
 type roleRequest struct {
 	RoleName           string      `json:"role_name"`
+	RoleID             *string     `json:"role_id"`
 	Policies           *stringList `json:"policies"`
 	TokenPolicies      *stringList `json:"token_policies"`
 	TokenTTL           *Duration   `json:"token_ttl"`
@@ -72,6 +76,49 @@ type roleRequest struct {
 	SecretIDTTL        *Duration   `json:"secret_id_ttl"`
 	SecretIDNumUses    *int        `json:"secret_id_num_uses"`
 	SecretIDBoundCIDRs *stringList `json:"secret_id_bound_cidrs"`
+
+	BindSecretID         *bool     `json:"bind_secret_id"`
+	TokenType            *string   `json:"token_type"`
+	LocalSecretIDs       *bool     `json:"local_secret_ids"`
+	TokenPeriod          *Duration `json:"token_period"`
+	TokenNumUses         *int      `json:"token_num_uses"`
+	TokenNoDefaultPolicy *bool     `json:"token_no_default_policy"`
+	TokenExplicitMaxTTL  *Duration `json:"token_explicit_max_ttl"`
+}
+
+// vaultRoleFields checks the Vault fields SecretHub has no setting for:
+// each may only be given with the value that describes what SecretHub
+// does. It returns the token_max_ttl to use, token_explicit_max_ttl
+// standing in for it (SecretHub's token_max_ttl is a hard cap, as Vault's
+// explicit one is).
+func (req *roleRequest) vaultRoleFields() (*Duration, error) {
+	switch {
+	case req.BindSecretID != nil && !*req.BindSecretID:
+		return nil, fault.Invalidf("bind_secret_id: secret IDs are always required (only true is accepted)")
+	case req.LocalSecretIDs != nil && *req.LocalSecretIDs:
+		return nil, fault.Invalidf("local_secret_ids is not supported (only false is accepted)")
+	case req.TokenPeriod != nil && *req.TokenPeriod != 0:
+		return nil, fault.Invalidf("token_period is not supported: periodic tokens do not exist here (only 0 is accepted)")
+	case req.TokenNumUses != nil && *req.TokenNumUses != 0:
+		return nil, fault.Invalidf("token_num_uses is not supported (only 0 is accepted)")
+	case req.TokenNoDefaultPolicy != nil && *req.TokenNoDefaultPolicy:
+		return nil, fault.Invalidf("token_no_default_policy is not supported: login tokens always carry the default policy (only false is accepted)")
+	}
+	if req.TokenType != nil {
+		switch *req.TokenType {
+		case "", "default", "service":
+		default:
+			return nil, fault.Invalidf("token_type %q is not supported (only \"service\" or \"default\", which is service)", clip(*req.TokenType))
+		}
+	}
+	maxTTL := req.TokenMaxTTL
+	if req.TokenExplicitMaxTTL != nil {
+		if maxTTL != nil && *maxTTL != *req.TokenExplicitMaxTTL {
+			return nil, fault.Invalidf("token_max_ttl and token_explicit_max_ttl differ: they are one setting here, give one or the same value")
+		}
+		maxTTL = req.TokenExplicitMaxTTL
+	}
+	return maxTTL, nil
 }
 
 // policies returns the role's policies normalized (auth.RolePolicies), or
@@ -121,6 +168,10 @@ func (s *Server) handleRoleWrite(w http.ResponseWriter, r *http.Request) error {
 	if req.RoleName != "" && req.RoleName != name {
 		return fault.Invalidf("role_name %q does not match %q in the path", clip(req.RoleName), clip(name))
 	}
+	maxTTL, err := req.vaultRoleFields()
+	if err != nil {
+		return err
+	}
 	policies, err := req.policies()
 	if err != nil {
 		return err
@@ -132,7 +183,8 @@ func (s *Server) handleRoleWrite(w http.ResponseWriter, r *http.Request) error {
 	}
 	st := stateOf(r.Context())
 	_, err = s.approle.WriteRole(r.Context(), name, auth.RoleSettings{
-		Policies: policies, TokenTTL: durationPtr(req.TokenTTL), TokenMaxTTL: durationPtr(req.TokenMaxTTL),
+		RoleID:   req.RoleID,
+		Policies: policies, TokenTTL: durationPtr(req.TokenTTL), TokenMaxTTL: durationPtr(maxTTL),
 		TokenBoundCIDRs: listPtr(req.TokenBoundCIDRs), SecretIDTTL: durationPtr(req.SecretIDTTL),
 		SecretIDNumUses: req.SecretIDNumUses, SecretIDBoundCIDRs: listPtr(req.SecretIDBoundCIDRs),
 		// Allowed to create, not to update (or the reverse): the write
@@ -190,7 +242,10 @@ func (s *Server) handleRoleRead(w http.ResponseWriter, r *http.Request) error {
 		"token_ttl": seconds(role.TokenTTL), "token_max_ttl": seconds(role.TokenMaxTTL),
 		"token_bound_cidrs": nonNil(role.TokenBoundCIDRs), "secret_id_ttl": seconds(role.SecretIDTTL),
 		"secret_id_num_uses": role.SecretIDNumUses, "secret_id_bound_cidrs": nonNil(role.SecretIDBoundCIDRs),
-		"bind_secret_id": true,
+		// Vault's fields, with the one value each accepts on a write, so a
+		// role read can be written back unchanged.
+		"bind_secret_id": true, "local_secret_ids": false, "token_type": "default", "token_period": 0,
+		"token_num_uses": 0, "token_no_default_policy": false, "token_explicit_max_ttl": seconds(role.TokenMaxTTL),
 	})
 	return nil
 }

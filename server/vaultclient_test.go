@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"encoding/json"
+	"slices"
 	"testing"
 
 	vault "github.com/hashicorp/vault/api"
@@ -149,6 +151,91 @@ func TestVaultClientDrivesTheServer(t *testing.T) {
 		}
 		if st, err := sys.SealStatus(); err != nil || !st.Sealed {
 			t.Fatalf("seal status after seal = %+v, %v", st, err)
+		}
+	})
+}
+
+// The official Vault client sets up AppRole as Vault's documentation does
+// (a role with Vault's own fields, its role ID, a secret ID, a login, then
+// the login's token at work), and writes and reads the runbook's production
+// policy through Logical().
+func TestVaultClientDrivesAppRoleAndPolicies(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		c := vaultClient(t, n)
+		c.SetToken(root)
+		logical := c.Logical()
+
+		if _, err := logical.Write("auth/approle/role/web", map[string]any{
+			"policies": "default", "token_ttl": "1h", "bind_secret_id": true,
+		}); err != nil {
+			t.Fatalf("role write: %v", err)
+		}
+		role, err := logical.Read("auth/approle/role/web")
+		if err != nil || role == nil || role.Data["bind_secret_id"] != true || role.Data["token_ttl"] != json.Number("3600") {
+			t.Fatalf("role read = %+v, %v", role, err)
+		}
+		idSecret, err := logical.Read("auth/approle/role/web/role-id")
+		if err != nil || idSecret == nil {
+			t.Fatalf("role-id read = %+v, %v", idSecret, err)
+		}
+		roleID, _ := idSecret.Data["role_id"].(string)
+		sidSecret, err := logical.Write("auth/approle/role/web/secret-id", nil)
+		if err != nil || sidSecret == nil {
+			t.Fatalf("secret-id write = %+v, %v", sidSecret, err)
+		}
+		secretID, _ := sidSecret.Data["secret_id"].(string)
+		if roleID == "" || secretID == "" || sidSecret.Data["secret_id_accessor"] == nil {
+			t.Fatalf("role_id %q, secret-id data %v", roleID, sidSecret.Data)
+		}
+
+		login, err := vaultClient(t, n).Logical().Write("auth/approle/login", map[string]any{"role_id": roleID, "secret_id": secretID})
+		if err != nil || login == nil || login.Auth == nil {
+			t.Fatalf("login = %+v, %v", login, err)
+		}
+		a := login.Auth
+		if a.ClientToken == "" || a.Accessor == "" || a.LeaseDuration != 3600 || !a.Renewable ||
+			!slices.Equal(a.Policies, []string{"default"}) || a.Metadata["role_name"] != "web" {
+			t.Fatalf("login auth = %+v", a)
+		}
+		machine := vaultClient(t, n)
+		machine.SetToken(a.ClientToken)
+		self, err := machine.Auth().Token().LookupSelf()
+		if err != nil {
+			t.Fatalf("lookup-self with the login token: %v", err)
+		}
+		if acc, _ := self.TokenAccessor(); acc != a.Accessor {
+			t.Fatalf("lookup-self accessor = %q, want %q", acc, a.Accessor)
+		}
+		if pols, _ := self.TokenPolicies(); !slices.Equal(pols, []string{"default"}) {
+			t.Fatalf("lookup-self policies = %q", pols)
+		}
+		if _, err := machine.Auth().Token().RenewSelf(0); err != nil {
+			t.Fatalf("renew-self with the login token: %v", err)
+		}
+		if _, err := machine.Logical().Read("auth/approle/role/web/role-id"); err == nil {
+			t.Fatal("a default-only login token read a role ID")
+		}
+
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(runbookPolicy(t, "production.json")), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := logical.Write("policies", doc); err != nil {
+			t.Fatalf("policy write: %v", err)
+		}
+		read, err := logical.Read("policies/production")
+		if err != nil || read == nil {
+			t.Fatalf("policy read = %+v, %v", read, err)
+		}
+		rules, _ := read.Data["rules"].([]any)
+		if read.Data["name"] != "production" || len(rules) != 1 {
+			t.Fatalf("policy read data = %v", read.Data)
+		}
+		rule, _ := rules[0].(map[string]any)
+		conditions, _ := rule["conditions"].(map[string]any)
+		if rule["path"] != "prod/*" || conditions["source_ip"] == nil || conditions["time_of_day"] == nil {
+			t.Fatalf("policy rule = %v", rule)
 		}
 	})
 }

@@ -86,6 +86,9 @@ func NewAppRole(store AppRoleStore, tokens *Tokens, now func() time.Time) *AppRo
 type RoleSettings struct {
 	// Policies are normalized by RolePolicies.
 	Policies *[]string
+	// RoleID sets the role's role_id (see SetRoleID for what is valid); a
+	// new role without one gets a random UUID.
+	RoleID *string
 	// TokenTTL 0: the token service's default TTL at login.
 	TokenTTL *time.Duration
 	// TokenMaxTTL 0: the token service's maximum TTL.
@@ -106,9 +109,11 @@ type RoleSettings struct {
 	UpdateOnly bool
 }
 
-// WriteRole creates the role called name (with a random role_id) or updates
-// it, reporting which. Each given setting is checked before anything is
-// written; TokenTTL may not exceed a nonzero TokenMaxTTL once merged.
+// WriteRole creates the role called name (with a random role_id unless
+// one is given) or updates it, reporting which. Each given setting is
+// checked before anything is written; TokenTTL may not exceed a nonzero
+// TokenMaxTTL once merged. ErrRoleIDInUse if the role_id is another
+// role's.
 func (a *AppRole) WriteRole(ctx context.Context, name string, set RoleSettings) (created bool, err error) {
 	if err := checkRoleName(name); err != nil {
 		return false, err
@@ -119,6 +124,11 @@ func (a *AppRole) WriteRole(ctx context.Context, name string, set RoleSettings) 
 	)
 	if set.Policies != nil {
 		if policies, err = RolePolicies(*set.Policies); err != nil {
+			return false, err
+		}
+	}
+	if set.RoleID != nil {
+		if err := checkRoleID(*set.RoleID); err != nil {
 			return false, err
 		}
 	}
@@ -156,6 +166,8 @@ func (a *AppRole) WriteRole(ctx context.Context, name string, set RoleSettings) 
 		switch {
 		case created && set.UpdateOnly, !created && set.CreateOnly:
 			return ErrPermissionDenied
+		case set.RoleID != nil:
+			r.RoleID = *set.RoleID
 		case created:
 			r.RoleID = uuid.NewString()
 		}
@@ -185,6 +197,9 @@ func (a *AppRole) WriteRole(ctx context.Context, name string, set RoleSettings) 
 		}
 		return nil
 	})
+	if errors.Is(err, storage.ErrConflict) {
+		return false, ErrRoleIDInUse
+	}
 	return created, err
 }
 

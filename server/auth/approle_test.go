@@ -154,6 +154,8 @@ func TestWriteRole(t *testing.T) {
 			func(r auth.Role) bool { return slices.Equal(r.Policies, []string{"ops", "web"}) }},
 		{"policy names are lowercased, as Vault does", "web", auth.RoleSettings{Policies: ptr([]string{" Admin", "WEB", "web", "Prod-1.x_y"})},
 			func(r auth.Role) bool { return slices.Equal(r.Policies, []string{"admin", "prod-1.x_y", "web"}) }},
+		{"a new role takes a given role_id", "web", auth.RoleSettings{RoleID: ptr("web-role-id")},
+			func(r auth.Role) bool { return r.RoleID == "web-role-id" }},
 		{"durations are rounded up to whole seconds", "web", auth.RoleSettings{TokenTTL: ptr(1500 * time.Millisecond), SecretIDTTL: ptr(time.Nanosecond)},
 			func(r auth.Role) bool { return r.TokenTTL == 2*time.Second && r.SecretIDTTL == time.Second }},
 		{"bare addresses and unmasked CIDRs are stored as canonical CIDRs", "web",
@@ -200,6 +202,8 @@ func TestWriteRole(t *testing.T) {
 		{"a policy name with a slash is refused", "web", auth.RoleSettings{Policies: ptr([]string{"ops/*"})}},
 		{"a policy name with a non-ASCII letter is refused", "web", auth.RoleSettings{Policies: ptr([]string{"pölicy"})}},
 		{"a 129-character policy name is refused", "web", auth.RoleSettings{Policies: ptr([]string{strings.Repeat("p", 129)})}},
+		{"an empty role_id is refused", "web", auth.RoleSettings{RoleID: ptr("")}},
+		{"a role_id with a control character is refused", "web", auth.RoleSettings{RoleID: ptr("a\tb")}},
 		{"a negative token_ttl is refused", "web", auth.RoleSettings{TokenTTL: ptr(-time.Second)}},
 		{"a token_max_ttl over 100 years is refused", "web", auth.RoleSettings{TokenMaxTTL: ptr(tooLong)}},
 		{"a negative secret_id_ttl is refused", "web", auth.RoleSettings{SecretIDTTL: ptr(-time.Second)}},
@@ -254,6 +258,30 @@ func TestWriteRole(t *testing.T) {
 		}
 		if r, _ := f.approle.Role(bg(), "web"); !slices.Equal(r.Policies, []string{"ops"}) {
 			t.Fatalf("after an update-only update: %+v", r)
+		}
+	})
+
+	t.Run("an update may change the role_id, but not to another role's", func(t *testing.T) {
+		f := sqliteAppRole(t)
+		before := f.role(t, "web", auth.RoleSettings{})
+		other := f.role(t, "other", auth.RoleSettings{RoleID: ptr("other-id")})
+		if _, err := f.approle.WriteRole(bg(), "web", auth.RoleSettings{RoleID: ptr("other-id"), Policies: ptr([]string{"ops"})}); !errors.Is(err, auth.ErrRoleIDInUse) {
+			t.Fatalf("taking another role's role_id = %v, want ErrRoleIDInUse", err)
+		}
+		if _, err := f.approle.WriteRole(bg(), "new", auth.RoleSettings{RoleID: ptr("other-id")}); !errors.Is(err, auth.ErrRoleIDInUse) {
+			t.Fatalf("creating a role with another role's role_id = %v, want ErrRoleIDInUse", err)
+		}
+		if after, _ := f.approle.Role(bg(), "web"); fmt.Sprintf("%+v", after) != fmt.Sprintf("%+v", before) {
+			t.Fatalf("a refused role_id change changed the role: %+v", after)
+		}
+		if _, err := f.approle.WriteRole(bg(), "web", auth.RoleSettings{RoleID: ptr("web-id")}); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := f.approle.Role(bg(), "web"); r.RoleID != "web-id" {
+			t.Fatalf("role_id after the change = %q", r.RoleID)
+		}
+		if r, _ := f.approle.Role(bg(), "other"); r.RoleID != other.RoleID {
+			t.Fatalf("the other role's role_id changed: %q", r.RoleID)
 		}
 	})
 
