@@ -148,7 +148,11 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 		log.Error("cannot apply database migrations", "storage", string(db.Engine()), "location", db.Location(), "error", err.Error())
 		return errLogged
 	}
-	srv := server.New(db, srvCfg)
+	srv, err := server.New(db, srvCfg)
+	if err != nil {
+		log.Error("cannot start the server", "error", err.Error())
+		return errLogged
+	}
 	ln, err := net.Listen("tcp", s.ListenAddr)
 	if err != nil {
 		log.Error("cannot listen", "address", s.ListenAddr, "error", err.Error())

@@ -155,7 +155,10 @@ type apiTarget struct {
 func newAPITarget(tb testing.TB, db *storage.DB) *apiTarget {
 	tb.Helper()
 	ctx := context.Background()
-	srv := server.New(db, server.Config{AdminUsername: testAdminUser, AdminPasswordHash: testAdminHash})
+	srv, err := server.New(db, server.Config{AdminUsername: testAdminUser, AdminPasswordHash: testAdminHash})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	res, err := srv.Initialize(ctx, 1, 1)
 	if err != nil {
 		tb.Fatal(err)

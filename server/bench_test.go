@@ -96,7 +96,11 @@ func BenchmarkAppRoleLogin(b *testing.B) {
 // benchNode starts an initialized, unsealed node and returns it with its root token.
 func benchNode(b *testing.B, db *storage.DB) (*httptest.Server, string) {
 	b.Helper()
-	hs := httptest.NewServer(server.New(db, server.Config{}).Handler())
+	srv, err := server.New(db, server.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
 	b.Cleanup(hs.Close)
 	body := send(b, http.DefaultClient, "POST", hs.URL+"/v1/sys/init", "", `{"secret_shares":1,"secret_threshold":1}`, 200)
 	var init struct {

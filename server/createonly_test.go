@@ -20,7 +20,10 @@ import (
 // transaction as the write; this drives them with the state authorization
 // leaves behind.
 func TestRestrictedWritesStayWithinTheirGrant(t *testing.T) {
-	s := New(storagetest.SQLite(t), Config{})
+	s, err := New(storagetest.SQLite(t), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	res, err := s.Initialize(ctx, 1, 1)
 	if err != nil {

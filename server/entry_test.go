@@ -16,7 +16,11 @@ func newEntryServer(t *testing.T, cfg Config) (*Server, *bytes.Buffer) {
 	t.Helper()
 	var logs bytes.Buffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	return New(storagetest.SQLite(t), cfg), &logs
+	s, err := New(storagetest.SQLite(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, &logs
 }
 
 func TestEntryRecoversFromPanicsWithoutLeaking(t *testing.T) {

@@ -77,7 +77,10 @@ func startNode(t *testing.T, db *storage.DB, cfg server.Config) *node {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv := server.New(db, cfg)
+	srv, err := server.New(db, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return &node{t: t, srv: srv, db: db, http: hs, URL: hs.URL, logs: logs}

@@ -42,7 +42,11 @@ var routeVar = regexp.MustCompile(`\{[^}]*\}`)
 // Every route the router serves has an authorization entry, and the only
 // public ones are the unauthenticated sys endpoints.
 func TestEveryRouteIsAuthorized(t *testing.T) {
-	routes := server.New(storagetest.SQLite(t), server.Config{}).Routes()
+	srv, err := server.New(storagetest.SQLite(t), server.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := srv.Routes()
 	if len(routes) < 20 {
 		t.Fatalf("walked only %d routes", len(routes))
 	}

@@ -77,8 +77,9 @@ type Server struct {
 	access  map[string]access // route name → authorization
 }
 
-// New wires a server over an open, migrated database. The node starts sealed.
-func New(db *storage.DB, cfg Config) *Server {
+// New wires a server over an open, migrated database. The node starts
+// sealed. It fails on settings Validate would refuse.
+func New(db *storage.DB, cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -102,21 +103,19 @@ func New(db *storage.DB, cfg Config) *Server {
 	s.tokens = auth.NewTokens(db, cfg.Now)
 	s.acl = acl.New(db, cfg.Now, 0)
 	s.approle = auth.NewAppRole(db, s.tokens, cfg.Now)
-	if admin, err := auth.NewAdminLogin(cfg.AdminUsername, cfg.AdminPasswordHash, s.tokens, db, cfg.AdminTokenTTL, cfg.Now); err != nil {
-		// Validate reports this before a server is built; here it can only
-		// leave admin login off, never half-configured.
-		s.log.Error("admin login disabled", "error", err.Error())
-	} else {
-		s.admin = admin
-		if cost := auth.AdminHashCost(cfg.AdminPasswordHash); admin != nil && cost < auth.MinRecommendedAdminHashCost {
-			s.log.Warn("ADMIN_PASSWORD_HASH has a weak bcrypt cost; make a new hash with secrethub operator hash-password (cost 12)",
-				"cost", cost, "recommended_min_cost", auth.MinRecommendedAdminHashCost)
-		}
+	admin, err := auth.NewAdminLogin(cfg.AdminUsername, cfg.AdminPasswordHash, s.tokens, db, cfg.AdminTokenTTL, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
+	s.admin = admin
+	if cost := auth.AdminHashCost(cfg.AdminPasswordHash); admin != nil && cost < auth.MinRecommendedAdminHashCost {
+		s.log.Warn("ADMIN_PASSWORD_HASH has a weak bcrypt cost; make a new hash with secrethub operator hash-password (cost 12)",
+			"cost", cost, "recommended_min_cost", auth.MinRecommendedAdminHashCost)
 	}
 	s.kv = secrets.NewStatic(db, s.seal, cfg.Now, cfg.MaxVersions)
 	s.router, s.access = s.buildRouter()
 	s.handler = s.entry(s.router)
-	return s
+	return s, nil
 }
 
 // Validate checks the settings that can be wrong before any database is

@@ -46,7 +46,10 @@ func StartWith(t testing.TB, db *storage.DB, cfg server.Config) *Server {
 	if cfg.NodeName == "" {
 		cfg.NodeName = "test-node"
 	}
-	core := server.New(db, cfg)
+	core, err := server.New(db, cfg)
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
 	hs := httptest.NewServer(core.Handler())
 	t.Cleanup(hs.Close)
 	return &Server{URL: hs.URL, Core: core}
@@ -57,7 +60,10 @@ func StartWith(t testing.TB, db *storage.DB, cfg server.Config) *Server {
 // initialized. Its Client methods do not trust that certificate.
 func StartTLS(t testing.TB, db *storage.DB) *Server {
 	t.Helper()
-	core := server.New(db, server.Config{NodeName: "test-node"})
+	core, err := server.New(db, server.Config{NodeName: "test-node"})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
 	hs := httptest.NewUnstartedServer(core.Handler())
 	// Handshakes that tests make fail on purpose are not worth a log line.
 	hs.Config.ErrorLog = log.New(io.Discard, "", 0)
