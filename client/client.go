@@ -27,6 +27,11 @@ const DefaultTimeout = 60 * time.Second
 // maxResponseBytes bounds how much of a response body is read.
 const maxResponseBytes = 32 << 20
 
+// ErrResponseTooLarge is matched (errors.Is) by the error of a call whose
+// answer was longer than the client reads (32 MiB): it is refused rather
+// than decoded cut short.
+var ErrResponseTooLarge = errors.New("the server's answer is larger than 32 MiB")
+
 // Client talks to one SecretHub Core server. It is safe for concurrent use.
 type Client struct {
 	base  *url.URL
@@ -222,9 +227,12 @@ func (c *Client) send(ctx context.Context, req request) (int, http.Header, []byt
 		return 0, nil, nil, fmt.Errorf("client: %s %s: %w", req.method, endpoint, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("client: reading response of %s /v1/%s: %w", req.method, req.path, err)
+	}
+	if len(body) > maxResponseBytes {
+		return 0, nil, nil, fmt.Errorf("client: %s /v1/%s: %w", req.method, req.path, ErrResponseTooLarge)
 	}
 	return resp.StatusCode, resp.Header, body, nil
 }

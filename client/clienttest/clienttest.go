@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/secrethub/secrethub/client"
 	"github.com/secrethub/secrethub/server"
@@ -31,6 +32,9 @@ type Server struct {
 	// RootToken and UnsealKey (hex) are set by Unsealed.
 	RootToken string
 	UnsealKey string
+
+	db  *storage.DB
+	cfg server.Config
 }
 
 // Start serves a new Core over db: sealed and not initialized.
@@ -46,13 +50,58 @@ func StartWith(t testing.TB, db *storage.DB, cfg server.Config) *Server {
 	if cfg.NodeName == "" {
 		cfg.NodeName = "test-node"
 	}
+	core := newCore(t, db, cfg)
+	hs := httptest.NewServer(core.Handler())
+	t.Cleanup(hs.Close)
+	return &Server{URL: hs.URL, Core: core, db: db, cfg: cfg}
+}
+
+// newCore makes a Core whose audit log is closed (its outcomes flushed, a
+// final checkpoint written) when the test ends, after its HTTP server
+// stops and before the database closes.
+func newCore(t testing.TB, db *storage.DB, cfg server.Config) *server.Server {
+	t.Helper()
 	core, err := server.New(db, cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	hs := httptest.NewServer(core.Handler())
-	t.Cleanup(hs.Close)
-	return &Server{URL: hs.URL, Core: core}
+	t.Cleanup(func() { closeCore(t, core) })
+	return core
+}
+
+// closeCore closes core's audit log; closing twice is harmless.
+func closeCore(t testing.TB, core *server.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := core.Close(ctx); err != nil {
+		t.Logf("closing the audit log: %v", err)
+	}
+}
+
+// Restart stops s as a node restart would (its audit log is closed, which
+// writes a final checkpoint) and serves a new Core over the same database
+// with cfg (the node name defaults to s's), unsealed with s's key when s
+// was unsealed. The old server refuses every request from then on (503: its
+// audit log is closed); use the returned Server.
+func (s *Server) Restart(t testing.TB, cfg server.Config) *Server {
+	t.Helper()
+	if cfg.NodeName == "" {
+		cfg.NodeName = s.cfg.NodeName
+	}
+	closeCore(t, s.Core)
+	next := StartWith(t, s.db, cfg)
+	if s.UnsealKey != "" {
+		key, err := hex.DecodeString(s.UnsealKey)
+		if err != nil {
+			t.Fatalf("unseal key: %v", err)
+		}
+		if _, err := next.Core.Unseal(context.Background(), key); err != nil {
+			t.Fatalf("unseal after restart: %v", err)
+		}
+	}
+	next.RootToken, next.UnsealKey = s.RootToken, s.UnsealKey
+	return next
 }
 
 // StartTLS serves a new Core over HTTPS only, with a self-signed
@@ -60,10 +109,8 @@ func StartWith(t testing.TB, db *storage.DB, cfg server.Config) *Server {
 // initialized. Its Client methods do not trust that certificate.
 func StartTLS(t testing.TB, db *storage.DB) *Server {
 	t.Helper()
-	core, err := server.New(db, server.Config{NodeName: "test-node"})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
+	cfg := server.Config{NodeName: "test-node"}
+	core := newCore(t, db, cfg)
 	hs := httptest.NewUnstartedServer(core.Handler())
 	// Handshakes that tests make fail on purpose are not worth a log line.
 	hs.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -74,7 +121,7 @@ func StartTLS(t testing.TB, db *storage.DB) *Server {
 	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
 		t.Fatalf("writing the test CA: %v", err)
 	}
-	return &Server{URL: hs.URL, Core: core, CACertFile: caFile}
+	return &Server{URL: hs.URL, Core: core, CACertFile: caFile, db: db, cfg: cfg}
 }
 
 // Unsealed serves a Core over db, initialized with a single key share and
