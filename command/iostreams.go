@@ -129,6 +129,37 @@ func readHidden(ctx context.Context, fd int, w io.Writer, prompt string) (string
 	}
 }
 
+// Confirm asks a yes/no question on the terminal: the prompt goes to
+// stderr and the answer, typed visibly, is read from stdin. Only "y" and
+// "yes" (any case) are a yes. An interrupt is an error, not a no.
+func (s *IOStreams) Confirm(ctx context.Context, prompt string) (bool, error) {
+	if err := s.claimStdin(); err != nil {
+		return false, err
+	}
+	fmt.Fprint(s.ErrOut, prompt)
+	type result struct {
+		line string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		line, err := bufio.NewReader(s.In).ReadString('\n')
+		done <- result{line, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil && (!errors.Is(r.err, io.EOF) || r.line == "") {
+			fmt.Fprintln(s.ErrOut)
+			return false, errors.New("no answer was given")
+		}
+		answer := strings.ToLower(strings.TrimSpace(r.line))
+		return answer == "y" || answer == "yes", nil
+	case <-ctx.Done():
+		fmt.Fprintln(s.ErrOut)
+		return false, errors.New("interrupted")
+	}
+}
+
 // ReadAll reads the whole of stdin, once (for `kv put key=-`).
 func (s *IOStreams) ReadAll() ([]byte, error) {
 	if err := s.claimStdin(); err != nil {

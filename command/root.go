@@ -273,6 +273,7 @@ Flags may be written Vault-style with one dash (-format=json, -field=password).`
 		NewCmdLogin(f),
 		NewCmdPolicy(f),
 		NewCmdAppRole(f),
+		NewCmdAudit(f),
 	)
 	return root
 }
