@@ -45,6 +45,7 @@ var settings = []setting{
 	{env: "SECRETHUB_LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
 	{env: "SECRETHUB_LOG_FORMAT", def: "text", help: "text or json"},
 	{env: "SECRETHUB_DB_CONNECT_TIMEOUT", def: "30s", help: "how long to keep retrying an unreachable PostgreSQL at start"},
+	{env: "SECRETHUB_AUDIT_FILE", help: "also append every audit event as a JSON line to this file (created 0600; refused if group or others may read or write it), or - for standard output"},
 	{env: "SECRETHUB_KV_MAX_VERSIONS", def: strconv.Itoa(secrets.DefaultMaxVersions),
 		help: fmt.Sprintf("versions a static secret keeps unless its metadata sets max_versions, 1 to %d", secrets.MaxVersionsLimit)},
 	{env: "PHX_HOST", help: "public host name", later: "public URLs (PKI, web UI)"},
@@ -67,6 +68,7 @@ var settingFlags = map[string]string{
 	"kv-max-versions": "SECRETHUB_KV_MAX_VERSIONS",
 	"tls-cert-file":   "SECRETHUB_TLS_CERT_FILE",
 	"tls-key-file":    "SECRETHUB_TLS_KEY_FILE",
+	"audit-file":      "SECRETHUB_AUDIT_FILE",
 }
 
 // settingsHelp documents every key for a command's long help.
@@ -109,6 +111,7 @@ type Settings struct {
 	LogFormat         string
 	DBConnectTimeout  time.Duration
 	KVMaxVersions     int
+	AuditFile         string
 	PublicHost        string
 	SecretKeyBase     string
 	AdminUsername     string
@@ -267,6 +270,7 @@ func parseSettings(v *viper.Viper) (Settings, error) {
 		TLSCertFile:       r.str("SECRETHUB_TLS_CERT_FILE"),
 		TLSKeyFile:        r.str("SECRETHUB_TLS_KEY_FILE"),
 		KVMaxVersions:     r.between("SECRETHUB_KV_MAX_VERSIONS", 1, secrets.MaxVersionsLimit),
+		AuditFile:         r.str("SECRETHUB_AUDIT_FILE"),
 		NodeName:          r.str("SECRETHUB_NODE_NAME"),
 		ClusterName:       r.str("SECRETHUB_CLUSTER_NAME"),
 		LogFormat:         strings.ToLower(r.str("SECRETHUB_LOG_FORMAT")),

@@ -35,6 +35,11 @@ const (
 	idleTimeout       = 120 * time.Second
 )
 
+// auditCloseTimeout bounds how long, after the HTTP server has stopped,
+// the audit log may take to store the last outcomes and its final
+// checkpoint (it retries while the database does not answer).
+const auditCloseTimeout = 15 * time.Second
+
 // errLogged ends a command with exit code 1 after its failure was logged.
 var errLogged = &exitError{code: 1}
 
@@ -64,6 +69,14 @@ With SECRETHUB_TLS_CERT_FILE and SECRETHUB_TLS_KEY_FILE (or --tls-cert-file and
 HTTP; with only one of them it refuses to start. Clients that do not trust the
 certificate's CA are given it with --ca-cert or SECRETHUB_CACERT.
 
+With SECRETHUB_AUDIT_FILE (or --audit-file) every audit event is also appended
+to that file as a JSON line, for SIEM shippers: the file is created with mode
+0600, and the server refuses to start if an existing one may be read or
+written by group or others (it is never chmod'ed for you). "-" writes the lines
+to standard output. Like the audit tables, the lines never carry a secret in
+the clear. On shutdown the last outcomes and a final checkpoint are written
+after requests in flight have finished.
+
 With --dev it runs on a temporary SQLite database that is removed on exit,
 listens on 127.0.0.1, initializes itself with one key share, unseals, and
 prints the unseal key and root token. Never use --dev in production.
@@ -89,6 +102,7 @@ prints the unseal key and root token. Never use --dev in production.
 	fl.String("node-name", "", "this node's name (env SECRETHUB_NODE_NAME, default the host name)")
 	fl.String("tls-cert-file", "", "PEM certificate to serve HTTPS with (env SECRETHUB_TLS_CERT_FILE)")
 	fl.String("tls-key-file", "", "PEM private key of --tls-cert-file (env SECRETHUB_TLS_KEY_FILE)")
+	fl.String("audit-file", "", "also append audit events as JSON lines to this file, or - for stdout (env SECRETHUB_AUDIT_FILE)")
 	fl.Int("kv-max-versions", secrets.DefaultMaxVersions, "versions a static secret keeps unless its metadata says (env SECRETHUB_KV_MAX_VERSIONS)")
 	fl.BoolVar(&opts.Dev, "dev", false, "run a throwaway dev server on temporary storage, unsealed, root token printed (never in production)")
 	return cmd
@@ -137,6 +151,18 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 		log.Error("invalid admin login settings", "error", err.Error())
 		return errLogged
 	}
+	// The audit file too: a server that cannot write it does not start.
+	sink, closeSink, err := openAuditSink(s.AuditFile, opts.IO.Out)
+	if err != nil {
+		log.Error("cannot use the audit file", "setting", "SECRETHUB_AUDIT_FILE", "error", err.Error())
+		return errLogged
+	}
+	defer func() {
+		if err := closeSink(); err != nil {
+			log.Error("closing the audit file", "error", err.Error())
+		}
+	}()
+	srvCfg.AuditSink = sink
 
 	db, err := storage.Open(ctx, dbCfg, log)
 	if err != nil {
@@ -153,6 +179,10 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 		log.Error("cannot start the server", "error", err.Error())
 		return errLogged
 	}
+	// Flushed once, before the database and the audit file close: by
+	// serve after the HTTP server has stopped, or here if it never ran.
+	closeAudit := sync.OnceValue(func() error { return closeAuditLog(srv, log) })
+	defer closeAudit()
 	ln, err := net.Listen("tcp", s.ListenAddr)
 	if err != nil {
 		log.Error("cannot listen", "address", s.ListenAddr, "error", err.Error())
@@ -170,7 +200,54 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 	}
 	log.Info("secrethub server started", "address", boundAddress(s.ListenAddr, ln.Addr()), "scheme", scheme,
 		"storage", string(db.Engine()), "location", db.Location(), "node", s.NodeName, "version", server.Version)
-	return serve(ctx, srv, ln, tlsConfig, log, opts.Listening)
+	return serve(ctx, srv, ln, tlsConfig, log, opts.Listening, closeAudit)
+}
+
+// openAuditSink opens the audit file setting: "" none (a nil writer), "-"
+// stdout, else a file opened for appending, created with mode 0600. An
+// existing file that group or others may read or write is refused, not
+// changed: who else can read it is the operator's decision to correct.
+// closeSink closes the file (nothing for stdout).
+func openAuditSink(path string, stdout io.Writer) (sink io.Writer, closeSink func() error, err error) {
+	none := func() error { return nil }
+	switch path {
+	case "":
+		return nil, none, nil
+	case "-":
+		return stdout, none, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	// The file as opened, not the path again, is what is checked.
+	info, err := f.Stat()
+	switch {
+	case err != nil:
+		err = fmt.Errorf("checking %s: %w", path, err)
+	case !info.Mode().IsRegular():
+		err = fmt.Errorf("%s is not a regular file", path)
+	case info.Mode().Perm()&0o066 != 0:
+		err = fmt.Errorf("%s has mode %04o, so group or others may read or write the audit log: make it 0600 (chmod 600 %s) or name a new file",
+			path, info.Mode().Perm(), path)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, err
+	}
+	return f, f.Close, nil
+}
+
+// closeAuditLog stores the audit log's last outcomes and its final
+// checkpoint, within auditCloseTimeout.
+func closeAuditLog(srv *server.Server, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), auditCloseTimeout)
+	defer cancel()
+	if err := srv.Close(ctx); err != nil {
+		log.Error("the audit log could not store its last outcomes or final checkpoint", "error", err.Error())
+		return err
+	}
+	return nil
 }
 
 // loadServerTLS reads the server's certificate and key. Neither file
@@ -201,17 +278,23 @@ func loadServerTLS(certFile, keyFile string) (*tls.Config, error) {
 }
 
 // serve answers requests on ln (over TLS when tlsConfig is set) and runs
-// background upkeep until ctx ends, then shuts down within shutdownGrace.
-func serve(ctx context.Context, srv *server.Server, ln net.Listener, tlsConfig *tls.Config, log *slog.Logger, listening func(net.Addr)) error {
+// background upkeep until ctx ends, then shuts down within shutdownGrace
+// and, once no request is left, closes the audit log with closeAudit. A
+// server whose audit log could not be flushed exits with an error.
+func serve(ctx context.Context, srv *server.Server, ln net.Listener, tlsConfig *tls.Config, log *slog.Logger,
+	listening func(net.Addr), closeAudit func() error) error {
 	hs := newHTTPServer(srv.Handler(), log)
 	hs.TLSConfig = tlsConfig
 	upkeep, stopUpkeep := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { srv.Run(upkeep, 0) })
-	defer func() {
+	// Safe to call twice: closeAudit runs once and repeats its result.
+	stop := func() error {
 		stopUpkeep()
 		wg.Wait()
-	}()
+		return closeAudit()
+	}
+	defer stop()
 
 	served := make(chan error, 1)
 	go func() {
@@ -240,6 +323,9 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, tlsConfig *
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("listener closed with an error", "error", err.Error())
+	}
+	if err := stop(); err != nil {
+		return errLogged
 	}
 	log.Info("secrethub server stopped")
 	return nil
