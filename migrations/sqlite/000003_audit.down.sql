@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS core_keys;
+DROP TABLE IF EXISTS audit_hash_chain;
+DROP TABLE IF EXISTS audit_events;
