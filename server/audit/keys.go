@@ -1,0 +1,75 @@
+package audit
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+)
+
+// MasterSize is the length in bytes of the cluster's audit master secret.
+const MasterSize = 32
+
+// HMACPrefix starts every HMAC'd value in an event.
+const HMACPrefix = "hmac-sha256:"
+
+// Keys are the audit keys derived from the cluster's audit master secret:
+// one to HMAC sensitive values, one to authenticate checkpoints and
+// outcomes. A nil *Keys means SecretHub is sealed. Keys never print.
+type Keys struct {
+	value      [sha256.Size]byte
+	checkpoint [sha256.Size]byte
+}
+
+// NewMaster returns a fresh random audit master secret, for the first node
+// of a cluster to store behind the barrier.
+func NewMaster() ([]byte, error) {
+	master := make([]byte, MasterSize)
+	if _, err := rand.Read(master); err != nil {
+		return nil, fmt.Errorf("audit: generating the master secret: %w", err)
+	}
+	return master, nil
+}
+
+// NewKeys derives the audit keys from the master secret. A master shorter
+// than MasterSize is a programming error and panics (without its value).
+func NewKeys(master []byte) *Keys {
+	if len(master) < MasterSize {
+		panic(fmt.Sprintf("audit: master secret has %d bytes, need %d", len(master), MasterSize))
+	}
+	k := &Keys{}
+	copy(k.value[:], macOf(master, []byte("secrethub audit hmac")))
+	copy(k.checkpoint[:], macOf(master, []byte("secrethub audit checkpoint")))
+	return k
+}
+
+// HMAC returns "hmac-sha256:<hex>" of value under the value key: how a
+// sensitive value appears in the audit log, and what sys/audit-hash
+// returns so an operator can search for a known value.
+func (k *Keys) HMAC(value string) string {
+	return HMACPrefix + hex.EncodeToString(macOf(k.value[:], []byte(value)))
+}
+
+// mac authenticates the concatenation of parts under the checkpoint key,
+// as hex. Nil keys (sealed) give "".
+func (k *Keys) mac(parts ...[]byte) string {
+	if k == nil {
+		return ""
+	}
+	return hex.EncodeToString(macOf(k.checkpoint[:], parts...))
+}
+
+// String keeps key material out of logs and error messages.
+func (k *Keys) String() string { return "audit.Keys{…}" }
+
+// GoString keeps key material out of %#v.
+func (k *Keys) GoString() string { return k.String() }
+
+func macOf(key []byte, parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, key)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return m.Sum(nil)
+}

@@ -1,0 +1,73 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// testKeys are the keys of every test's cluster.
+var testKeys = NewKeys([]byte("0123456789abcdef0123456789abcdef"))
+
+func TestKeysDeriveSeparateKeysFromTheMaster(t *testing.T) {
+	master := bytes.Repeat([]byte{7}, MasterSize)
+	derive := func(key []byte, msg string) []byte {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(msg))
+		return m.Sum(nil)
+	}
+	k := NewKeys(master)
+	valueKey := derive(master, "secrethub audit hmac")
+	want := HMACPrefix + hex.EncodeToString(derive(valueKey, "s.token-value"))
+	if got := k.HMAC("s.token-value"); got != want {
+		t.Fatalf("HMAC = %s, want %s", got, want)
+	}
+	checkpointKey := derive(master, "secrethub audit checkpoint")
+	if got, want := k.mac([]byte("ab"), []byte("c")), hex.EncodeToString(derive(checkpointKey, "abc")); got != want {
+		t.Fatalf("MAC = %s, want %s", got, want)
+	}
+	if k.mac([]byte("abc")) == strings.TrimPrefix(k.HMAC("abc"), HMACPrefix) {
+		t.Fatal("values and checkpoints are authenticated with the same key")
+	}
+	other := NewKeys(bytes.Repeat([]byte{8}, MasterSize))
+	if other.HMAC("x") == k.HMAC("x") {
+		t.Fatal("two masters give the same HMAC")
+	}
+	if (*Keys)(nil).mac([]byte("x")) != "" {
+		t.Fatal("nil keys (sealed) made a MAC")
+	}
+}
+
+func TestKeysNeverPrint(t *testing.T) {
+	k := NewKeys(bytes.Repeat([]byte{0xAB}, MasterSize))
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(format, k)
+		if strings.Contains(strings.ToLower(out), "ab") || strings.Contains(out, "[") {
+			t.Errorf("%s prints key material: %s", format, out)
+		}
+	}
+}
+
+func TestAShortMasterIsRefused(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("NewKeys accepted a 16-byte master")
+		}
+	}()
+	NewKeys(make([]byte, 16))
+}
+
+func TestNewMasterIsRandom(t *testing.T) {
+	a, err := NewMaster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewMaster()
+	if len(a) != MasterSize || bytes.Equal(a, b) {
+		t.Fatalf("masters %x and %x", a, b)
+	}
+}

@@ -1,0 +1,132 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+)
+
+// maxRedactDepth bounds the nesting RedactJSON follows; deeper documents
+// are recorded as null rather than walked on an attacker's terms.
+const maxRedactDepth = 256
+
+var null = json.RawMessage("null")
+
+// RedactJSON returns body with every string value, at any depth, replaced
+// by its k.HMAC; object keys, numbers (as written), booleans and nulls stay
+// and the order is kept. Invalid JSON, trailing data, nesting deeper than
+// 256 levels or nil keys (sealed) give null: nothing of the body is
+// recorded then.
+func RedactJSON(body []byte, k *Keys) json.RawMessage {
+	if k == nil {
+		return null
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var out bytes.Buffer
+	if err := redactValue(dec, &out, k, 0); err != nil {
+		return null
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return null
+	}
+	return out.Bytes()
+}
+
+var errTooDeep = errors.New("audit: JSON nested too deeply")
+
+func redactValue(dec *json.Decoder, out *bytes.Buffer, k *Keys, depth int) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch v := tok.(type) {
+	case json.Delim:
+		if depth >= maxRedactDepth {
+			return errTooDeep
+		}
+		open, end := byte(v), byte(']')
+		if v == '{' {
+			end = '}'
+		}
+		out.WriteByte(open)
+		for i := 0; dec.More(); i++ {
+			if i > 0 {
+				out.WriteByte(',')
+			}
+			if open == '{' {
+				key, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				writeString(out, key.(string))
+				out.WriteByte(':')
+			}
+			if err := redactValue(dec, out, k, depth+1); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil { // the closing delimiter
+			return err
+		}
+		out.WriteByte(end)
+	case string:
+		writeString(out, k.HMAC(v))
+	case json.Number:
+		out.WriteString(v.String())
+	case bool:
+		if v {
+			out.WriteString("true")
+		} else {
+			out.WriteString("false")
+		}
+	case nil:
+		out.WriteString("null")
+	}
+	return nil
+}
+
+// writeString writes s as a JSON string.
+func writeString(out *bytes.Buffer, s string) {
+	b, _ := json.Marshal(s) // a string always marshals
+	out.Write(b)
+}
+
+// onlyHMACLeaves reports whether every string value in the JSON document
+// data is an HMAC: the writer's check that a request body was redacted.
+func onlyHMACLeaves(data []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	inObject := []bool{false}
+	expectKey := false
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				inObject = append(inObject, v == '{')
+				expectKey = v == '{'
+			default:
+				inObject = inObject[:len(inObject)-1]
+				expectKey = inObject[len(inObject)-1]
+			}
+			continue
+		case string:
+			if !expectKey && !strings.HasPrefix(v, HMACPrefix) {
+				return false
+			}
+		}
+		if inObject[len(inObject)-1] {
+			expectKey = !expectKey
+		}
+	}
+}
