@@ -1,0 +1,467 @@
+package audit
+
+import (
+	"context"
+	"crypto/hmac"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/storage"
+)
+
+// Archive is what reading the stored log back needs (Verify, Prune, List).
+type Archive interface {
+	AuditNodes(ctx context.Context) ([]string, error)
+	AuditEvents(ctx context.Context, node string, after int64, limit int) ([]storage.AuditEvent, error)
+	AuditCheckpoints(ctx context.Context, node string, afterSeq int64, afterKind string, limit int) ([]storage.AuditCheckpoint, error)
+	AuditPruneBoundary(ctx context.Context, node string, before time.Time) (int64, string, error)
+	PruneAudit(ctx context.Context, cp storage.AuditCheckpoint) (int64, error)
+	ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
+}
+
+var _ Archive = (*storage.DB)(nil)
+
+// ErrKeysUnavailable: verifying and pruning need the audit keys, which
+// only an unsealed SecretHub has.
+var ErrKeysUnavailable = fault.New(fault.Unavailable, "audit keys unavailable: SecretHub is sealed")
+
+// Kind names what Verify found wrong.
+type Kind string
+
+// The problems Verify names.
+const (
+	// Modified: an event's stored hash is not the hash of its content, or
+	// the chain up to a checkpoint differs from what the checkpoint says.
+	Modified Kind = "modified"
+	// Deleted: seqs are missing (or the rest was renumbered to hide it).
+	Deleted Kind = "deleted"
+	// Inserted: an event that the chain does not lead through.
+	Inserted Kind = "inserted"
+	// Reordered: an event stored under another event's seq.
+	Reordered Kind = "reordered"
+	// Truncated: a checkpoint or the live head lies beyond the last event.
+	Truncated Kind = "truncated"
+	// ForgedCheckpoint: a checkpoint whose MAC does not verify.
+	ForgedCheckpoint Kind = "forged-checkpoint"
+	// OutcomeModified: an outcome whose MAC does not verify.
+	OutcomeModified Kind = "outcome-modified"
+)
+
+// Problem is the first thing wrong with a node's chain.
+type Problem struct {
+	Kind   Kind   `json:"kind"`
+	Node   string `json:"node"`
+	Seq    int64  `json:"seq"`
+	Detail string `json:"detail"`
+}
+
+// String reads "<kind> at node <node> seq <seq>: <detail>".
+func (p Problem) String() string {
+	return fmt.Sprintf("%s at node %s seq %d: %s", p.Kind, p.Node, p.Seq, p.Detail)
+}
+
+// NodeReport is what Verify found on one node's chain. When a problem is
+// found the walk stops there, so the counts cover the chain up to it.
+type NodeReport struct {
+	Node string `json:"node"`
+	// Events is how many stored events were checked.
+	Events int64 `json:"events"`
+	// PrunedThrough is the seq of the prune checkpoint the chain starts
+	// after (0: it starts at seq 1).
+	PrunedThrough int64 `json:"pruned_through"`
+	// Last is the seq of the last event checked.
+	Last int64 `json:"last"`
+	// Checkpoints is how many checkpoints verified and matched the chain.
+	Checkpoints int64 `json:"checkpoints"`
+	// Anchored is the seq of the last event a checkpoint vouches for;
+	// Unanchored counts the events after it, which verify as a chain but
+	// could have been rewritten by someone with write access to the
+	// database (the next checkpoint settles them).
+	Anchored   int64 `json:"anchored"`
+	Unanchored int64 `json:"unanchored"`
+	// UnauthenticatedOutcomes counts outcomes written while sealed (no MAC).
+	UnauthenticatedOutcomes int64 `json:"unauthenticated_outcomes"`
+	// MissingOutcomes counts events without an outcome: requests in
+	// flight, or outcomes lost when a server stopped abruptly.
+	MissingOutcomes int64 `json:"missing_outcomes"`
+	// Problem is the first problem, nil when the chain verifies.
+	Problem *Problem `json:"problem,omitempty"`
+
+	anchoredHash string
+}
+
+// Report is the result of Verify.
+type Report struct {
+	// OK is true when every node's chain verifies.
+	OK bool `json:"ok"`
+	// Events is how many stored events were checked, on all nodes.
+	Events int64        `json:"events"`
+	Nodes  []NodeReport `json:"nodes"`
+	// Problem is the first problem of the first node (by name) with one.
+	Problem *Problem `json:"problem,omitempty"`
+}
+
+// pageSize is how many events or checkpoints Verify reads at a time.
+const pageSize = 1000
+
+// Verify recomputes every stored event's hash, node by node in seq order,
+// and checks it against its neighbours, the checkpoints and the outcome
+// MACs, reporting the first problem of each node. live optionally gives,
+// per node, a seq the caller knows was committed (Writer.Head): a stored
+// chain ending before it was truncated. Memory stays bounded whatever the
+// log's size. The error is for storage failures and missing keys only.
+func Verify(ctx context.Context, a Archive, k *Keys, live map[string]int64) (Report, error) {
+	if k == nil {
+		return Report{}, ErrKeysUnavailable
+	}
+	nodes, err := a.AuditNodes(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	for n := range live {
+		if !slices.Contains(nodes, n) {
+			nodes = append(nodes, n)
+		}
+	}
+	slices.Sort(nodes)
+	rep := Report{Nodes: []NodeReport{}}
+	for _, n := range nodes {
+		nr, err := verifyNode(ctx, a, k, n, live[n], 0)
+		if err != nil {
+			return Report{}, err
+		}
+		rep.Events += nr.Events
+		rep.Nodes = append(rep.Nodes, nr)
+		if rep.Problem == nil {
+			rep.Problem = nr.Problem
+		}
+	}
+	rep.OK = rep.Problem == nil
+	return rep, nil
+}
+
+// validCheckpoint reports whether c's MAC verifies under k.
+func validCheckpoint(k *Keys, c storage.AuditCheckpoint) bool {
+	return (c.Kind == kindCheckpoint || c.Kind == kindPrune) &&
+		hmac.Equal([]byte(checkpointMAC(k, c)), []byte(c.MAC))
+}
+
+// verifyNode walks one node's chain; through > 0 stops after that seq
+// (Prune's check of what it is about to remove).
+func verifyNode(ctx context.Context, a Archive, k *Keys, node string, live, through int64) (NodeReport, error) {
+	v := &nodeWalk{rep: NodeReport{Node: node}, k: k, live: live, through: through, prev: GenesisHash}
+	// The chain starts after the latest authentic prune, or at seq 1.
+	cps := checkpointPager(ctx, a, node)
+	for {
+		c, err := cps.next()
+		if err != nil {
+			return NodeReport{}, err
+		}
+		if c == nil {
+			break
+		}
+		if c.Kind == kindPrune && c.Seq > v.start && validCheckpoint(k, *c) {
+			v.start, v.prev = c.Seq, c.Hash
+		}
+	}
+	v.next, v.rep.PrunedThrough, v.rep.Anchored, v.rep.anchoredHash = v.start+1, v.start, v.start, v.prev
+
+	cps = checkpointPager(ctx, a, node)
+	evs := eventPager(ctx, a, node)
+	for v.rep.Problem == nil {
+		e, err := evs.peek()
+		if err != nil {
+			return NodeReport{}, err
+		}
+		c, err := cps.peek()
+		if err != nil {
+			return NodeReport{}, err
+		}
+		if through > 0 {
+			if e != nil && e.Seq > through {
+				e = nil
+			}
+			if c != nil && c.Seq > through {
+				c = nil
+			}
+		}
+		switch {
+		case c != nil && (e == nil || c.Seq < e.Seq):
+			cps.advance()
+			v.checkpoint(*c, e != nil)
+		case e != nil:
+			if err := v.event(e, evs); err != nil {
+				return NodeReport{}, err
+			}
+		default:
+			v.end()
+			return v.rep, nil
+		}
+	}
+	return v.rep, nil
+}
+
+// nodeWalk is the state of one node's verification.
+type nodeWalk struct {
+	rep      NodeReport
+	k        *Keys
+	live     int64
+	through  int64
+	start    int64  // the prune boundary, 0 for none
+	next     int64  // the seq the next event must have
+	prev     string // the hash the next event must follow
+	prevPrev string // the hash before prev, "" at the start of the chain
+}
+
+func (v *nodeWalk) problem(kind Kind, seq int64, format string, args ...any) {
+	v.rep.Problem = &Problem{Kind: kind, Node: v.rep.Node, Seq: seq, Detail: fmt.Sprintf(format, args...)}
+}
+
+// checkpoint checks c once every event before it has been walked;
+// moreEvents says whether events follow it.
+func (v *nodeWalk) checkpoint(c storage.AuditCheckpoint, moreEvents bool) {
+	switch {
+	case !validCheckpoint(v.k, c):
+		v.problem(ForgedCheckpoint, c.Seq, "the %s at seq %d does not carry a valid MAC", c.Kind, c.Seq)
+	case c.Seq <= v.start:
+		// Vouches for pruned events: nothing left to compare.
+	case c.Seq >= v.next && moreEvents:
+		v.problem(Deleted, v.next, "seq %d is missing, though a checkpoint covers seq %d", v.next, c.Seq)
+	case c.Seq >= v.next:
+		v.problem(Truncated, v.next, "a checkpoint covers seq %d but %s", c.Seq, v.storedEnd())
+	case c.Hash != v.prev:
+		v.problem(Modified, c.Seq, "the chain up to seq %d differs from its checkpoint: events up to it were rewritten", c.Seq)
+	default:
+		v.rep.Checkpoints++
+		v.rep.Anchored, v.rep.anchoredHash = c.Seq, c.Hash
+	}
+}
+
+// event checks the next stored event.
+func (v *nodeWalk) event(e *storage.AuditEvent, evs *pager[storage.AuditEvent]) error {
+	switch {
+	case e.Seq <= v.start:
+		v.problem(Inserted, e.Seq, "an event inside the range pruned through seq %d", v.start)
+		return nil
+	case e.Seq > v.next:
+		if v.next == 1 {
+			v.problem(Deleted, 1, "the stored events start at seq %d with no prune checkpoint before them", e.Seq)
+		} else if e.Seq == v.next+1 {
+			v.problem(Deleted, v.next, "seq %d is missing", v.next)
+		} else {
+			v.problem(Deleted, v.next, "seqs %d to %d are missing", v.next, e.Seq-1)
+		}
+		return nil
+	}
+	if !verifiesAs(e, v.next) || e.PrevHash != v.prev {
+		win, i, err := evs.window()
+		if err != nil {
+			return err
+		}
+		p := diagnose(win, i, v.next, v.prev, v.prevPrev)
+		p.Node = v.rep.Node
+		v.rep.Problem = &p
+		return nil
+	}
+	if !outcomeVerifies(v.k, e) {
+		win, i, err := evs.window()
+		if err != nil {
+			return err
+		}
+		v.rep.Problem = outcomeProblem(v.k, win, i)
+		v.rep.Problem.Node = v.rep.Node
+		return nil
+	}
+	evs.advance()
+	v.rep.Events++
+	v.rep.Last = e.Seq
+	v.prevPrev, v.prev, v.next = v.prev, e.Hash, v.next+1
+	switch o := e.Outcome; {
+	case o == nil:
+		v.rep.MissingOutcomes++
+	case o.MAC == "":
+		v.rep.UnauthenticatedOutcomes++
+	}
+	return nil
+}
+
+// outcomeVerifies reports whether e's outcome, if it has one with a MAC,
+// matches it.
+func outcomeVerifies(k *Keys, e *storage.AuditEvent) bool {
+	o := e.Outcome
+	return o == nil || o.MAC == "" ||
+		(clean(o.Error) == o.Error && hmac.Equal([]byte(outcomeMAC(k, e.Hash, *o)), []byte(o.MAC)))
+}
+
+// outcomeProblem names why the outcome of win[i] does not match its MAC.
+// The MAC binds the outcome to the event's hash, so it also fails when the
+// event was rewritten with a recomputed hash; the event after it then
+// either no longer follows it, or (when the rest of the chain was
+// recomputed too) carries an outcome that fails as well.
+func outcomeProblem(k *Keys, win []storage.AuditEvent, i int) *Problem {
+	e := &win[i]
+	if i+1 < len(win) && win[i+1].Seq == e.Seq+1 {
+		next := &win[i+1]
+		if next.PrevHash != e.Hash || (next.Outcome != nil && next.Outcome.MAC != "" && !outcomeVerifies(k, next)) {
+			return &Problem{Kind: Modified, Seq: e.Seq, Detail: "it was rewritten with a recomputed hash: its outcome's MAC no longer matches"}
+		}
+	}
+	return &Problem{Kind: OutcomeModified, Seq: e.Seq, Detail: fmt.Sprintf("the outcome (status %d) does not match its MAC", e.Outcome.Status)}
+}
+
+// end runs after the last event and checkpoint.
+func (v *nodeWalk) end() {
+	last := v.next - 1
+	if v.through == 0 && v.live > last {
+		v.problem(Truncated, v.next, "the writer has committed seq %d but %s", v.live, v.storedEnd())
+		return
+	}
+	v.rep.Unanchored = last - v.rep.Anchored
+}
+
+// storedEnd says where the stored events end.
+func (v *nodeWalk) storedEnd() string {
+	switch {
+	case v.next == 1:
+		return "no event is stored"
+	case v.next-1 == v.start:
+		return fmt.Sprintf("no event is stored after the prune at seq %d", v.start)
+	}
+	return fmt.Sprintf("the stored events end at seq %d", v.next-1)
+}
+
+// verifiesAs reports whether e's hash is that of its content stored as seq.
+func verifiesAs(e *storage.AuditEvent, seq int64) bool {
+	c := *e
+	c.Seq = seq
+	canon, ok := requestBytes(&c)
+	return ok && chainHash(c.PrevHash, canon) == c.Hash
+}
+
+// diagnose names what broke the chain at seq s, where win[i] is the event
+// stored as s (whose hash or link failed), prev the hash it should follow
+// and prevPrev the one before (or "" at the start of the chain). The naive
+// tampers each leave their own trace: a changed event no longer hashes; an
+// event moved to another seq hashes under its original seq; an event
+// inserted by moving the later ones up leaves them hashing one seq lower;
+// an intact event that follows the event two before it means the one in
+// between is foreign.
+func diagnose(win []storage.AuditEvent, i int, s int64, prev, prevPrev string) Problem {
+	r := &win[i]
+	if verifiesAs(r, s) {
+		switch {
+		case prevPrev != "" && r.PrevHash == prevPrev:
+			return Problem{Kind: Inserted, Seq: s - 1, Detail: fmt.Sprintf("the event at seq %d is not in the chain: seq %d follows seq %d", s-1, s, s-2)}
+		case prevPrev == "":
+			return Problem{Kind: Modified, Seq: s, Detail: fmt.Sprintf("seq %d does not follow the start of the chain", s)}
+		}
+		return Problem{Kind: Modified, Seq: s - 1, Detail: fmt.Sprintf("seq %d records a different hash for it than it has: it was rewritten", s)}
+	}
+	predecessor := int64(-1)
+	for _, e := range win {
+		if e.Hash == r.PrevHash {
+			predecessor = e.Seq
+		}
+	}
+	for _, t := range []int64{predecessor + 1, s + 1, s - 1} {
+		if t < 1 || t == s || !verifiesAs(r, t) {
+			continue
+		}
+		switch {
+		case t < s:
+			return Problem{Kind: Inserted, Seq: t, Detail: fmt.Sprintf("the event stored as seq %d was written as seq %d: events were inserted before it", s, t)}
+		case predecessor >= 0:
+			return Problem{Kind: Reordered, Seq: s, Detail: fmt.Sprintf("the event stored as seq %d was written as seq %d", s, t)}
+		}
+		return Problem{Kind: Deleted, Seq: s, Detail: fmt.Sprintf("the event stored as seq %d was written as seq %d: events before it were removed and the rest renumbered", s, t)}
+	}
+	if i+1 < len(win) && win[i+1].Seq == s+1 && win[i+1].PrevHash == prev && verifiesAs(&win[i+1], s) {
+		return Problem{Kind: Inserted, Seq: s, Detail: fmt.Sprintf("the event at seq %d is foreign: the one after it was written as seq %d", s, s)}
+	}
+	return Problem{Kind: Modified, Seq: s, Detail: "its content does not match its hash"}
+}
+
+// pager reads rows in pages: fetch returns those after last (nil: from the
+// start). It keeps the page before the current one for diagnosis.
+type pager[T any] struct {
+	fetch     func(last *T) ([]T, error)
+	prevPage  []T
+	page      []T
+	pos       int
+	exhausted bool
+}
+
+func eventPager(ctx context.Context, a Archive, node string) *pager[storage.AuditEvent] {
+	return &pager[storage.AuditEvent]{fetch: func(last *storage.AuditEvent) ([]storage.AuditEvent, error) {
+		var after int64
+		if last != nil {
+			after = last.Seq
+		}
+		return a.AuditEvents(ctx, node, after, pageSize)
+	}}
+}
+
+func checkpointPager(ctx context.Context, a Archive, node string) *pager[storage.AuditCheckpoint] {
+	return &pager[storage.AuditCheckpoint]{fetch: func(last *storage.AuditCheckpoint) ([]storage.AuditCheckpoint, error) {
+		var (
+			seq  int64
+			kind string
+		)
+		if last != nil {
+			seq, kind = last.Seq, last.Kind
+		}
+		return a.AuditCheckpoints(ctx, node, seq, kind, pageSize)
+	}}
+}
+
+// last is the last row of the current page, nil before the first.
+func (p *pager[T]) last() *T {
+	if n := len(p.page); n > 0 {
+		return &p.page[n-1]
+	}
+	return nil
+}
+
+// peek returns the current row without moving past it; nil at the end.
+func (p *pager[T]) peek() (*T, error) {
+	if p.pos < len(p.page) {
+		return &p.page[p.pos], nil
+	}
+	if p.exhausted {
+		return nil, nil
+	}
+	page, err := p.fetch(p.last())
+	if err != nil {
+		return nil, err
+	}
+	if len(page) == 0 {
+		p.exhausted = true
+		return nil, nil
+	}
+	p.prevPage, p.page, p.pos = p.page, page, 0
+	return &p.page[0], nil
+}
+
+func (p *pager[T]) advance() { p.pos++ }
+
+// next returns the current row and moves past it.
+func (p *pager[T]) next() (*T, error) {
+	row, err := p.peek()
+	if row != nil {
+		p.advance()
+	}
+	return row, err
+}
+
+// window returns the rows around the current one (the previous page, this
+// one and the next) and the current one's index among them.
+func (p *pager[T]) window() ([]T, int, error) {
+	win := append(slices.Clone(p.prevPage), p.page...)
+	more, err := p.fetch(p.last())
+	if err != nil {
+		return nil, 0, err
+	}
+	return append(win, more...), len(p.prevPage) + p.pos, nil
+}

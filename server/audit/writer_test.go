@@ -1,0 +1,544 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/secrethub/secrethub/storage"
+)
+
+// appendFor runs n goroutines appending and completing events until d has
+// passed, and returns every seq they were given.
+func appendFor(t *testing.T, w *Writer, n int, d time.Duration) []int64 {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		seqs []int64
+		wg   sync.WaitGroup
+		errs atomic.Int64
+	)
+	deadline := time.Now().Add(d)
+	for g := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				seq, err := w.Append(ctx(), sample(g*1_000_000+i))
+				if err != nil {
+					errs.Add(1)
+					return
+				}
+				w.Complete(seq, Outcome{Status: 200, Latency: time.Millisecond})
+				mu.Lock()
+				seqs = append(seqs, seq)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if errs.Load() > 0 {
+		t.Fatalf("%d appenders failed", errs.Load())
+	}
+	slices.Sort(seqs)
+	return seqs
+}
+
+// contiguous fails unless seqs are exactly from, from+1, ….
+func contiguous(t *testing.T, seqs []int64, from int64) {
+	t.Helper()
+	for i, s := range seqs {
+		if s != from+int64(i) {
+			t.Fatalf("seq %d handed out where %d was due: a gap or a duplicate", s, from+int64(i))
+		}
+	}
+}
+
+func TestGroupCommitKeepsTheChainContiguousUnderConcurrentAppenders(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		w := newWriter(t, db, "n1", Options{})
+		before := db.RoundTrips().Transactions
+		seqs := appendFor(t, w, 64, 2*time.Second)
+		txs := db.RoundTrips().Transactions - before
+		closeWriter(t, w)
+		if len(seqs) < 64 {
+			t.Fatalf("only %d events in 2s", len(seqs))
+		}
+		contiguous(t, seqs, 1)
+		if txs >= int64(len(seqs)) {
+			t.Fatalf("%d transactions for %d events: appends were not committed together", txs, len(seqs))
+		}
+		t.Logf("%d events in %d transactions (appends and outcomes)", len(seqs), txs)
+		if n := db.count(t, `SELECT count(*) FROM {events} WHERE status IS NULL`); n != 0 {
+			t.Fatalf("%d events lack their outcome after Close", n)
+		}
+		rep := mustVerify(t, db, map[string]int64{"n1": int64(len(seqs))})
+		if !rep.OK || rep.Events != int64(len(seqs)) || rep.Nodes[0].Unanchored != 0 {
+			t.Fatalf("report %+v, problem %v", rep.Nodes, rep.Problem)
+		}
+	})
+}
+
+// refuse makes the store refuse audit writes of one kind (INSERT: new
+// events; UPDATE: outcomes), the way a revoked privilege or a full disk
+// would; the returned func lifts it.
+func refuse(t *testing.T, db logDB, op string) func() {
+	t.Helper()
+	trigger := "refuse_" + strings.ToLower(op)
+	if db.Engine() == storage.Postgres {
+		db.exec(t, `CREATE OR REPLACE FUNCTION audit.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN RAISE EXCEPTION 'audit store refuses writes'; END $$`)
+		db.exec(t, `CREATE TRIGGER `+trigger+` BEFORE `+op+` ON {events} FOR EACH ROW EXECUTE FUNCTION audit.refuse()`)
+		return func() { db.exec(t, `DROP TRIGGER `+trigger+` ON {events}`) }
+	}
+	db.exec(t, `CREATE TRIGGER `+trigger+` BEFORE `+op+` ON {events} BEGIN SELECT RAISE(ABORT, 'audit store refuses writes'); END`)
+	return func() { db.exec(t, `DROP TRIGGER `+trigger) }
+}
+
+func TestAFailedBatchLeavesTheHeadAndTheWriterRecoversByItself(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		w := newWriter(t, db, "n1", Options{})
+		appendN(t, w, 5)
+		headSeq, headHash := w.Head()
+		lift := refuse(t, db, "INSERT")
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = w.Append(ctx(), sample(100+i))
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("append %d while the store refuses: %v, want ErrUnavailable", i, err)
+			}
+		}
+		if s, h := w.Head(); s != headSeq || h != headHash {
+			t.Fatalf("a failed batch moved the head to %d", s)
+		}
+		if err := w.Record(ctx(), withOutcome(sample(200), 503)); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("record while the store refuses: %v", err)
+		}
+		lift()
+		seq, err := w.Append(ctx(), sample(300))
+		if err != nil || seq != headSeq+1 {
+			t.Fatalf("append after the store is back = %d, %v; want seq %d", seq, err, headSeq+1)
+		}
+		w.Complete(seq, Outcome{Status: 200})
+		closeWriter(t, w)
+		if rep := mustVerify(t, db, map[string]int64{"n1": seq}); !rep.OK || rep.Events != seq {
+			t.Fatalf("after recovery: %+v %v", rep.Nodes, rep.Problem)
+		}
+		if n := db.count(t, `SELECT count(*) FROM {events}`); n != seq {
+			t.Fatalf("%d events stored, want %d: a refused batch left rows", n, seq)
+		}
+	})
+}
+
+// eventually polls cond for up to 10s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
+
+func TestOutcomesAreRetriedUntilStoredAndNeverLostSilently(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		errs := &errorLog{}
+		w := newWriter(t, db, "n1", Options{OnError: errs.add})
+		first, err := w.Append(ctx(), sample(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lift := refuse(t, db, "UPDATE")
+		w.Complete(first, Outcome{Status: 200})
+		eventually(t, "the failed outcome is reported", func() bool { return len(errs.all()) > 0 })
+		second, err := w.Append(ctx(), sample(2))
+		if err != nil {
+			t.Fatalf("appends stopped while outcomes failed: %v", err)
+		}
+		w.Complete(second, Outcome{Status: 201})
+		lift()
+		eventually(t, "both outcomes are stored", func() bool {
+			return db.count(t, `SELECT count(*) FROM {events} WHERE status IS NOT NULL`) == 2
+		})
+
+		third, err := w.Append(ctx(), sample(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer refuse(t, db, "UPDATE")()
+		w.Complete(third, Outcome{Status: 200})
+		c, cancel := context.WithTimeout(ctx(), 300*time.Millisecond)
+		defer cancel()
+		if err := w.Close(c); err == nil || !strings.Contains(err.Error(), "1 outcome(s) unwritten") {
+			t.Fatalf("close with an outcome it could not store: %v", err)
+		}
+		if last := errs.all()[len(errs.all())-1]; !strings.Contains(last.Error(), "1 outcome(s) unwritten") {
+			t.Fatalf("the lost outcome was not reported: %v", last)
+		}
+	})
+}
+
+func withOutcome(e Event, status int) Event {
+	e.Outcome = &Outcome{Status: status, Error: "refused", Latency: 10 * time.Microsecond}
+	return e
+}
+
+func TestARestartedWriterContinuesTheChain(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		w := newWriter(t, db, "n1", Options{})
+		appendN(t, w, 10)
+		seq, hash := w.Head()
+		closeWriter(t, w)
+		w = newWriter(t, db, "n1", Options{})
+		if s, h := w.Head(); s != seq || h != hash {
+			t.Fatalf("restarted head = %d %s, want %d %s", s, h, seq, hash)
+		}
+		appendN(t, w, 5)
+		closeWriter(t, w)
+		if rep := mustVerify(t, db, map[string]int64{"n1": 15}); !rep.OK || rep.Events != 15 || rep.Nodes[0].Checkpoints != 2 {
+			t.Fatalf("%+v %v", rep.Nodes, rep.Problem)
+		}
+	})
+}
+
+func TestNodesKeepTheirOwnChains(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		a, b := newWriter(t, db, "a", Options{}), newWriter(t, db, "b", Options{})
+		var seqA, seqB []int64
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); seqA = appendFor(t, a, 16, time.Second) }()
+		go func() { defer wg.Done(); seqB = appendFor(t, b, 16, time.Second) }()
+		wg.Wait()
+		contiguous(t, seqA, 1)
+		contiguous(t, seqB, 1)
+		closeWriter(t, a)
+		closeWriter(t, b)
+		rep := mustVerify(t, db, map[string]int64{"a": int64(len(seqA)), "b": int64(len(seqB))})
+		if !rep.OK || len(rep.Nodes) != 2 || rep.Nodes[0].Events != int64(len(seqA)) || rep.Nodes[1].Events != int64(len(seqB)) {
+			t.Fatalf("%+v %v", rep.Nodes, rep.Problem)
+		}
+	})
+}
+
+// A node whose store transaction is stuck must not hold up another node.
+func TestANodeNeverWaitsOnAnother(t *testing.T) {
+	db := postgresLog(t)
+	db.exec(t, `CREATE FUNCTION audit.hold() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.node = 'a' THEN PERFORM pg_advisory_xact_lock(4242); END IF; RETURN NEW; END $$`)
+	db.exec(t, `CREATE TRIGGER hold BEFORE INSERT ON {events} FOR EACH ROW EXECUTE FUNCTION audit.hold()`)
+	lock, err := db.raw.Conn(ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx(), `SELECT pg_advisory_lock(4242)`); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newWriter(t, db, "a", Options{}), newWriter(t, db, "b", Options{})
+	aDone := make(chan error, 1)
+	go func() {
+		_, err := a.Append(ctx(), sample(1))
+		aDone <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // node a's batch is now stuck on the lock
+	for i := range 20 {
+		c, cancel := context.WithTimeout(ctx(), 5*time.Second)
+		_, err := b.Append(c, sample(i))
+		cancel()
+		if err != nil {
+			t.Fatalf("node b waited on node a: %v", err)
+		}
+	}
+	select {
+	case err := <-aDone:
+		t.Fatalf("node a's append finished while its store was held: %v", err)
+	default:
+	}
+	if _, err := lock.ExecContext(ctx(), `SELECT pg_advisory_unlock(4242)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-aDone; err != nil {
+		t.Fatalf("node a after the release: %v", err)
+	}
+}
+
+func TestOutcomesAreBoundToTheirEvents(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		errs := &errorLog{}
+		w := newWriter(t, db, "n1", Options{OnError: errs.add})
+		seq, err := w.Append(ctx(), sample(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Complete(seq, Outcome{Status: 403, Error: "permission denied", Latency: 1500 * time.Microsecond})
+		if err := w.Record(ctx(), withOutcome(sample(2), 400)); err != nil {
+			t.Fatal(err)
+		}
+		w.SetKeys(nil) // sealed
+		sealedSeq, err := w.Append(ctx(), sample(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Complete(sealedSeq, Outcome{Status: 503, Error: "SecretHub is sealed"})
+		w.Complete(999, Outcome{Status: 200})
+		w.Complete(seq, Outcome{Status: 200}) // a second outcome for one event
+		closeWriter(t, w)
+
+		evs, err := db.AuditEvents(ctx(), "n1", 0, 10)
+		if err != nil || len(evs) != 3 {
+			t.Fatalf("events = %v, %v", evs, err)
+		}
+		for _, c := range []struct {
+			e       storage.AuditEvent
+			status  int
+			latency int64
+			sealed  bool
+		}{{evs[0], 403, 1500, false}, {evs[1], 400, 10, false}, {evs[2], 503, 0, true}} {
+			o := c.e.Outcome
+			if o == nil || o.Status != c.status || o.LatencyMicros != c.latency {
+				t.Fatalf("seq %d outcome = %+v, want status %d latency %d", c.e.Seq, o, c.status, c.latency)
+			}
+			if want := outcomeMAC(testKeys, c.e.Hash, *o); (o.MAC == "") != c.sealed || (!c.sealed && o.MAC != want) {
+				t.Fatalf("seq %d outcome MAC %q (sealed %t)", c.e.Seq, o.MAC, c.sealed)
+			}
+		}
+		if got := errs.all(); len(got) != 2 || !strings.Contains(got[0].Error(), "seq 999") || !strings.Contains(got[1].Error(), "seq 1,") {
+			t.Fatalf("outcomes for no awaiting event were not reported: %v", got)
+		}
+		rep := mustVerify(t, db, nil)
+		if !rep.OK || rep.Nodes[0].UnauthenticatedOutcomes != 1 {
+			t.Fatalf("%+v %v", rep.Nodes, rep.Problem)
+		}
+	})
+}
+
+// gatedStore holds every batch until the test opens the gate: a store that
+// is slow, not a fake one.
+type gatedStore struct {
+	Store
+	gate chan struct{}
+}
+
+func (g gatedStore) AppendAudit(ctx context.Context, b storage.AuditBatch) (int64, error) {
+	<-g.gate
+	return g.Store.AppendAudit(ctx, b)
+}
+
+func TestARequestThatGivesUpStillGetsAnOutcome(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		gate := make(chan struct{})
+		w := newWriter(t, gatedStore{Store: db, gate: gate}, "n1", Options{})
+		c, cancel := context.WithCancel(ctx())
+		done := make(chan error, 1)
+		go func() {
+			_, err := w.Append(c, sample(1))
+			done <- err
+		}()
+		time.Sleep(50 * time.Millisecond) // the batch is now at the gate
+		cancel()
+		if err := <-done; !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("append whose context ended: %v", err)
+		}
+		close(gate)
+		closeWriter(t, w)
+		evs, err := db.AuditEvents(ctx(), "n1", 0, 10)
+		if err != nil || len(evs) != 1 || evs[0].Outcome == nil || evs[0].Outcome.Error != abandonedError {
+			t.Fatalf("events = %+v, %v; want one whose outcome says it was abandoned", evs, err)
+		}
+	})
+}
+
+func TestCheckpointsFollowCountTimeAndClose(t *testing.T) {
+	checkpoints := func(t *testing.T, db logDB) []int64 {
+		cps, err := db.AuditCheckpoints(ctx(), "n1", 0, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int64
+		for _, c := range cps {
+			seqs = append(seqs, c.Seq)
+		}
+		return seqs
+	}
+	engines(t, func(t *testing.T, db logDB) {
+		t.Run("every N events and at close", func(t *testing.T) {
+			w := newWriter(t, db, "n1", Options{CheckpointEvery: 10, CheckpointInterval: time.Hour})
+			appendN(t, w, 25)
+			closeWriter(t, w)
+			if got := checkpoints(t, db); !slices.Equal(got, []int64{10, 20, 25}) {
+				t.Fatalf("checkpoints at %v", got)
+			}
+		})
+		t.Run("none while sealed, then one covering everything", func(t *testing.T) {
+			w := newWriter(t, db, "n1", Options{CheckpointEvery: 2, CheckpointInterval: 20 * time.Millisecond})
+			w.SetKeys(nil)
+			appendN(t, w, 5)
+			time.Sleep(100 * time.Millisecond)
+			if got := checkpoints(t, db); !slices.Equal(got, []int64{10, 20, 25}) {
+				t.Fatalf("checkpoints while sealed: %v", got)
+			}
+			w.SetKeys(testKeys)
+			eventually(t, "a checkpoint covers the events written while sealed", func() bool { return slices.Contains(checkpoints(t, db), 30) })
+			closeWriter(t, w)
+		})
+		t.Run("after the interval without further events", func(t *testing.T) {
+			w := newWriter(t, db, "n1", Options{CheckpointInterval: 20 * time.Millisecond})
+			appendN(t, w, 3)
+			eventually(t, "the interval brings a checkpoint", func() bool { return slices.Contains(checkpoints(t, db), 33) })
+			closeWriter(t, w)
+		})
+		if rep := mustVerify(t, db, nil); !rep.OK || rep.Nodes[0].Unanchored != 0 || rep.Nodes[0].Events != 33 {
+			t.Fatalf("%+v %v", rep.Nodes, rep.Problem)
+		}
+	})
+}
+
+// syncBuffer is a sink the test can read while the writer writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestNothingSensitiveReachesTheTablesOrTheSink(t *testing.T) {
+	secrets := []string{"hunter22-password", "s.presentedButInvalidToken", "db-secret-value", "role-secret-id-0001"}
+	engines(t, func(t *testing.T, db logDB) {
+		sink := &syncBuffer{}
+		w := newWriter(t, db, "n1", Options{Sink: sink})
+		body := fmt.Sprintf(`{"data":{"password":%q,"nested":[%q]},"secret_id":%q,"ttl":60}`, secrets[0], secrets[2], secrets[3])
+		ev := sample(1)
+		ev.RequestData = RedactJSON([]byte(body), testKeys)
+		ev.TokenHMAC = testKeys.HMAC(secrets[1])
+		seq, err := w.Append(ctx(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Complete(seq, Outcome{Status: 200})
+		denied := withOutcome(sample(2), 403)
+		denied.TokenHMAC, denied.Decision = testKeys.HMAC(secrets[1]), DecisionDeny
+		if err := w.Record(ctx(), denied); err != nil {
+			t.Fatal(err)
+		}
+		closeWriter(t, w)
+
+		var stored strings.Builder
+		for _, table := range []string{db.events, db.chain} {
+			rows, err := db.raw.Query(`SELECT * FROM ` + table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols, _ := rows.Columns()
+			for rows.Next() {
+				vals := make([]any, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&stored, "%s\n", vals)
+			}
+			rows.Close()
+		}
+		lines := sink.String()
+		for _, s := range secrets {
+			if strings.Contains(stored.String(), s) || strings.Contains(lines, s) {
+				t.Fatalf("%q is stored or sunk in the clear", s)
+			}
+		}
+		if !strings.Contains(stored.String(), testKeys.HMAC(secrets[0])) {
+			t.Fatal("the redacted body was not stored")
+		}
+		var kinds []string
+		sc := bufio.NewScanner(strings.NewReader(lines))
+		for sc.Scan() {
+			var l map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				t.Fatalf("sink line %q: %v", sc.Text(), err)
+			}
+			kinds = append(kinds, fmt.Sprintf("%v %v %v", l["type"], l["seq"], l["status"]))
+		}
+		slices.Sort(kinds) // outcome 1 may be written before or with event 2
+		if want := []string{"event 1 <nil>", "event 2 403", "outcome 1 200"}; !slices.Equal(kinds, want) {
+			t.Fatalf("sink lines %v, want %v", kinds, want)
+		}
+	})
+}
+
+func TestAClosedWriterRefusesEventsAndReportsLateOutcomes(t *testing.T) {
+	db := postgresLog(t)
+	errs := &errorLog{}
+	w := newWriter(t, db, "n1", Options{OnError: errs.add})
+	seq, err := w.Append(ctx(), sample(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeWriter(t, w)
+	if _, err := w.Append(ctx(), sample(2)); !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+	if err := w.Record(ctx(), withOutcome(sample(3), 400)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("record after close: %v", err)
+	}
+	w.Complete(seq, Outcome{Status: 200})
+	got := errs.all()
+	if len(got) != 2 || !strings.Contains(got[0].Error(), "outcome never came") || !errors.Is(got[1], ErrClosed) {
+		t.Fatalf("reported %v; want the missing outcome at close, then the late one", got)
+	}
+}
+
+// BenchmarkAppend measures group commit on PostgreSQL: 32 concurrent
+// appenders, each waiting for its commit, as requests do.
+func BenchmarkAppend(b *testing.B) {
+	db := postgresLog(b)
+	w := newWriter(b, db, "bench", Options{OnError: func(err error) { b.Error(err) }})
+	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0))) // RunParallel starts GOMAXPROCS × this
+	start := time.Now()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			seq, err := w.Append(ctx(), sample(i))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			w.Complete(seq, Outcome{Status: 200, Latency: time.Millisecond})
+			i++
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	b.ReportMetric(float64(b.N)/float64(db.RoundTrips().Transactions), "events/tx")
+}
