@@ -1,0 +1,79 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestListPagesThroughEveryEventInTimeOrder(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		a := newWriter(t, db, "a", Options{})
+		b := newWriter(t, db, "b", Options{})
+		var want []string
+		for i := 1; i <= 25; i++ {
+			w, node := a, "a"
+			if i%2 == 0 {
+				w, node = b, "b"
+			}
+			e := sample(i)
+			e.Time = t0.Add(time.Duration(i/2) * time.Second) // pairs share a time
+			if i%5 == 0 {
+				e.Decision = DecisionDeny
+			}
+			seq, err := w.Append(ctx(), e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Complete(seq, Outcome{Status: 200})
+			want = append(want, fmt.Sprintf("%s%d", node, seq))
+		}
+		closeWriter(t, a)
+		closeWriter(t, b)
+		// Within one time, node a sorts before node b; event i=2k (node b)
+		// shares its time with i=2k+1 (node a).
+		for k := 1; 2*k+1 <= 25; k++ {
+			want[2*k-1], want[2*k] = want[2*k], want[2*k-1]
+		}
+		var got []string
+		var cursor Cursor
+		pages := 0
+		for {
+			evs, next, err := List(ctx(), db, Filter{After: cursor, Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			for _, e := range evs {
+				got = append(got, fmt.Sprintf("%s%d", e.Node, e.Seq))
+				if e.Outcome == nil || e.Outcome.Status != 200 {
+					t.Fatalf("event %s/%d listed without its outcome", e.Node, e.Seq)
+				}
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if pages != 3 || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%d pages:\n got %v\nwant %v", pages, got, want)
+		}
+		denied, _, err := List(ctx(), db, Filter{Decision: DecisionDeny, Node: "a"})
+		if err != nil || len(denied) != 3 {
+			t.Fatalf("denied on node a = %d, %v; want 3 (i = 5, 15, 25)", len(denied), err)
+		}
+	})
+}
+
+func TestListRefusesBadCursorsAndLimits(t *testing.T) {
+	db := postgresLog(t)
+	for _, f := range []Filter{{After: "%%%"}, {After: Cursor("bm90IGEgY3Vyc29y")}, {Limit: MaxListLimit + 1}, {Limit: -1}} {
+		if _, _, err := List(ctx(), db, f); err == nil {
+			t.Errorf("List(%+v) accepted", f)
+		}
+	}
+	if _, _, err := List(ctx(), db, Filter{After: "%%%"}); !errors.Is(err, ErrInvalidCursor) {
+		t.Fatalf("a bad cursor: %v", err)
+	}
+}

@@ -1,0 +1,63 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/storage"
+)
+
+// ErrTampered is the cause when Prune refuses to remove events that fail
+// verification: removing them would destroy the evidence.
+var ErrTampered = errors.New("audit: the log fails verification")
+
+// Prune removes, node by node, the events older than before, keeping the
+// remainder verifiable: in the same transaction it writes a checkpoint of
+// kind "prune" at the last removed event (its seq and hash, MAC'd), which
+// Verify starts the remaining chain from. It removes only what it has
+// verified and a checkpoint vouches for, so events written while sealed
+// and not yet checkpointed wait for a later prune; and it never removes an
+// event at or after before, even when times and seqs disagree. A node whose
+// chain fails verification there is left whole and its problem returned
+// (wrapping ErrTampered), after the other nodes are pruned.
+func Prune(ctx context.Context, a Archive, k *Keys, before time.Time) (removed int64, err error) {
+	if k == nil {
+		return 0, ErrKeysUnavailable
+	}
+	nodes, err := a.AuditNodes(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var refused error
+	for _, node := range nodes {
+		seq, _, err := a.AuditPruneBoundary(ctx, node, before)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return removed, err
+		}
+		nr, err := verifyNode(ctx, a, k, node, 0, seq)
+		if err != nil {
+			return removed, err
+		}
+		if p := nr.Problem; p != nil {
+			refused = errors.Join(refused, &fault.Error{Kind: fault.Conflict,
+				Msg: "audit log fails verification, nothing pruned on node " + node + ": " + p.String(), Err: ErrTampered})
+			continue
+		}
+		if nr.Anchored <= nr.PrunedThrough {
+			continue // nothing a checkpoint vouches for beyond the last prune
+		}
+		cp := storage.AuditCheckpoint{Node: node, Seq: nr.Anchored, Hash: nr.anchoredHash, Kind: kindPrune, CreatedAt: time.Now().UTC()}
+		cp.MAC = checkpointMAC(k, cp)
+		n, err := a.PruneAudit(ctx, cp)
+		if err != nil {
+			return removed, err
+		}
+		removed += n
+	}
+	return removed, refused
+}
