@@ -158,6 +158,7 @@ func placeholders(b *strings.Builder, rows, width, first int, wrap func(b *strin
 // its outcomes found their event still without one. ErrConflict means an
 // event's (node, seq) is taken: another writer uses the node's name.
 func (db *DB) AppendAudit(ctx context.Context, b AuditBatch) (outcomes int64, err error) {
+	db.auditTxs.Add(1)
 	err = db.inTx(ctx, func(tx querier) error {
 		outcomes = 0
 		rest := b.Events

@@ -60,6 +60,7 @@ type DB struct {
 	location  string
 	queries   atomic.Int64
 	txs       atomic.Int64
+	auditTxs  atomic.Int64
 	stmts     sync.Map // SQL text → *sql.Stmt
 	preparing sync.Map // SQL text → true while being prepared in the background
 	// background tracks those preparations, so Close can wait for them
@@ -210,11 +211,15 @@ func (db *DB) Close() error {
 type RoundTrips struct {
 	Queries      int64
 	Transactions int64
+	// AuditBatches counts the audit log's group commits, which are also
+	// counted in Transactions: a request's own budget is Transactions
+	// minus AuditBatches.
+	AuditBatches int64
 }
 
 // RoundTrips returns the counters.
 func (db *DB) RoundTrips() RoundTrips {
-	return RoundTrips{Queries: db.queries.Load(), Transactions: db.txs.Load()}
+	return RoundTrips{Queries: db.queries.Load(), Transactions: db.txs.Load(), AuditBatches: db.auditTxs.Load()}
 }
 
 // querier runs statements, outside or inside a transaction.
