@@ -96,6 +96,14 @@ var apiSeeds = []apiSeed{
 	{"kv.rollback", "POST", "app/db", `{"version":2}`},
 	{"kv.rollback", "POST", "app/db", `{"version":3000000000}`},
 
+	{"sys.audit-hash", "POST", "", `{"input":"s.some-token"}`},
+	{"sys.audit-hash", "PUT", "", `{"input":5}`},
+	{"sys.audit-events", "GET", "?since=2026-01-01&until=2030-01-01T00:00:00Z&path=/v1/secrets&decision=allow&limit=5", ""},
+	{"sys.audit-events", "GET", "?since=yesterday&limit=-1&after=garbage", ""},
+	{"sys.audit-verify", "GET", "", ""},
+	{"sys.audit-prune", "POST", "", `{"before":"2000-01-01"}`},
+	{"sys.audit-prune", "POST", "", `{"before":"never"}`},
+
 	{"auth.admin-login", "POST", "", `{"username":"admin","password":"correct horse battery staple"}`},
 	{"auth.admin-login", "POST", "", `{"username":"admin","password":"wrong"}`},
 	{"auth.admin-login", "PUT", "", `{"username":"","password":""}`},

@@ -9,10 +9,12 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
+	"github.com/secrethub/secrethub/server/audit"
 	"github.com/secrethub/secrethub/server/auth"
 	"github.com/secrethub/secrethub/server/fault"
 	"github.com/secrethub/secrethub/server/policy"
@@ -36,9 +38,23 @@ type reqState struct {
 	// policies are the token's, resolved once by authorization.
 	policies []*policy.Policy
 	// body holds the request body once read (bodyRead), for routes whose
-	// resource is named inside it.
+	// resource is named inside it, and for the audit event.
 	body     []byte
 	bodyRead bool
+
+	// What the audit event records: when the request arrived (start on
+	// the server's clock, began for latency), the capability asked, the
+	// decision ("allow", "deny", or empty when authorization did not run),
+	// how the token was obtained, the event's sequence number (0: none yet;
+	// -1: recorded complete) and the error message answered, if any.
+	start       time.Time
+	began       time.Time
+	capability  string
+	decision    string
+	authMethod  string
+	auditSeq    int64
+	auditFailed bool
+	errMsg      string
 }
 
 type ctxKey struct{}
@@ -71,7 +87,7 @@ func routeName(r *http.Request) string {
 // `GET ?list=true` into the LIST method.
 func (s *Server) entry(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		st := &reqState{id: uuid.NewString(), clientIP: clientIP(r, s.cfg.TrustedProxies)}
+		st := &reqState{id: uuid.NewString(), clientIP: clientIP(r, s.cfg.TrustedProxies), start: s.now(), began: time.Now()}
 		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), ctxKey{}, st), s.cfg.RequestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
@@ -80,6 +96,7 @@ func (s *Server) entry(next http.Handler) http.Handler {
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
+					s.auditOutcome(st, w.status)
 					panic(p)
 				}
 				s.logPanic(r, p)
@@ -87,6 +104,7 @@ func (s *Server) entry(next http.Handler) http.Handler {
 					s.respondError(w, r, errPanic)
 				}
 			}
+			s.auditOutcome(st, w.status)
 		}()
 		if r.ContentLength > s.cfg.MaxRequestBytes {
 			s.respondError(w, r, errBodyTooLarge)
@@ -152,11 +170,16 @@ func (s *Server) guard(a access, h handlerFunc) http.Handler {
 		switch {
 		case a.public:
 		case a.login:
+			stateOf(r.Context()).authMethod = strings.TrimSuffix(routeName(r), ".login")
 			if s.seal.Sealed() {
 				err = seal.ErrSealed
 			}
 		default:
 			err = s.authorize(r, a)
+		}
+		if err == nil {
+			// No request reaches its handler before its event is stored.
+			err = s.auditRequest(r)
 		}
 		if err != nil {
 			s.respondError(w, r, err)
@@ -179,13 +202,18 @@ func (s *Server) authorize(r *http.Request, a access) error {
 	st := stateOf(r.Context())
 	id := presentedToken(r)
 	if id == "" {
+		st.decision = audit.DecisionDeny
 		return errMissingToken
 	}
 	tok, err := s.tokens.Authenticate(r.Context(), id, st.clientIP)
 	if err != nil {
+		if fault.KindOf(err) == fault.Denied {
+			st.decision = audit.DecisionDeny
+		}
 		return err
 	}
 	st.token, st.tokenID = &tok, id
+	st.authMethod = authMethodOf(tok.DisplayName, tok.Meta)
 
 	resource, err := a.resource(r)
 	if err != nil {
@@ -199,6 +227,7 @@ func (s *Server) authorize(r *http.Request, a access) error {
 		if a.sudo {
 			c |= policy.Sudo
 		}
+		st.capability = c.String()
 		return s.decide(r, resource, c)
 	}
 	var d policy.Decision
@@ -222,8 +251,10 @@ func (s *Server) authorize(r *http.Request, a access) error {
 		d = decide(a.capability)
 	}
 	if !d.Allowed {
+		st.decision = audit.DecisionDeny
 		return auth.ErrPermissionDenied
 	}
+	st.decision = audit.DecisionAllow
 	return nil
 }
 

@@ -73,6 +73,13 @@ func respondNoContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoConten
 // details go to the log only, under the request id.
 func (s *Server) respondError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := s.classify(r.Context(), err)
+	// A request that never reached a handler is recorded now, complete;
+	// if the audit log cannot take it, the answer is 503 instead.
+	if auditErr := s.auditRefusal(r, status, msg); auditErr != nil {
+		err = auditErr
+		status, msg = s.classify(r.Context(), err)
+	}
+	stateOf(r.Context()).errMsg = msg
 	route := routeName(r)
 	// Internal errors are the server's fault and always logged; an
 	// unreachable store is worth a warning, and so is a rate limit (someone
@@ -102,6 +109,13 @@ func (s *Server) respondError(w http.ResponseWriter, r *http.Request, err error)
 	s.writeJSON(w, r, status, errorBody{Errors: []string{msg}})
 }
 
+// methodNotAllowed is answered 405.
+type methodNotAllowed struct{ method, path string }
+
+func (e methodNotAllowed) Error() string {
+	return "method " + e.method + " is not allowed on " + e.path
+}
+
 // loginRoutes are the public routes that check credentials; their denials
 // are logged at info level.
 var loginRoutes = map[string]bool{"auth.admin-login": true, "approle.login": true}
@@ -110,6 +124,8 @@ func (s *Server) classify(ctx context.Context, err error) (int, string) {
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, "request body is larger than the limit"
+	case errors.As(err, new(methodNotAllowed)):
+		return http.StatusMethodNotAllowed, err.Error()
 	case errors.Is(err, storage.ErrUnavailable):
 		return http.StatusServiceUnavailable, "storage is unavailable; try again"
 	case errors.Is(err, storage.ErrInvalid):

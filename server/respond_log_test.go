@@ -17,6 +17,7 @@ import (
 
 	"github.com/secrethub/secrethub/server/auth"
 	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/storage/storagetest"
 )
 
 // What a caller typed; none of it may reach the log of a failed login.
@@ -47,7 +48,10 @@ func TestRespondErrorLogsLoginRefusalsWithoutWhatWasTyped(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			s := &Server{log: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+			s, err := New(storagetest.SQLite(t), Config{Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+			if err != nil {
+				t.Fatal(err)
+			}
 			router := mux.NewRouter()
 			router.Name(c.route).Path("/v1/login").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if _, err := readBody(r); err != nil {

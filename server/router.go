@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/secrethub/secrethub/server/fault"
 	"github.com/secrethub/secrethub/server/policy"
 	"github.com/secrethub/secrethub/server/secrets"
 )
@@ -99,6 +100,10 @@ func (s *Server) routes() []route {
 		{"sys.seal", "POST,PUT", "/v1/sys/seal", sudo(api("sys/seal", update)), s.handleSeal},
 		{"sys.rotate", "POST,PUT", "/v1/sys/rotate", sudo(api("sys/rotate", update)), s.handleRotate},
 		{"sys.key-status", "GET", "/v1/sys/key-status", api("sys/key-status", read), s.handleKeyStatus},
+		{"sys.audit-hash", "POST,PUT", "/v1/sys/audit-hash", api("sys/audit-hash", update), s.handleAuditHash},
+		{"sys.audit-events", "GET", "/v1/sys/audit/events", api("sys/audit/events", read), s.handleAuditEvents},
+		{"sys.audit-verify", "GET", "/v1/sys/audit/verify", api("sys/audit/verify", read), s.handleAuditVerify},
+		{"sys.audit-prune", "POST,PUT", "/v1/sys/audit/prune", sudo(api("sys/audit/prune", update)), s.handleAuditPrune},
 
 		{"auth.admin-login", "POST,PUT", "/v1/auth/admin/login", login, s.handleAdminLogin},
 
@@ -156,10 +161,10 @@ func (s *Server) buildRouter() (*mux.Router, map[string]access) {
 	// must be refused, not redirected elsewhere.
 	r.SkipClean(true)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		s.writeJSON(w, req, http.StatusNotFound, errorBody{Errors: []string{"no API route for " + clip(req.URL.Path)}})
+		s.respondError(w, req, fault.New(fault.NotFound, "no API route for "+clip(req.URL.Path)))
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		s.writeJSON(w, req, http.StatusMethodNotAllowed, errorBody{Errors: []string{"method " + req.Method + " is not allowed on " + clip(req.URL.Path)}})
+		s.respondError(w, req, methodNotAllowed{method: req.Method, path: clip(req.URL.Path)})
 	})
 	table := map[string]access{}
 	for _, rt := range s.routes() {

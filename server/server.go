@@ -9,15 +9,19 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/secrethub/secrethub/server/acl"
+	"github.com/secrethub/secrethub/server/audit"
 	"github.com/secrethub/secrethub/server/auth"
 	"github.com/secrethub/secrethub/server/seal"
 	"github.com/secrethub/secrethub/server/secrets"
@@ -52,6 +56,9 @@ type Config struct {
 	AdminPasswordHash string
 	// AdminTokenTTL is the lifetime of an admin login's token (default 30m).
 	AdminTokenTTL time.Duration
+	// AuditSink, when set, receives every audit event as a JSON line (the
+	// SECRETHUB_AUDIT_FILE sink for SIEM shippers); it never sees plaintext.
+	AuditSink io.Writer
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// Logger receives structured logs (default: discard).
@@ -62,19 +69,22 @@ type Config struct {
 
 // Server is one Core node.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	db      *storage.DB
-	seal    *seal.Manager
-	tokens  *auth.Tokens
-	acl     *acl.ACL
-	admin   *auth.AdminLogin // nil: admin login not configured
-	approle *auth.AppRole
-	kv      *secrets.Static
-	router  *mux.Router
-	handler http.Handler
-	access  map[string]access // route name → authorization
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	db     *storage.DB
+	seal   *seal.Manager
+	tokens *auth.Tokens
+	acl    *acl.ACL
+	admin  *auth.AdminLogin // nil: admin login not configured
+	audit  auditLog
+	// auditKeys are the audit log's HMAC keys, nil while sealed.
+	auditKeys atomic.Pointer[audit.Keys]
+	approle   *auth.AppRole
+	kv        *secrets.Static
+	router    *mux.Router
+	handler   http.Handler
+	access    map[string]access // route name → authorization
 }
 
 // New wires a server over an open, migrated database. The node starts
@@ -113,6 +123,16 @@ func New(db *storage.DB, cfg Config) (*Server, error) {
 			"cost", cost, "recommended_min_cost", auth.MinRecommendedAdminHashCost)
 	}
 	s.kv = secrets.NewStatic(db, s.seal, cfg.Now, cfg.MaxVersions)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	writer, err := audit.NewWriter(ctx, db, cfg.NodeName, audit.Options{
+		Sink: cfg.AuditSink, Now: cfg.Now,
+		OnError: func(err error) { s.log.Error("audit log", "error", err.Error()) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit log of node %s: %w", cfg.NodeName, err)
+	}
+	s.audit = writer
 	s.router, s.access = s.buildRouter()
 	s.handler = s.entry(s.router)
 	return s, nil
@@ -155,6 +175,12 @@ func (s *Server) Unseal(ctx context.Context, key []byte) (seal.Status, error) {
 	wasSealed := s.seal.Sealed()
 	st, err := s.seal.Unseal(ctx, key)
 	if err == nil && wasSealed && !st.Sealed {
+		// Unsealed means auditing with keys: a node that cannot load its
+		// audit keys stays sealed rather than log without HMACs.
+		if err := s.openAuditKeys(ctx); err != nil {
+			s.seal.Seal()
+			return seal.Status{}, fmt.Errorf("unsealed, but the audit keys could not be loaded (sealed again): %w", err)
+		}
 		s.log.Info("secrethub unsealed", "node", s.cfg.NodeName)
 	}
 	return st, err

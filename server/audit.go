@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/secrethub/secrethub/server/audit"
+	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/storage"
+)
+
+// auditLog is what the server needs of the audit log. *audit.Writer is the
+// only implementation in the binary; benchmarks plug in their own.
+type auditLog interface {
+	SetKeys(k *audit.Keys)
+	Append(ctx context.Context, e audit.Event) (int64, error)
+	Complete(seq int64, o audit.Outcome)
+	Record(ctx context.Context, e audit.Event) error
+	Head() (seq int64, hash string)
+	Close(ctx context.Context) error
+}
+
+// errAuditUnavailable refuses a request whose event could not be stored.
+var errAuditUnavailable = fault.New(fault.Unavailable, "audit log unavailable: the request was not served")
+
+// auditKeyName and auditKeyPath name the per-cluster audit secret in
+// core_keys and as the barrier's additional data.
+const (
+	auditKeyName = "audit"
+	auditKeyPath = "core/keys/audit"
+)
+
+// openAuditKeys loads the cluster's audit secret, creating it on first
+// unseal (two nodes racing: the loser reads the winner's), and hands the
+// derived keys to the audit log.
+func (s *Server) openAuditKeys(ctx context.Context) error {
+	blob, err := s.db.CoreKey(ctx, auditKeyName)
+	if errors.Is(err, storage.ErrNotFound) {
+		master, err := audit.NewMaster()
+		if err != nil {
+			return err
+		}
+		ct, err := s.seal.Encrypt(auditKeyPath, master)
+		if err != nil {
+			return err
+		}
+		err = s.db.CreateCoreKey(ctx, auditKeyName, ct, s.now())
+		if err != nil && !errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+		blob, err = s.db.CoreKey(ctx, auditKeyName)
+		if err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	master, err := s.seal.Decrypt(ctx, auditKeyPath, blob)
+	if err != nil {
+		return err
+	}
+	keys := audit.NewKeys(master)
+	s.auditKeys.Store(keys)
+	s.audit.SetKeys(keys)
+	return nil
+}
+
+// closeAuditKeys drops the keys when the node seals.
+func (s *Server) closeAuditKeys() {
+	s.auditKeys.Store(nil)
+	s.audit.SetKeys(nil)
+}
+
+// auditEvent describes the request so far: who asked for what and what
+// authorization decided. Secrets in the body appear only as HMACs, and not
+// at all while the node is sealed (no key to HMAC with).
+func (s *Server) auditEvent(r *http.Request) audit.Event {
+	st := stateOf(r.Context())
+	e := audit.Event{
+		Node: s.cfg.NodeName, Time: st.start, RequestID: st.id, Operation: r.Method,
+		Path: r.URL.Path, Resource: st.resource, Capability: st.capability,
+		Decision: st.decision, AuthMethod: st.authMethod,
+	}
+	if st.clientIP.IsValid() {
+		e.ClientIP = st.clientIP.String()
+	}
+	if e.Decision == "" {
+		e.Decision = audit.DecisionNone
+	}
+	keys := s.auditKeys.Load()
+	if st.token != nil {
+		e.TokenAccessor, e.Policies = st.token.Accessor, st.token.Policies
+	} else if id := presentedToken(r); id != "" && keys != nil {
+		e.TokenHMAC = keys.HMAC(id)
+	}
+	if keys != nil {
+		if body, err := readBody(r); err == nil && len(body) > 0 {
+			e.RequestData = audit.RedactJSON(body, keys)
+		}
+	}
+	return e
+}
+
+// auditRequest durably records a request about to reach its handler: the
+// fail-closed gate. The outcome follows when the handler is done.
+func (s *Server) auditRequest(r *http.Request) error {
+	st := stateOf(r.Context())
+	seq, err := s.audit.Append(r.Context(), s.auditEvent(r))
+	if err != nil {
+		st.auditFailed = true
+		s.log.Error("audit log refused an event; request not served", "request_id", st.id, "error", err.Error())
+		return errAuditUnavailable
+	}
+	st.auditSeq = seq
+	return nil
+}
+
+// auditRefusal records, before answering, a request that never reached a
+// handler (denied, malformed, sealed, unknown). If that fails the caller
+// must answer 503 instead.
+func (s *Server) auditRefusal(r *http.Request, status int, msg string) error {
+	st := stateOf(r.Context())
+	if st.auditSeq != 0 || st.auditFailed || st.id == "" {
+		return nil
+	}
+	e := s.auditEvent(r)
+	e.Outcome = &audit.Outcome{Status: status, Error: msg, Latency: time.Since(st.began)}
+	if err := s.audit.Record(r.Context(), e); err != nil {
+		st.auditFailed = true
+		s.log.Error("audit log refused an event", "request_id", st.id, "error", err.Error())
+		return errAuditUnavailable
+	}
+	st.auditSeq = -1 // recorded complete: nothing to complete later
+	return nil
+}
+
+// auditOutcome completes the event of a request that reached its handler.
+func (s *Server) auditOutcome(st *reqState, status int) {
+	if st.auditSeq <= 0 {
+		return
+	}
+	s.audit.Complete(st.auditSeq, audit.Outcome{Status: status, Error: st.errMsg, Latency: time.Since(st.began)})
+}
+
+// authMethodOf names how a token was obtained, for the audit log.
+func authMethodOf(displayName string, meta map[string]string) string {
+	switch {
+	case meta["role_name"] != "":
+		return "approle"
+	case strings.HasPrefix(displayName, "token-admin-"):
+		return "admin"
+	}
+	return "token"
+}
+
+// Close flushes the audit log (writing a final checkpoint) and stops it.
+func (s *Server) Close(ctx context.Context) error { return s.audit.Close(ctx) }

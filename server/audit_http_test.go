@@ -1,0 +1,323 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/secrethub/secrethub/server"
+	"github.com/secrethub/secrethub/server/audit"
+	"github.com/secrethub/secrethub/storage"
+	"github.com/secrethub/secrethub/storage/storagetest"
+)
+
+// auditedEvents closes the node's audit log (flushing outcomes) and
+// returns every stored event, keyed by request id.
+func auditedEvents(t *testing.T, n *node) map[string]audit.Event {
+	t.Helper()
+	if err := n.srv.Close(context.Background()); err != nil {
+		t.Fatalf("closing the audit log: %v", err)
+	}
+	out := map[string]audit.Event{}
+	var after audit.Cursor
+	for {
+		page, next, err := audit.List(context.Background(), n.db, audit.Filter{After: after, Limit: audit.MaxListLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			if _, dup := out[e.RequestID]; dup {
+				t.Fatalf("request %s has two events", e.RequestID)
+			}
+			out[e.RequestID] = e
+		}
+		if next == "" {
+			return out
+		}
+		after = next
+	}
+}
+
+// Every request to /v1, of every kind, produces exactly one event whose
+// outcome is what the client saw.
+func TestEveryRequestProducesOneEvent(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		type sent struct {
+			r        response
+			decision string
+		}
+		var log []sent
+		do := func(method, path, token, body, decision string) response {
+			r := n.do(method, path, token, body)
+			log = append(log, sent{r, decision})
+			return r
+		}
+		do("GET", "/v1/sys/health", "", "", "none")
+		do("GET", "/v1/secrets/static/app/db", "s.whatever", "", "none") // sealed, before init
+		init := do("POST", "/v1/sys/init", "", `{"secret_shares":1,"secret_threshold":1}`, "none").JSON(t)
+		root := init["root_token"].(string)
+		do("POST", "/v1/sys/unseal", "", `{"key":"`+init["keys"].([]any)[0].(string)+`"}`, "none")
+		do("POST", "/v1/secrets/static/app/db", root, `{"data":{"password":"pg-secret"}}`, "allow")
+		do("GET", "/v1/secrets/static/app/db", root, "", "allow")
+		do("LIST", "/v1/secrets/static/app", root, "", "allow")
+		child := do("POST", "/v1/auth/token/create", root, `{"policies":["default"]}`, "allow").Auth(t)["client_token"].(string)
+		do("GET", "/v1/secrets/static/app/db", child, "", "deny")
+		do("GET", "/v1/secrets/static/app/db", "s.not-a-real-token", "", "deny")
+		do("GET", "/v1/secrets/static/app/db", "", "", "deny")
+		do("POST", "/v1/secrets/static/app/db", root, `{"data":`, "allow")
+		do("GET", "/v1/secrets/static/a/../b", root, "", "none")
+		do("GET", "/v1/no/such/route", root, "", "none")
+		do("DELETE", "/v1/sys/seal-status", root, "", "none")
+		do("POST", "/v1/secrets/static/big", root, `{"data":{"x":"`+strings.Repeat("a", 2<<20)+`"}}`, "none")
+		do("DELETE", "/v1/secrets/static/app/db", root, "", "allow")
+		do("POST", "/v1/sys/seal", root, "", "allow")
+		do("GET", "/v1/secrets/static/app/db", root, "", "none") // sealed again
+
+		events := auditedEvents(t, n)
+		if len(events) != len(log) {
+			t.Fatalf("%d requests, %d events", len(log), len(events))
+		}
+		for _, s := range log {
+			id := s.r.Header.Get("X-Request-Id")
+			e, ok := events[id]
+			switch {
+			case !ok:
+				t.Fatalf("no event for request %s (status %d)", id, s.r.Status)
+			case e.Outcome == nil || e.Outcome.Status != s.r.Status:
+				t.Errorf("request %s answered %d, its event says %+v", id, s.r.Status, e.Outcome)
+			case e.Decision != s.decision:
+				t.Errorf("request %s (%s %s, %d): decision %q, want %q", id, e.Operation, e.Path, s.r.Status, e.Decision, s.decision)
+			}
+		}
+		read := events[log[5].r.Header.Get("X-Request-Id")]
+		if read.Resource != "app/db" || read.Capability != "read" || read.Operation != "GET" || read.Path != "/v1/secrets/static/app/db" ||
+			read.TokenAccessor == "" || !slices.Equal(read.Policies, []string{"root"}) || read.AuthMethod != "token" || read.ClientIP != "127.0.0.1" {
+			t.Errorf("a KV read's event = %+v", read)
+		}
+	})
+}
+
+// The audit tables and the file sink hold no plaintext secret: values,
+// tokens, secret IDs, passwords and unseal keys appear only as HMACs, which
+// sys/audit-hash reproduces for searching.
+func TestAuditHoldsNoPlaintext(t *testing.T) {
+	storagetest.Engines(t, func(t *testing.T, db *storage.DB) {
+		var sink syncBuffer
+		n := startNode(t, db, server.Config{AuditSink: &sink, AdminUsername: testAdminUser, AdminPasswordHash: testAdminHash})
+		keys, root := n.initUnseal(1, 1)
+		secretValue := "Audit-Canary-Value-9f2e"
+		mustStatus(t, n.do("POST", "/v1/secrets/static/app/db", root, `{"data":{"password":"`+secretValue+`"}}`), 200)
+		mustStatus(t, n.do("POST", "/v1/auth/approle/role/web", root, `{"policies":["default"]}`), 204)
+		roleID := mustStatus(t, n.do("GET", "/v1/auth/approle/role/web/role-id", root, ""), 200).Data(t)["role_id"].(string)
+		secretID := mustStatus(t, n.do("POST", "/v1/auth/approle/role/web/secret-id", root, ""), 200).Data(t)["secret_id"].(string)
+		login := mustStatus(t, n.do("POST", "/v1/auth/approle/login", "", `{"role_id":"`+roleID+`","secret_id":"`+secretID+`"}`), 200).Auth(t)
+		appToken := login["client_token"].(string)
+		mustStatus(t, n.do("POST", "/v1/auth/admin/login", "", `{"username":"admin","password":"`+testAdminPassword+`"}`), 200)
+		const badToken = "s.Not-A-Token-But-Secret-Anyway"
+		mustError(t, n.do("GET", "/v1/secrets/static/app/db", badToken, ""), 403, "")
+
+		hash := mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":"`+badToken+`"}`), 200).Data(t)["hash"].(string)
+		valueHash := mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":"`+secretValue+`"}`), 200).Data(t)["hash"].(string)
+		events := auditedEvents(t, n)
+
+		var foundToken, foundValue bool
+		for _, e := range events {
+			foundToken = foundToken || e.TokenHMAC == hash
+			foundValue = foundValue || bytes.Contains(e.RequestData, []byte(valueHash))
+		}
+		if !foundToken || !foundValue {
+			t.Fatalf("sys/audit-hash does not find the logged HMACs (token %v, value %v)", foundToken, foundValue)
+		}
+
+		dump := auditTablesText(t, n.db)
+		for _, secret := range []string{secretValue, secretID, appToken, root, testAdminPassword, badToken, keys[0]} {
+			if strings.Contains(dump, secret) {
+				t.Errorf("the audit tables hold %q in the clear", secret)
+			}
+			if strings.Contains(sink.String(), secret) {
+				t.Errorf("the audit sink carries %q in the clear", secret)
+			}
+		}
+		if !strings.Contains(sink.String(), "/v1/secrets/static/app/db") || !strings.Contains(dump, "/v1/secrets/static/app/db") {
+			t.Fatal("the sink or the dump misses the events: the scan proves nothing")
+		}
+	})
+}
+
+// auditTablesText renders every row of the audit tables as text.
+func auditTablesText(t *testing.T, db *storage.DB) string {
+	t.Helper()
+	var out strings.Builder
+	var after audit.Cursor
+	for {
+		page, next, err := audit.List(context.Background(), db, audit.Filter{After: after, Limit: audit.MaxListLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page {
+			b, _ := json.Marshal(e)
+			out.Write(b)
+			out.WriteByte('\n')
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	return out.String()
+}
+
+// Fail-closed on real PostgreSQL: when audit inserts fail, a write is
+// refused with 503 and does not happen; when they work again, so does the
+// service, without a restart.
+func TestAuditFailureRefusesRequestsAndRecovers(t *testing.T) {
+	url := storagetest.PostgresURL(t)
+	n := startNode(t, storagetest.Open(t, storage.Config{DatabaseURL: url}), server.Config{})
+	_, root := n.initUnseal(1, 1)
+	mustStatus(t, n.do("POST", "/v1/secrets/static/app/db", root, `{"data":{"v":"before"}}`), 200)
+
+	admin, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	exec := func(q string) {
+		t.Helper()
+		if _, err := admin.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit store refuses writes'; END $$ LANGUAGE plpgsql`)
+	exec(`CREATE TRIGGER refuse_audit BEFORE INSERT ON audit.events FOR EACH ROW EXECUTE FUNCTION refuse_audit()`)
+
+	mustError(t, n.do("POST", "/v1/secrets/static/app/db", root, `{"data":{"v":"during"}}`), 503, "audit")
+	mustError(t, n.do("POST", "/v1/secrets/static/app/new", root, `{"data":{"v":"during"}}`), 503, "audit")
+	mustError(t, n.do("GET", "/v1/secrets/static/app/db", root, ""), 503, "audit")
+	mustError(t, n.do("GET", "/v1/secrets/static/app/db", "", ""), 503, "audit")
+
+	var version int
+	if err := admin.QueryRow(`SELECT current_version FROM secrets WHERE path = 'app/db'`).Scan(&version); err != nil || version != 1 {
+		t.Fatalf("a refused write changed the secret: version %d, %v", version, err)
+	}
+	var exists bool
+	if err := admin.QueryRow(`SELECT EXISTS (SELECT 1 FROM secrets WHERE path = 'app/new')`).Scan(&exists); err != nil || exists {
+		t.Fatalf("a refused write created a secret: %v, %v", exists, err)
+	}
+
+	exec(`DROP TRIGGER refuse_audit ON audit.events`)
+	mustStatus(t, n.do("POST", "/v1/secrets/static/app/db", root, `{"data":{"v":"after"}}`), 200)
+	got := mustStatus(t, n.do("GET", "/v1/secrets/static/app/db", root, ""), 200).Data(t)
+	if got["data"].(map[string]any)["v"] != "after" {
+		t.Fatalf("after recovery: %v", got)
+	}
+	report := mustStatus(t, n.do("GET", "/v1/sys/audit/verify", root, ""), 200).Data(t)
+	if report["ok"] != true {
+		t.Fatalf("the chain does not verify after the outage: %v", report)
+	}
+}
+
+// The verify endpoint passes an untampered log and names a modified event.
+func TestAuditVerifyThroughTheAPI(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		for i := range 20 {
+			mustStatus(t, n.do("POST", fmt.Sprintf("/v1/secrets/static/app/s%d", i), root, `{"data":{"k":"v"}}`), 200)
+		}
+		report := mustStatus(t, n.do("GET", "/v1/sys/audit/verify", root, ""), 200).Data(t)
+		if report["ok"] != true || report["events"].(float64) < 22 {
+			t.Fatalf("an untampered log: %v", report)
+		}
+		// Someone with database access rewrites where an event went.
+		table := "audit.events"
+		if n.db.Engine() == storage.SQLite {
+			table = "audit_events"
+		}
+		rawExec(t, n.db, `UPDATE `+table+` SET path = '/v1/elsewhere' WHERE seq = 10`)
+		report = mustStatus(t, n.do("GET", "/v1/sys/audit/verify", root, ""), 200).Data(t)
+		problem, _ := report["problem"].(map[string]any)
+		if report["ok"] != false || problem["kind"] != "modified" || problem["seq"] != 10.0 {
+			t.Fatalf("a modified event: %v", report)
+		}
+		mustError(t, n.do("POST", "/v1/sys/audit/prune", root, `{"before":"never"}`), 400, "before")
+	})
+}
+
+// rawExec runs SQL on db behind SecretHub's back, as someone with access
+// to the database alone could.
+func rawExec(t *testing.T, db *storage.DB, query string) {
+	t.Helper()
+	driver, dsn := "sqlite", db.Location()
+	if db.Engine() == storage.Postgres {
+		u, err := url.Parse(storagetest.AdminURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, name, _ := strings.Cut(db.Location(), "/")
+		u.Path = "/" + name
+		driver, dsn = "postgres", u.String()
+	}
+	conn, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Exec(query); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// Concurrent requests on one node keep one contiguous chain that verifies.
+func TestConcurrentRequestsKeepTheChainWhole(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		const workers = 64
+		deadline := time.Now().Add(2 * time.Second)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		sent := 0
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; time.Now().Before(deadline); i++ {
+					req, _ := http.NewRequest("POST", fmt.Sprintf("%s/v1/secrets/static/w%d/%d", n.URL, w, i%5), strings.NewReader(`{"data":{"k":"v"}}`))
+					req.Header.Set("X-Vault-Token", root)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						t.Errorf("status %d", resp.StatusCode)
+						return
+					}
+					mu.Lock()
+					sent++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		report := mustStatus(t, n.do("GET", "/v1/sys/audit/verify", root, ""), 200).Data(t)
+		if report["ok"] != true {
+			t.Fatalf("after %d concurrent writes: %v", sent, report)
+		}
+		nodes := report["nodes"].([]any)
+		if len(nodes) != 1 || nodes[0].(map[string]any)["last"].(float64) != nodes[0].(map[string]any)["events"].(float64) {
+			t.Fatalf("the chain has gaps: %v", nodes)
+		}
+		if int(report["events"].(float64)) < sent {
+			t.Fatalf("%d requests, %d events", sent, int(report["events"].(float64)))
+		}
+	})
+}
