@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/secrethub/secrethub/server"
 	"github.com/secrethub/secrethub/storage"
@@ -102,16 +105,7 @@ func benchNode(b *testing.B, db *storage.DB) (*httptest.Server, string) {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	b.Cleanup(hs.Close)
-	body := send(b, http.DefaultClient, "POST", hs.URL+"/v1/sys/init", "", `{"secret_shares":1,"secret_threshold":1}`, 200)
-	var init struct {
-		Keys      []string `json:"keys"`
-		RootToken string   `json:"root_token"`
-	}
-	if err := json.Unmarshal(body, &init); err != nil {
-		b.Fatal(err)
-	}
-	send(b, http.DefaultClient, "POST", hs.URL+"/v1/sys/unseal", "", `{"key":"`+init.Keys[0]+`"}`, 200)
-	return hs, init.RootToken
+	return hs, initUnsealed(b, hs)
 }
 
 func send(b testing.TB, c *http.Client, method, url, token, body string, want int) []byte {
@@ -147,4 +141,75 @@ func try(c *http.Client, method, url, token, body string, want int) ([]byte, err
 		return nil, fmt.Errorf("%s %s: status %d, want %d: %s", method, url, resp.StatusCode, want, out)
 	}
 	return out, nil
+}
+
+// BenchmarkAuditOverhead measures KV read throughput through HTTP on
+// PostgreSQL at concurrency 32 with the audit log on, and in the same run
+// with a no-op audit log swapped in by the benchmark (the shipped binary
+// cannot do that), alternating the two so drift on a shared machine hits
+// both alike. It reports reads/s for each, audited events/s, and the
+// audited rate as a percentage of the unaudited one (target ≥ 80).
+func BenchmarkAuditOverhead(b *testing.B) {
+	db := storagetest.Postgres(b)
+	srv, err := server.New(db, server.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	b.Cleanup(hs.Close)
+	root := initUnsealed(b, hs)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
+	url := hs.URL + "/v1/secrets/static/bench/db"
+	send(b, client, "POST", url, root, `{"data":{"password":"correct horse battery staple"}}`, 200)
+
+	const concurrency, phase, rounds = 32, 2 * time.Second, 2
+	run := func() float64 {
+		var done atomic.Int64
+		var wg sync.WaitGroup
+		stop := time.Now().Add(phase)
+		for range concurrency {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(stop) {
+					if _, err := try(client, "GET", url, root, "", 200); err != nil {
+						b.Error(err)
+						return
+					}
+					done.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return float64(done.Load()) / phase.Seconds()
+	}
+	var audited, bare float64
+	for b.Loop() {
+		for range rounds {
+			srv.SwapAuditForBenchmark(true)
+			bare += run()
+			srv.SwapAuditForBenchmark(false)
+			audited += run()
+		}
+	}
+	audited, bare = audited/float64(rounds*b.N), bare/float64(rounds*b.N)
+	b.ReportMetric(audited, "audited-reads/s")
+	b.ReportMetric(bare, "unaudited-reads/s")
+	b.ReportMetric(audited, "events/s")
+	b.ReportMetric(100*audited/bare, "audited-%")
+}
+
+// initUnsealed initializes and unseals a node and returns its root token.
+func initUnsealed(b *testing.B, hs *httptest.Server) string {
+	b.Helper()
+	body := send(b, http.DefaultClient, "POST", hs.URL+"/v1/sys/init", "", `{"secret_shares":1,"secret_threshold":1}`, 200)
+	var init struct {
+		Keys      []string `json:"keys"`
+		RootToken string   `json:"root_token"`
+	}
+	if err := json.Unmarshal(body, &init); err != nil {
+		b.Fatal(err)
+	}
+	send(b, http.DefaultClient, "POST", hs.URL+"/v1/sys/unseal", "", `{"key":"`+init.Keys[0]+`"}`, 200)
+	return init.RootToken
 }
