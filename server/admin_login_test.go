@@ -34,6 +34,9 @@ func TestAdminLogin(t *testing.T) {
 				t.Fatalf("auth = %v", a)
 			}
 			mustStatus(t, n.do("POST", "/v1/secrets/static/admin/made", tok, `{"data":{"k":"v"}}`), 200)
+			if self := mustStatus(t, n.do("GET", "/v1/auth/token/lookup-self", tok, ""), 200).Data(t); self["path"] != "auth/admin/login" {
+				t.Fatalf("an admin login token looks up with path %v", self["path"])
+			}
 			mustStatus(t, n.do("POST", "/v1/policies", tok, `{"name":"web","rules":[{"path":"web/*","capabilities":["read"]}]}`), 204)
 			mustError(t, n.do("POST", "/v1/auth/token/create", tok, `{"policies":["root"]}`), 403, "policies its parent has")
 			if strings.Contains(n.logs.String(), testAdminPassword) || strings.Contains(n.logs.String(), tok) {

@@ -128,7 +128,10 @@ func (s *Server) tokenData(id string, t auth.Token) tokenData {
 		Renewable: t.Renewable && !t.ExpiresAt.IsZero(), TTL: int64(s.tokens.TTLRemaining(t) / time.Second),
 		Type: "service", BoundCIDRs: t.BoundCIDRs,
 	}
-	if slices.Contains(t.Policies, auth.RootPolicy) && t.ParentAccessor == "" {
+	switch method := authMethodOf(t.DisplayName, t.Meta); {
+	case method != "token":
+		d.Path = "auth/" + method + "/login" // where a login token came from, as Vault reports it
+	case slices.Contains(t.Policies, auth.RootPolicy) && t.ParentAccessor == "":
 		d.Path = "auth/token/root"
 	}
 	if !t.ExpiresAt.IsZero() {
@@ -249,11 +252,11 @@ func (s *Server) handleTokenRevoke(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	t, err := s.tokens.Lookup(r.Context(), req.Token)
+	accessor, err := s.tokens.AccessorOf(r.Context(), req.Token)
 	if err != nil {
 		return err
 	}
-	return s.revoke(w, r, t.Accessor)
+	return s.revoke(w, r, accessor)
 }
 
 func (s *Server) handleTokenRevokeAccessor(w http.ResponseWriter, r *http.Request) error {

@@ -79,6 +79,9 @@ func TestRunbookPhases5And7(t *testing.T) {
 		if login["metadata"].(map[string]any)["role_name"] != "admin" {
 			t.Fatalf("login metadata = %v", login["metadata"])
 		}
+		if self := mustStatus(t, n.do("GET", "/v1/auth/token/lookup-self", login["client_token"].(string), ""), 200).Data(t); self["path"] != "auth/approle/login" {
+			t.Fatalf("an AppRole login token looks up with path %v", self["path"])
+		}
 
 		// 5.2 Create default policies.
 		mustStatus(t, n.do("POST", "/v1/policies", root, runbookPolicy(t, "read-only.json")), 204)

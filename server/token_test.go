@@ -149,6 +149,9 @@ func TestTokenLifecycle(t *testing.T) {
 			mustError(t, n.do("GET", "/v1/auth/token/lookup-self", tok, ""), 403, "invalid or expired")
 			mustError(t, n.do("POST", "/v1/auth/token/renew-self", tok, ""), 403, "invalid or expired")
 			mustError(t, n.do("POST", "/v1/auth/token/lookup-accessor", root, `{"accessor":"`+acc+`"}`), 404, "token not found")
+			// Expired but not yet swept: revoking it by value still works.
+			mustStatus(t, n.do("POST", "/v1/auth/token/revoke", root, `{"token":"`+tok+`"}`), 204)
+			mustError(t, n.do("POST", "/v1/auth/token/revoke", root, `{"token":"`+tok+`"}`), 404, "token not found")
 		})
 
 		t.Run("a default-only token may manage itself and nothing else", func(t *testing.T) {

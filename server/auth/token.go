@@ -429,6 +429,19 @@ func (s *Tokens) Lookup(ctx context.Context, id string) (Token, error) {
 	return t, err
 }
 
+// AccessorOf finds a token's accessor by its value, live or expired, so an
+// expired token not yet swept can still be revoked by value.
+func (s *Tokens) AccessorOf(ctx context.Context, id string) (string, error) {
+	if !looksLikeToken(id) {
+		return "", ErrTokenNotFound
+	}
+	t, err := s.store.TokenByHash(ctx, Hash(id))
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", ErrTokenNotFound
+	}
+	return t.Accessor, err
+}
+
 // LookupAccessor finds a live token by its accessor.
 func (s *Tokens) LookupAccessor(ctx context.Context, accessor string) (Token, error) {
 	if err := checkAccessor(accessor); err != nil {
