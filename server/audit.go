@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 type auditLog interface {
 	SetKeys(k *audit.Keys)
 	Append(ctx context.Context, e audit.Event) (int64, error)
+	Start(ctx context.Context, e audit.Event) (wait func(context.Context) (int64, error), err error)
 	Complete(seq int64, o audit.Outcome)
 	Record(ctx context.Context, e audit.Event) error
 	Head() (seq int64, hash string)
@@ -104,18 +106,90 @@ func (s *Server) auditEvent(r *http.Request) audit.Event {
 	return e
 }
 
+// auditPending is a request's auditSeq while its event is queued and its
+// handler runs: not yet stored, so nothing may be sent, and no other event
+// may be recorded for the request.
+const auditPending = -2
+
 // auditRequest durably records a request about to reach its handler: the
 // fail-closed gate. The outcome follows when the handler is done.
 func (s *Server) auditRequest(r *http.Request) error {
-	st := stateOf(r.Context())
 	seq, err := s.audit.Append(r.Context(), s.auditEvent(r))
+	return s.audited(r, seq, err)
+}
+
+// audited settles the gate: seq is the stored event's, or err says the
+// event could not be stored and the request must not be served.
+func (s *Server) audited(r *http.Request, seq int64, err error) error {
+	st := stateOf(r.Context())
 	if err != nil {
-		st.auditFailed = true
+		st.auditSeq, st.auditFailed = 0, true
 		s.log.Error("audit log refused an event; request not served", "request_id", st.id, "error", err.Error())
 		return errAuditUnavailable
 	}
 	st.auditSeq = seq
 	return nil
+}
+
+// serveRead runs a read-only handler while its event commits and sends
+// the answer only once the event is stored; if it cannot be, the answer is
+// 503 and the handler's is dropped. The read's database work overlaps the
+// audit commit instead of following it, and nothing is revealed or
+// changed before the event is durable: a handler that only reads changes
+// nothing, and what it writes is held here.
+func (s *Server) serveRead(w http.ResponseWriter, r *http.Request, h handlerFunc) {
+	wait, err := s.audit.Start(r.Context(), s.auditEvent(r))
+	if err != nil {
+		s.respondError(w, r, s.audited(r, 0, err))
+		return
+	}
+	st := stateOf(r.Context())
+	st.auditSeq = auditPending
+	defer func() {
+		if st.auditSeq == auditPending { // the handler panicked: settle its event first
+			seq, err := wait(r.Context())
+			_ = s.audited(r, seq, err)
+		}
+	}()
+	held := &heldResponse{header: http.Header{}}
+	if err := h(held, r); err != nil {
+		s.respondError(held, r, err)
+	}
+	seq, err := wait(r.Context())
+	if err := s.audited(r, seq, err); err != nil {
+		s.respondError(w, r, err)
+		return
+	}
+	held.sendTo(w)
+}
+
+// heldResponse keeps a handler's answer until it may be sent.
+type heldResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+
+func (h *heldResponse) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
+}
+
+func (h *heldResponse) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	return h.body.Write(b)
+}
+
+func (h *heldResponse) sendTo(w http.ResponseWriter) {
+	for k, v := range h.header {
+		w.Header()[k] = v
+	}
+	h.WriteHeader(http.StatusOK)
+	w.WriteHeader(h.status)
+	_, _ = w.Write(h.body.Bytes()) // the client may be gone; nothing to do then
 }
 
 // auditRefusal records, before answering, a request that never reached a

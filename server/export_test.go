@@ -73,6 +73,10 @@ func (*nopAudit) SetKeys(*audit.Keys) {}
 func (n *nopAudit) Append(context.Context, audit.Event) (int64, error) {
 	return n.seq.Add(1), nil
 }
+func (n *nopAudit) Start(context.Context, audit.Event) (func(context.Context) (int64, error), error) {
+	seq := n.seq.Add(1)
+	return func(context.Context) (int64, error) { return seq, nil }, nil
+}
 func (*nopAudit) Complete(int64, audit.Outcome)             {}
 func (*nopAudit) Record(context.Context, audit.Event) error { return nil }
 func (n *nopAudit) Head() (int64, string)                   { return n.seq.Load(), "" }

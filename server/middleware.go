@@ -177,6 +177,11 @@ func (s *Server) guard(a access, h handlerFunc) http.Handler {
 		default:
 			err = s.authorize(r, a)
 		}
+		if err == nil && a.readOnly() {
+			// Its answer is held until its event is stored.
+			s.serveRead(w, r, h)
+			return
+		}
 		if err == nil {
 			// No request reaches its handler before its event is stored.
 			err = s.auditRequest(r)

@@ -64,6 +64,12 @@ func api(resource string, c policy.Capability) access {
 	return access{resource: fixed(resource), capability: c}
 }
 
+// readOnly routes change nothing: read or list an existing resource,
+// behind a token. Their handler may run while their audit event commits.
+func (a access) readOnly() bool {
+	return !a.public && !a.login && !a.write && (a.capability == read || a.capability == list)
+}
+
 func sudo(a access) access { a.sudo = true; return a }
 
 func fixed(resource string) func(*http.Request) (string, error) {

@@ -12,7 +12,8 @@ import (
 )
 
 // AuditEvent is one stored audit event: its request part, chained to the
-// node's previous event by PrevHash and Hash, and its outcome once written.
+// node's previous event by PrevHash and Hash, and its outcome once written
+// (kept in a table of its own, read back joined).
 // Sensitive values arrive already HMAC'd; storage neither computes nor
 // checks the chain (server/audit does both).
 type AuditEvent struct {
@@ -39,7 +40,7 @@ type AuditEvent struct {
 }
 
 // AuditOutcome is how a request ended. Seq names its event when the
-// outcome is written after the event (AuditBatch.Outcomes).
+// outcome is written after the event (StoreAuditOutcomes).
 type AuditOutcome struct {
 	Seq           int64
 	Status        int
@@ -72,12 +73,11 @@ type AuditHead struct {
 }
 
 // AuditBatch is one group commit of a node's audit log, written in one
-// transaction: new events (in seq order), outcomes of events already
-// stored, and optionally a checkpoint.
+// transaction: new events (in seq order; those that carry an Outcome get
+// their outcome row in the same transaction) and optionally a checkpoint.
 type AuditBatch struct {
 	Node       string
 	Events     []AuditEvent
-	Outcomes   []AuditOutcome
 	Checkpoint *AuditCheckpoint
 }
 
@@ -99,10 +99,10 @@ type AuditFilter struct {
 // The audit tables' names are the one difference between the engines'
 // audit SQL: PostgreSQL keeps them in the audit schema the runbook asks
 // for, SQLite (which has no schemas) names them with a prefix. Statements
-// are written with {events} and {chain} and rewritten here.
+// are written with {events}, {outcomes} and {chain} and rewritten here.
 var (
-	pgAuditNames   = strings.NewReplacer("{events}", "audit.events", "{chain}", "audit.hash_chain")
-	liteAuditNames = strings.NewReplacer("{events}", "audit_events", "{chain}", "audit_hash_chain")
+	pgAuditNames   = strings.NewReplacer("{events}", "audit.events", "{outcomes}", "audit.outcomes", "{chain}", "audit.hash_chain")
+	liteAuditNames = strings.NewReplacer("{events}", "audit_events", "{outcomes}", "audit_outcomes", "{chain}", "audit_hash_chain")
 )
 
 func (db *DB) auditSQL(query string) string {
@@ -112,17 +112,30 @@ func (db *DB) auditSQL(query string) string {
 	return liteAuditNames.Replace(query)
 }
 
-const auditEventColumns = `node, seq, time, request_id, client_ip, token_accessor, token_hmac, auth_method,
-	operation, path, resource, capability, policies, decision, request_data, prev_hash, hash,
-	status, error, latency_us, outcome_mac`
+// auditRequestColumns are the columns of the events table: the request
+// part of an event, its seq and its chain hashes.
+const auditRequestColumns = `node, seq, time, request_id, client_ip, token_accessor, token_hmac, auth_method,
+	operation, path, resource, capability, policies, decision, request_data, prev_hash, hash`
 
-// auditEventWidth is the number of columns in auditEventColumns.
-const auditEventWidth = 21
+// auditRequestWidth is the number of columns in auditRequestColumns.
+const auditRequestWidth = 17
 
-// auditChunk is the most rows one INSERT or UPDATE statement carries. A
-// batch is cut into chunks whose sizes are powers of two, so only a few
-// distinct statements exist to prepare (nine per kind), whatever the batch
-// sizes.
+// auditEventColumns reads an event joined with its outcome: events e,
+// outcomes o.
+const auditEventColumns = `e.node, e.seq, e.time, e.request_id, e.client_ip, e.token_accessor, e.token_hmac,
+	e.auth_method, e.operation, e.path, e.resource, e.capability, e.policies, e.decision, e.request_data,
+	e.prev_hash, e.hash, o.status, o.error, o.latency_us, o.mac`
+
+// auditEventsJoined is the FROM clause that goes with auditEventColumns.
+const auditEventsJoined = `{events} AS e LEFT JOIN {outcomes} AS o ON o.node = e.node AND o.seq = e.seq`
+
+// auditOutcomeWidth is the number of parameters one outcome row takes
+// (the node is shared by every row of a statement).
+const auditOutcomeWidth = 5
+
+// auditChunk is the most rows one INSERT statement carries. A batch is cut
+// into chunks whose sizes are powers of two, so only a few distinct
+// statements exist to prepare (nine per kind), whatever the batch sizes.
 const auditChunk = 256
 
 // chunks cuts n into powers of two of at most auditChunk, largest first.
@@ -154,94 +167,199 @@ func placeholders(b *strings.Builder, rows, width, first int, wrap func(b *strin
 	}
 }
 
-// AppendAudit writes a batch in one transaction and reports how many of
-// its outcomes found their event still without one. ErrConflict means an
-// event's (node, seq) is taken: another writer uses the node's name.
-func (db *DB) AppendAudit(ctx context.Context, b AuditBatch) (outcomes int64, err error) {
+// AppendAudit writes a batch in one transaction. On PostgreSQL that is a
+// single statement, one round trip, whatever the batch's size. ErrConflict
+// means an event's (node, seq) is taken: another writer uses the node's
+// name.
+func (db *DB) AppendAudit(ctx context.Context, b AuditBatch) error {
 	db.auditTxs.Add(1)
-	err = db.inTx(ctx, func(tx querier) error {
-		outcomes = 0
-		rest := b.Events
-		for _, n := range chunks(len(rest)) {
-			if err := db.insertAuditEvents(ctx, tx, rest[:n]); err != nil {
-				return err
+	if db.engine == Postgres {
+		db.txs.Add(1) // a statement on its own is a transaction
+		return classify(db.writeAuditBatchPG(ctx, auditPool{db}, b))
+	}
+	return db.inTx(ctx, func(tx querier) error { return db.writeAuditBatch(ctx, tx, b) })
+}
+
+// writeAuditBatchPG writes a batch in one statement whatever its size:
+// the rows travel as arrays, one per column, which unnest turns back into
+// rows, and data-modifying WITH clauses insert the events, their outcomes
+// and the checkpoint together. Only four statements exist (with or
+// without outcomes, with or without a checkpoint).
+func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) error {
+	n := len(b.Events)
+	var (
+		seqs, times, ids, ips, accessors, hmacs, methods, ops, paths, resources, capabilities, policies, decisions, data, prevs, hashes pgArray
+		oSeqs, oStatus, oErrors, oLatency, oMACs                                                                                        pgArray
+	)
+	for _, col := range []*pgArray{&seqs, &times, &ids, &ips, &accessors, &hmacs, &methods, &ops, &paths, &resources, &capabilities, &policies, &decisions, &data, &prevs, &hashes} {
+		col.grow(n)
+	}
+	for _, e := range b.Events {
+		p, err := json.Marshal(nonNil(e.Policies))
+		if err != nil {
+			return err
+		}
+		seqs.int(e.Seq)
+		times.text(utc(e.Time).Format("2006-01-02 15:04:05.999999Z07:00"))
+		ids.text(e.RequestID)
+		ips.text(e.ClientIP)
+		accessors.text(e.TokenAccessor)
+		hmacs.text(e.TokenHMAC)
+		methods.text(e.AuthMethod)
+		ops.text(e.Operation)
+		paths.text(e.Path)
+		resources.text(e.Resource)
+		capabilities.text(e.Capability)
+		policies.text(string(p))
+		decisions.text(e.Decision)
+		if e.RequestData == "" {
+			data.null()
+		} else {
+			data.text(e.RequestData)
+		}
+		prevs.text(e.PrevHash)
+		hashes.text(e.Hash)
+		if o := e.Outcome; o != nil {
+			oSeqs.int(e.Seq)
+			oStatus.int(int64(o.Status))
+			oErrors.text(o.Error)
+			oLatency.int(o.LatencyMicros)
+			oMACs.text(o.MAC)
+		}
+	}
+	args := []any{b.Node, seqs.String(), times.String(), ids.String(), ips.String(), accessors.String(), hmacs.String(),
+		methods.String(), ops.String(), paths.String(), resources.String(), capabilities.String(), policies.String(),
+		decisions.String(), data.String(), prevs.String(), hashes.String()}
+	query := `WITH events AS (INSERT INTO {events} (` + auditRequestColumns + `)
+		SELECT $1, * FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+			$16::text[], $17::text[]))`
+	if oSeqs.n > 0 {
+		args = append(args, oSeqs.String(), oStatus.String(), oErrors.String(), oLatency.String(), oMACs.String())
+		query += `, outcomes AS (INSERT INTO {outcomes} (node, seq, status, error, latency_us, mac)
+		SELECT $1, * FROM unnest($18::bigint[], $19::integer[], $20::text[], $21::bigint[], $22::text[])
+		ON CONFLICT (node, seq) DO NOTHING)`
+	}
+	if c := b.Checkpoint; c != nil {
+		i := len(args)
+		args = append(args, c.Seq, c.Hash, c.Kind, utc(c.CreatedAt), c.MAC)
+		query += fmt.Sprintf(`
+		INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ($1, $%d, $%d, $%d, $%d, $%d)
+		ON CONFLICT (node, seq, kind) DO NOTHING`, i+1, i+2, i+3, i+4, i+5)
+	} else {
+		query += ` SELECT`
+	}
+	_, err := q.ExecContext(ctx, db.auditSQL(query), args...)
+	return err
+}
+
+// pgArray builds the text form of a PostgreSQL array: {1,2} or
+// {"a","b",NULL}, elements quoted with backslash escapes.
+type pgArray struct {
+	b strings.Builder
+	n int
+}
+
+func (a *pgArray) grow(n int) { a.b.Grow(2 + n*16) }
+
+func (a *pgArray) sep() {
+	if a.n == 0 {
+		a.b.WriteByte('{')
+	} else {
+		a.b.WriteByte(',')
+	}
+	a.n++
+}
+
+func (a *pgArray) int(v int64) {
+	a.sep()
+	a.b.WriteString(strconv.FormatInt(v, 10))
+}
+
+func (a *pgArray) null() {
+	a.sep()
+	a.b.WriteString("NULL")
+}
+
+func (a *pgArray) text(s string) {
+	a.sep()
+	a.b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			a.b.WriteByte('\\')
+		}
+		a.b.WriteByte(s[i])
+	}
+	a.b.WriteByte('"')
+}
+
+// String returns the array's text ({} when empty).
+func (a *pgArray) String() string {
+	if a.n == 0 {
+		return "{}"
+	}
+	return a.b.String() + "}"
+}
+
+// writeAuditBatch writes a batch with multi-row INSERTs, for SQLite.
+func (db *DB) writeAuditBatch(ctx context.Context, tx querier, b AuditBatch) error {
+	var outs []AuditOutcome
+	rest := b.Events
+	for _, n := range chunks(len(rest)) {
+		if err := db.insertAuditEvents(ctx, tx, rest[:n]); err != nil {
+			return err
+		}
+		for _, e := range rest[:n] {
+			if e.Outcome != nil {
+				o := *e.Outcome
+				o.Seq = e.Seq
+				outs = append(outs, o)
 			}
-			rest = rest[n:]
 		}
-		left := b.Outcomes
-		if len(left) > 0 && db.engine == Postgres {
-			// A prepared UPDATE's generic plan is made once, while the
-			// table is small (a sequential scan), and kept until the next
-			// ANALYZE; the table meanwhile grows by every event. Planning
-			// the outcome updates afresh each time keeps them on the
-			// primary key.
-			if _, err := tx.ExecContext(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
-				return err
-			}
+		rest = rest[n:]
+	}
+	for _, n := range chunks(len(outs)) {
+		if _, err := db.insertAuditOutcomes(ctx, tx, b.Node, outs[:n]); err != nil {
+			return err
 		}
-		for _, n := range chunks(len(left)) {
-			applied, err := db.updateAuditOutcomes(ctx, tx, b.Node, left[:n])
-			if err != nil {
-				return err
-			}
-			outcomes += applied
-			left = left[n:]
-		}
-		if b.Checkpoint != nil {
-			return db.insertAuditCheckpoint(ctx, tx, *b.Checkpoint)
-		}
-		return nil
-	})
-	return outcomes, err
+		outs = outs[n:]
+	}
+	if b.Checkpoint != nil {
+		return db.insertAuditCheckpoint(ctx, tx, *b.Checkpoint)
+	}
+	return nil
 }
 
 func (db *DB) insertAuditEvents(ctx context.Context, tx querier, events []AuditEvent) error {
 	var q strings.Builder
-	q.WriteString(`INSERT INTO {events} (` + auditEventColumns + `) VALUES `)
-	placeholders(&q, len(events), auditEventWidth, 1, func(b *strings.Builder, params []string) {
+	q.WriteString(`INSERT INTO {events} (` + auditRequestColumns + `) VALUES `)
+	placeholders(&q, len(events), auditRequestWidth, 1, func(b *strings.Builder, params []string) {
 		b.WriteString("(" + strings.Join(params, ", ") + ")")
 	})
-	args := make([]any, 0, len(events)*auditEventWidth)
+	args := make([]any, 0, len(events)*auditRequestWidth)
 	for _, e := range events {
 		policies, err := json.Marshal(nonNil(e.Policies))
 		if err != nil {
 			return err
 		}
-		var (
-			status, latency sql.NullInt64
-			errText, mac    sql.NullString
-		)
-		if o := e.Outcome; o != nil {
-			status = sql.NullInt64{Int64: int64(o.Status), Valid: true}
-			errText = sql.NullString{String: o.Error, Valid: true}
-			latency = sql.NullInt64{Int64: o.LatencyMicros, Valid: true}
-			mac = sql.NullString{String: o.MAC, Valid: true}
-		}
 		args = append(args, e.Node, e.Seq, utc(e.Time), e.RequestID, e.ClientIP, e.TokenAccessor, e.TokenHMAC,
 			e.AuthMethod, e.Operation, e.Path, e.Resource, e.Capability, string(policies), e.Decision,
-			sql.NullString{String: e.RequestData, Valid: e.RequestData != ""}, e.PrevHash, e.Hash,
-			status, errText, latency, mac)
+			sql.NullString{String: e.RequestData, Valid: e.RequestData != ""}, e.PrevHash, e.Hash)
 	}
 	_, err := tx.ExecContext(ctx, db.auditSQL(q.String()), args...)
 	return err
 }
 
-// updateAuditOutcomes sets the outcomes of a node's events in one
-// statement; an event that already has an outcome keeps it. Each row of
-// the VALUES list names the whole primary key (node, seq): a constant
-// "node = $1" would invite PostgreSQL, before it has statistics, to read
-// every event of the node rather than look each one up.
-func (db *DB) updateAuditOutcomes(ctx context.Context, tx querier, node string, outs []AuditOutcome) (int64, error) {
+// insertAuditOutcomes inserts a node's outcomes in one statement and
+// returns how many were new: an event that has an outcome keeps it.
+func (db *DB) insertAuditOutcomes(ctx context.Context, tx querier, node string, outs []AuditOutcome) (int64, error) {
 	var q strings.Builder
-	q.WriteString(`UPDATE {events} AS e
-		SET status = v.column3, error = v.column4, latency_us = v.column5, outcome_mac = v.column6
-		FROM (VALUES `)
-	placeholders(&q, len(outs), 5, 2, func(b *strings.Builder, p []string) {
-		b.WriteString("(CAST($1 AS TEXT), CAST(" + p[0] + " AS BIGINT), CAST(" + p[1] + " AS INTEGER), CAST(" + p[2] +
-			" AS TEXT), CAST(" + p[3] + " AS BIGINT), CAST(" + p[4] + " AS TEXT))")
+	q.WriteString(`INSERT INTO {outcomes} (node, seq, status, error, latency_us, mac) VALUES `)
+	placeholders(&q, len(outs), auditOutcomeWidth, 2, func(b *strings.Builder, p []string) {
+		b.WriteString("($1, " + strings.Join(p, ", ") + ")")
 	})
-	q.WriteString(`) AS v WHERE e.node = v.column1 AND e.seq = v.column2 AND e.status IS NULL`)
-	args := make([]any, 0, 1+len(outs)*5)
+	q.WriteString(` ON CONFLICT (node, seq) DO NOTHING`)
+	args := make([]any, 0, 1+len(outs)*auditOutcomeWidth)
 	args = append(args, node)
 	for _, o := range outs {
 		args = append(args, o.Seq, o.Status, o.Error, o.LatencyMicros, o.MAC)
@@ -251,6 +369,67 @@ func (db *DB) updateAuditOutcomes(ctx context.Context, tx querier, node string, 
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// StoreAuditOutcomes writes the outcomes of a node's stored events, in one
+// statement (one transaction when there are more than auditChunk), apart
+// from the batches that append events, and returns how many were new: an
+// event that has an outcome keeps it. It does not check that the events
+// exist; the caller writes outcomes only for committed events.
+func (db *DB) StoreAuditOutcomes(ctx context.Context, node string, outs []AuditOutcome) (stored int64, err error) {
+	if len(outs) == 0 {
+		return 0, nil
+	}
+	if len(outs) <= auditChunk {
+		db.txs.Add(1) // a statement on its own is a transaction
+		db.auditTxs.Add(1)
+		n, err := db.insertAuditOutcomes(ctx, auditPool{db}, node, outs)
+		return n, classify(err)
+	}
+	db.auditTxs.Add(1)
+	err = db.inTx(ctx, func(tx querier) error {
+		stored = 0
+		left := outs
+		for _, n := range chunks(len(left)) {
+			applied, err := db.insertAuditOutcomes(ctx, tx, node, left[:n])
+			if err != nil {
+				return err
+			}
+			stored += applied
+			left = left[n:]
+		}
+		return nil
+	})
+	return stored, err
+}
+
+// auditPool runs the audit log's own statements on the pool, prepared,
+// without counting them as the requests' queries (RoundTrips counts them
+// as audit batches).
+type auditPool struct{ db *DB }
+
+func (p auditPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := p.db.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (p auditPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := p.db.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (p auditPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := p.db.prepared(ctx, query)
+	if err != nil {
+		return p.db.sql.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 func (db *DB) insertAuditCheckpoint(ctx context.Context, tx querier, c AuditCheckpoint) error {
@@ -296,8 +475,8 @@ func (db *DB) AuditNodes(ctx context.Context) ([]string, error) {
 
 // AuditEvents returns up to limit of a node's events after seq, in seq order.
 func (db *DB) AuditEvents(ctx context.Context, node string, after int64, limit int) ([]AuditEvent, error) {
-	rows, err := db.q().QueryContext(ctx, db.auditSQL(`SELECT `+auditEventColumns+` FROM {events}
-		WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT $3`), node, after, limit)
+	rows, err := db.q().QueryContext(ctx, db.auditSQL(`SELECT `+auditEventColumns+` FROM `+auditEventsJoined+`
+		WHERE e.node = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3`), node, after, limit)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -336,8 +515,8 @@ func (db *DB) AuditPruneBoundary(ctx context.Context, node string, before time.T
 	return seq, hash, notFound(err)
 }
 
-// PruneAudit removes a node's events up to and including cp.Seq and its
-// older checkpoints, and writes cp (kind "prune") in their place, in one
+// PruneAudit removes a node's events (and their outcomes) up to and
+// including cp.Seq and its older checkpoints, and writes cp (kind "prune") in their place, in one
 // transaction. ErrConflict means the event at cp.Seq is gone or no longer
 // has cp.Hash: the log changed since the caller checked it.
 func (db *DB) PruneAudit(ctx context.Context, cp AuditCheckpoint) (removed int64, err error) {
@@ -356,6 +535,9 @@ func (db *DB) PruneAudit(ctx context.Context, cp AuditCheckpoint) (removed int64
 			return err
 		}
 		if removed, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.auditSQL(`DELETE FROM {outcomes} WHERE node = $1 AND seq <= $2`), cp.Node, cp.Seq); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, db.auditSQL(`DELETE FROM {chain} WHERE node = $1 AND seq < $2`), cp.Node, cp.Seq); err != nil {
@@ -379,34 +561,34 @@ func (db *DB) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent,
 		return "$" + strconv.Itoa(len(args))
 	}
 	if !f.Since.IsZero() {
-		where = append(where, "time >= "+arg(utc(f.Since)))
+		where = append(where, "e.time >= "+arg(utc(f.Since)))
 	}
 	if !f.Until.IsZero() {
-		where = append(where, "time < "+arg(utc(f.Until)))
+		where = append(where, "e.time < "+arg(utc(f.Until)))
 	}
 	if f.PathPrefix != "" {
-		where = append(where, "path >= "+arg(f.PathPrefix))
+		where = append(where, "e.path >= "+arg(f.PathPrefix))
 		if bound, ok := prefixUpperBound(f.PathPrefix); ok {
-			where = append(where, "path < "+arg(bound))
+			where = append(where, "e.path < "+arg(bound))
 		}
 	}
 	if f.Accessor != "" {
-		where = append(where, "token_accessor = "+arg(f.Accessor))
+		where = append(where, "e.token_accessor = "+arg(f.Accessor))
 	}
 	if f.Decision != "" {
-		where = append(where, "decision = "+arg(f.Decision))
+		where = append(where, "e.decision = "+arg(f.Decision))
 	}
 	if f.Node != "" {
-		where = append(where, "node = "+arg(f.Node))
+		where = append(where, "e.node = "+arg(f.Node))
 	}
 	if f.AfterNode != "" {
-		where = append(where, "(time, node, seq) > ("+arg(utc(f.AfterTime))+", "+arg(f.AfterNode)+", "+arg(f.AfterSeq)+")")
+		where = append(where, "(e.time, e.node, e.seq) > ("+arg(utc(f.AfterTime))+", "+arg(f.AfterNode)+", "+arg(f.AfterSeq)+")")
 	}
-	q := `SELECT ` + auditEventColumns + ` FROM {events}`
+	q := `SELECT ` + auditEventColumns + ` FROM ` + auditEventsJoined
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	q += ` ORDER BY time, node, seq LIMIT ` + arg(f.Limit)
+	q += ` ORDER BY e.time, e.node, e.seq LIMIT ` + arg(f.Limit)
 	rows, err := db.q().QueryContext(ctx, db.auditSQL(q), args...)
 	if err != nil {
 		return nil, classify(err)

@@ -54,7 +54,7 @@ func appendEvents(t *testing.T, db *storage.DB, node string, from, to int64, at 
 	for s := from; s <= to; s++ {
 		evs = append(evs, auditEvent(node, s, at.Add(time.Duration(s)*time.Second)))
 	}
-	if _, err := db.AppendAudit(ctx(), storage.AuditBatch{Node: node, Events: evs}); err != nil {
+	if err := db.AppendAudit(ctx(), storage.AuditBatch{Node: node, Events: evs}); err != nil {
 		t.Fatalf("AppendAudit %s %d..%d: %v", node, from, to, err)
 	}
 }
@@ -69,16 +69,19 @@ func testAuditRoundTrip(t *testing.T, db *storage.DB, raw *sql.DB) {
 	complete := full
 	complete.Seq, complete.PrevHash, complete.Hash, complete.RequestData, complete.Policies = 2, "h1", "h2", "", []string{}
 	complete.Outcome = &storage.AuditOutcome{Seq: 2, Status: 403, Error: "permission denied", LatencyMicros: 17, MAC: "m2"}
-	if _, err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n1", Events: []storage.AuditEvent{full, complete}}); err != nil {
+	if err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n1", Events: []storage.AuditEvent{full, complete}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "events")+` WHERE request_data IS NULL AND seq = 2`); n != 1 {
 		t.Fatalf("an event without request data should store NULL, found %d such rows", n)
 	}
+	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "outcomes")+` WHERE seq = 2 AND status = 403`); n != 1 {
+		t.Fatalf("an event stored complete should have its outcome row, found %d", n)
+	}
 	out := storage.AuditOutcome{Seq: 1, Status: 200, Error: "", LatencyMicros: 1234, MAC: "m1"}
-	applied, err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n1", Outcomes: []storage.AuditOutcome{out, {Seq: 2, Status: 500, MAC: "x"}, {Seq: 9, Status: 200}}})
+	applied, err := db.StoreAuditOutcomes(ctx(), "n1", []storage.AuditOutcome{out, {Seq: 2, Status: 500, MAC: "x"}})
 	if err != nil || applied != 1 {
-		t.Fatalf("outcomes applied = %d, %v; want 1 (seq 2 has one already, seq 9 does not exist)", applied, err)
+		t.Fatalf("outcomes applied = %d, %v; want 1 (seq 2 has one already)", applied, err)
 	}
 	got, err := db.AuditEvents(ctx(), "n1", 0, 10)
 	if err != nil {
@@ -96,9 +99,9 @@ func testAuditRoundTrip(t *testing.T, db *storage.DB, raw *sql.DB) {
 // auditTable names an audit table as a plain connection sees it.
 func auditTable(db *storage.DB, name string) string {
 	if db.Engine() == storage.Postgres {
-		return "audit." + map[string]string{"events": "events", "chain": "hash_chain"}[name]
+		return "audit." + map[string]string{"events": "events", "outcomes": "outcomes", "chain": "hash_chain"}[name]
 	}
-	return map[string]string{"events": "audit_events", "chain": "audit_hash_chain"}[name]
+	return map[string]string{"events": "audit_events", "outcomes": "audit_outcomes", "chain": "audit_hash_chain"}[name]
 }
 
 func testAuditBatchSizes(t *testing.T, db *storage.DB, raw *sql.DB) {
@@ -111,7 +114,7 @@ func testAuditBatchSizes(t *testing.T, db *storage.DB, raw *sql.DB) {
 	for s := int64(1); s < next; s += 2 {
 		outs = append(outs, storage.AuditOutcome{Seq: s, Status: 200, LatencyMicros: s})
 	}
-	if applied, err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n", Outcomes: outs}); err != nil || applied != int64(len(outs)) {
+	if applied, err := db.StoreAuditOutcomes(ctx(), "n", outs); err != nil || applied != int64(len(outs)) {
 		t.Fatalf("outcomes applied = %d, %v; want %d", applied, err, len(outs))
 	}
 	var seqs []int64
@@ -146,16 +149,20 @@ func testAuditBatchSizes(t *testing.T, db *storage.DB, raw *sql.DB) {
 
 func testAuditTakenSeq(t *testing.T, db *storage.DB, raw *sql.DB) {
 	appendEvents(t, db, "n", 1, 3, t0)
+	recorded := auditEvent("n", 4, t0)
+	recorded.Outcome = &storage.AuditOutcome{Status: 403, MAC: "m"}
 	batch := storage.AuditBatch{Node: "n",
-		Events:     []storage.AuditEvent{auditEvent("n", 4, t0), auditEvent("n", 3, t0)},
-		Outcomes:   []storage.AuditOutcome{{Seq: 1, Status: 200}},
+		Events:     []storage.AuditEvent{recorded, auditEvent("n", 3, t0)},
 		Checkpoint: &storage.AuditCheckpoint{Node: "n", Seq: 4, Hash: "hash-4", Kind: "checkpoint", CreatedAt: t0, MAC: "m"},
 	}
-	if _, err := db.AppendAudit(ctx(), batch); !errors.Is(err, storage.ErrConflict) {
+	if err := db.AppendAudit(ctx(), batch); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("appending a taken seq: %v, want ErrConflict", err)
 	}
-	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "events")+` WHERE seq = 4 OR status IS NOT NULL`); n != 0 {
-		t.Fatalf("a failed batch left %d of its changes", n)
+	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "events")+` WHERE seq = 4`); n != 0 {
+		t.Fatalf("a failed batch left its event")
+	}
+	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "outcomes")); n != 0 {
+		t.Fatalf("a failed batch left its outcome")
 	}
 	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "chain")); n != 0 {
 		t.Fatalf("a failed batch left its checkpoint")
@@ -169,7 +176,7 @@ func testAuditHead(t *testing.T, db *storage.DB, raw *sql.DB) {
 	appendEvents(t, db, "n", 1, 5, t0)
 	appendEvents(t, db, "other", 1, 9, t0)
 	cp := storage.AuditCheckpoint{Node: "n", Seq: 3, Hash: "hash-3", Kind: "checkpoint", CreatedAt: t0, MAC: "m"}
-	if _, err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n", Checkpoint: &cp}); err != nil {
+	if err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n", Checkpoint: &cp}); err != nil {
 		t.Fatal(err)
 	}
 	h, err := db.AuditHead(ctx(), "n")
@@ -187,7 +194,7 @@ func testAuditCheckpoints(t *testing.T, db *storage.DB, raw *sql.DB) {
 	}{{2, "prune"}, {2, "checkpoint"}, {7, "checkpoint"}, {11, "checkpoint"}} {
 		cp := storage.AuditCheckpoint{Node: "n", Seq: c.seq, Hash: fmt.Sprint("h", c.seq), Kind: c.kind, CreatedAt: t0, MAC: "m-" + c.kind}
 		for range 2 {
-			if _, err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n", Checkpoint: &cp}); err != nil {
+			if err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n", Checkpoint: &cp}); err != nil {
 				t.Fatalf("checkpoint %d %s: %v", c.seq, c.kind, err)
 			}
 		}
@@ -222,7 +229,7 @@ func testAuditList(t *testing.T, db *storage.DB, raw *sql.DB) {
 			b.Decision, b.TokenAccessor = "deny", "acc-x"
 		}
 		for _, e := range []storage.AuditEvent{a, b} {
-			if _, err := db.AppendAudit(ctx(), storage.AuditBatch{Node: e.Node, Events: []storage.AuditEvent{e}}); err != nil {
+			if err := db.AppendAudit(ctx(), storage.AuditBatch{Node: e.Node, Events: []storage.AuditEvent{e}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -289,7 +296,7 @@ func testAuditPrune(t *testing.T, db *storage.DB, raw *sql.DB) {
 	appendEvents(t, db, "m", 1, 3, t0)
 	for _, s := range []int64{4, 8} {
 		cp := storage.AuditCheckpoint{Node: "n", Seq: s, Hash: fmt.Sprint("hash-", s), Kind: "checkpoint", CreatedAt: t0, MAC: "m"}
-		if _, err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n", Checkpoint: &cp}); err != nil {
+		if err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n", Checkpoint: &cp}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -349,9 +356,13 @@ func TestAuditWritesCompleteOnAOneConnectionPool(t *testing.T) {
 			db := storagetest.Open(t, cfg)
 			for i := range int64(3) { // the first round runs unprepared, later ones prepared
 				cp := storage.AuditCheckpoint{Node: "n", Seq: i + 1, Hash: "h", Kind: "checkpoint", CreatedAt: t0, MAC: "m"}
-				if _, err := db.AppendAudit(c, storage.AuditBatch{Node: "n", Events: []storage.AuditEvent{auditEvent("n", i+1, t0)},
-					Outcomes: []storage.AuditOutcome{{Seq: i, Status: 200}}, Checkpoint: &cp}); err != nil {
+				recorded := auditEvent("n", i+1, t0)
+				recorded.Outcome = &storage.AuditOutcome{Status: 400}
+				if err := db.AppendAudit(c, storage.AuditBatch{Node: "n", Events: []storage.AuditEvent{recorded}, Checkpoint: &cp}); err != nil {
 					t.Fatalf("round %d AppendAudit: %v", i, err)
+				}
+				if _, err := db.StoreAuditOutcomes(c, "n", []storage.AuditOutcome{{Seq: i + 1, Status: 200}}); err != nil {
+					t.Fatalf("round %d StoreAuditOutcomes: %v", i, err)
 				}
 				if _, err := db.PruneAudit(c, storage.AuditCheckpoint{Node: "n", Seq: i + 1, Hash: auditEvent("n", i+1, t0).Hash, Kind: "prune", CreatedAt: t0, MAC: "m"}); err != nil {
 					t.Fatalf("round %d PruneAudit: %v", i, err)

@@ -2,4 +2,5 @@
 -- before any migration runs.
 DROP TABLE IF EXISTS core_keys;
 DROP TABLE IF EXISTS audit.hash_chain;
+DROP TABLE IF EXISTS audit.outcomes;
 DROP TABLE IF EXISTS audit.events;

@@ -11,12 +11,10 @@ $$;
 
 -- One row per request, in per-node chains: seq counts from 1 on each node
 -- without gaps, and hash = SHA-256(prev_hash || canonical request part)
--- (server/audit documents the encoding). The outcome columns stay NULL
--- until the handler has finished; outcome_mac binds them to the hash.
--- Sensitive values are only ever stored as HMACs (token_hmac,
--- request_data's string leaves). Half of each page is left free so the
--- outcome, written just after, fits beside its row: a heap-only update,
--- which adds no entry to the four indexes.
+-- (server/audit documents the encoding). Rows are only ever inserted (and
+-- deleted by a prune): the outcome lives in audit.outcomes, so an operator
+-- may REVOKE UPDATE on this table from SecretHub's role. Sensitive values
+-- are only ever stored as HMACs (token_hmac, request_data's string leaves).
 CREATE TABLE audit.events (
     node           TEXT NOT NULL,
     seq            BIGINT NOT NULL,
@@ -35,17 +33,26 @@ CREATE TABLE audit.events (
     request_data   TEXT,
     prev_hash      TEXT NOT NULL,
     hash           TEXT NOT NULL,
-    status         INTEGER,
-    error          TEXT,
-    latency_us     BIGINT,
-    outcome_mac    TEXT,
     PRIMARY KEY (node, seq)
-) WITH (fillfactor = 50);
--- Listing pages through (time, node, seq); searches by accessor and by
--- path prefix (C collation: byte order) narrow it.
+);
+-- Listing pages through (time, node, seq); searches by accessor or path
+-- prefix filter along it. Every index is paid for by every request, so
+-- there are no others: a search is meant to be bounded by since/until.
 CREATE INDEX audit_events_time_index ON audit.events (time, node, seq);
-CREATE INDEX audit_events_token_accessor_index ON audit.events (token_accessor, time);
-CREATE INDEX audit_events_path_index ON audit.events (path, time);
+
+-- How each request ended, written after its handler (or with the event,
+-- for a request refused before any handler), bound to the event's hash by
+-- mac (empty when written while sealed). At most one per event: also only
+-- ever inserted, so UPDATE may be revoked here too.
+CREATE TABLE audit.outcomes (
+    node       TEXT NOT NULL,
+    seq        BIGINT NOT NULL,
+    status     INTEGER NOT NULL,
+    error      TEXT NOT NULL,
+    latency_us BIGINT NOT NULL,
+    mac        TEXT NOT NULL,
+    PRIMARY KEY (node, seq)
+);
 
 -- Checkpoints of each node's chain, authenticated with a key derived from
 -- the audit master secret (behind the barrier): kind 'checkpoint' every N

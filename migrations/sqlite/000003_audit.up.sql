@@ -1,12 +1,13 @@
--- The audit log. SQLite has no schemas: audit_events and audit_hash_chain
--- stand for PostgreSQL's audit.events and audit.hash_chain.
+-- The audit log. SQLite has no schemas: audit_events, audit_outcomes and
+-- audit_hash_chain stand for PostgreSQL's audit.events, audit.outcomes and
+-- audit.hash_chain.
 
 -- One row per request, in per-node chains: seq counts from 1 on each node
 -- without gaps, and hash = SHA-256(prev_hash || canonical request part)
--- (server/audit documents the encoding). The outcome columns stay NULL
--- until the handler has finished; outcome_mac binds them to the hash.
--- Sensitive values are only ever stored as HMACs (token_hmac,
--- request_data's string leaves).
+-- (server/audit documents the encoding). Rows are only ever inserted (and
+-- deleted by a prune); the outcome lives in audit_outcomes. Sensitive
+-- values are only ever stored as HMACs (token_hmac, request_data's string
+-- leaves).
 CREATE TABLE audit_events (
     node           TEXT NOT NULL,
     seq            BIGINT NOT NULL,
@@ -25,10 +26,6 @@ CREATE TABLE audit_events (
     request_data   TEXT,
     prev_hash      TEXT NOT NULL,
     hash           TEXT NOT NULL,
-    status         INTEGER,
-    error          TEXT,
-    latency_us     BIGINT,
-    outcome_mac    TEXT,
     PRIMARY KEY (node, seq)
 );
 -- Listing pages through (time, node, seq); searches by accessor and by
@@ -36,6 +33,18 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_time_index ON audit_events (time, node, seq);
 CREATE INDEX audit_events_token_accessor_index ON audit_events (token_accessor, time);
 CREATE INDEX audit_events_path_index ON audit_events (path, time);
+
+-- How each request ended, bound to the event's hash by mac (empty when
+-- written while sealed). At most one per event, only ever inserted.
+CREATE TABLE audit_outcomes (
+    node       TEXT NOT NULL,
+    seq        BIGINT NOT NULL,
+    status     INTEGER NOT NULL,
+    error      TEXT NOT NULL,
+    latency_us BIGINT NOT NULL,
+    mac        TEXT NOT NULL,
+    PRIMARY KEY (node, seq)
+);
 
 -- Checkpoints of each node's chain, authenticated with a key derived from
 -- the audit master secret (behind the barrier): kind 'checkpoint' every N

@@ -19,9 +19,10 @@ import (
 // for tampering the way someone with database access would.
 type logDB struct {
 	*storage.DB
-	raw    *sql.DB
-	events string // the events table's name on this engine
-	chain  string // the hash chain table's name
+	raw      *sql.DB
+	events   string // the events table's name on this engine
+	outcomes string // the outcomes table's name
+	chain    string // the hash chain table's name
 }
 
 // engines runs fn once per engine, each with a fresh, migrated database.
@@ -32,7 +33,7 @@ func engines(t *testing.T, fn func(t *testing.T, db logDB)) {
 		db := storagetest.Open(t, storage.Config{DataDir: dir})
 		dsn := (&url.URL{Scheme: "file", OmitHost: true, Path: filepath.Join(dir, storage.SQLiteFile),
 			RawQuery: "_pragma=busy_timeout(10000)&_time_format=sqlite"}).String()
-		fn(t, logDB{DB: db, raw: openRaw(t, "sqlite", dsn), events: "audit_events", chain: "audit_hash_chain"})
+		fn(t, logDB{DB: db, raw: openRaw(t, "sqlite", dsn), events: "audit_events", outcomes: "audit_outcomes", chain: "audit_hash_chain"})
 	})
 	t.Run("postgres", func(t *testing.T) { fn(t, postgresLog(t)) })
 }
@@ -40,7 +41,7 @@ func engines(t *testing.T, fn func(t *testing.T, db logDB)) {
 func postgresLog(t testing.TB) logDB {
 	u := storagetest.PostgresURL(t)
 	db := storagetest.Open(t, storage.Config{DatabaseURL: u})
-	return logDB{DB: db, raw: openRaw(t, "postgres", u), events: "audit.events", chain: "audit.hash_chain"}
+	return logDB{DB: db, raw: openRaw(t, "postgres", u), events: "audit.events", outcomes: "audit.outcomes", chain: "audit.hash_chain"}
 }
 
 func openRaw(t testing.TB, driver, dsn string) *sql.DB {
@@ -52,9 +53,10 @@ func openRaw(t testing.TB, driver, dsn string) *sql.DB {
 	return raw
 }
 
-// sql rewrites {events} and {chain} in query to this engine's table names.
+// sql rewrites {events}, {outcomes} and {chain} in query to this engine's
+// table names.
 func (db logDB) sql(query string) string {
-	return strings.NewReplacer("{events}", db.events, "{chain}", db.chain).Replace(query)
+	return strings.NewReplacer("{events}", db.events, "{outcomes}", db.outcomes, "{chain}", db.chain).Replace(query)
 }
 
 // exec runs SQL on the plain connection.

@@ -48,18 +48,21 @@ func rehash(t *testing.T, db logDB, e storage.AuditEvent) string {
 	return e.Hash
 }
 
-// shift moves node n1's events from seq on by delta without ever holding
-// two rows on one seq (the primary key is checked row by row).
+// shift moves node n1's events from seq on by delta, with their outcomes,
+// without ever holding two rows on one seq (the primary key is checked row
+// by row).
 func shift(t *testing.T, db logDB, from, delta int64) {
 	t.Helper()
-	db.exec(t, `UPDATE {events} SET seq = -seq WHERE node = 'n1' AND seq >= $1`, from)
-	db.exec(t, `UPDATE {events} SET seq = -seq + $1 WHERE node = 'n1' AND seq < 0`, delta)
+	for _, table := range []string{"{events}", "{outcomes}"} {
+		db.exec(t, `UPDATE `+table+` SET seq = -seq WHERE node = 'n1' AND seq >= $1`, from)
+		db.exec(t, `UPDATE `+table+` SET seq = -seq + $1 WHERE node = 'n1' AND seq < 0`, delta)
+	}
 }
 
 // insertCopy stores e as a new row.
 func insertCopy(t *testing.T, db logDB, e storage.AuditEvent) {
 	t.Helper()
-	if _, err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n1", Events: []storage.AuditEvent{e}}); err != nil {
+	if err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n1", Events: []storage.AuditEvent{e}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -104,13 +107,14 @@ func TestVerifyNamesEachTamper(t *testing.T) {
 				}
 				prev = rehash(t, db, e)
 			}
-			db.exec(t, `UPDATE {events} SET outcome_mac = '' WHERE node = 'n1' AND seq BETWEEN 15 AND 20`)
+			db.exec(t, `UPDATE {outcomes} SET mac = '' WHERE node = 'n1' AND seq BETWEEN 15 AND 20`)
 		}, 0, Modified, 20},
 		{"an event deleted", func(t *testing.T, db logDB) {
 			db.exec(t, `DELETE FROM {events} WHERE node = 'n1' AND seq = 15`)
 		}, 0, Deleted, 15},
 		{"an event deleted and the later ones renumbered", func(t *testing.T, db logDB) {
 			db.exec(t, `DELETE FROM {events} WHERE node = 'n1' AND seq = 15`)
+			db.exec(t, `DELETE FROM {outcomes} WHERE node = 'n1' AND seq = 15`)
 			shift(t, db, 16, -1)
 		}, 0, Deleted, 15},
 		{"the first events deleted", func(t *testing.T, db logDB) {
@@ -164,10 +168,10 @@ func TestVerifyNamesEachTamper(t *testing.T) {
 				"x", t0)
 		}, 0, Deleted, 1},
 		{"an outcome changed", func(t *testing.T, db logDB) {
-			db.exec(t, `UPDATE {events} SET status = 200 WHERE node = 'n1' AND seq = 15`)
+			db.exec(t, `UPDATE {outcomes} SET status = 200 WHERE node = 'n1' AND seq = 15`)
 		}, 0, OutcomeModified, 15},
 		{"an outcome's error text changed", func(t *testing.T, db logDB) {
-			db.exec(t, `UPDATE {events} SET error = 'all fine' WHERE node = 'n1' AND seq = 7`)
+			db.exec(t, `UPDATE {outcomes} SET error = 'all fine' WHERE node = 'n1' AND seq = 7`)
 		}, 0, OutcomeModified, 7},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,8 @@ import (
 // Store is what the writer needs from storage.
 type Store interface {
 	AuditHead(ctx context.Context, node string) (storage.AuditHead, error)
-	AppendAudit(ctx context.Context, b storage.AuditBatch) (int64, error)
+	AppendAudit(ctx context.Context, b storage.AuditBatch) error
+	StoreAuditOutcomes(ctx context.Context, node string, outs []storage.AuditOutcome) (int64, error)
 }
 
 var _ Store = (*storage.DB)(nil)
@@ -38,23 +40,25 @@ const abandonedError = "request ended before its audit event was stored"
 
 // Options tune a Writer. Zero values take the defaults.
 type Options struct {
-	// MaxBatch is the most events one transaction carries (default 256).
+	// MaxBatch is the most events, or outcomes, one transaction carries
+	// (default 256).
 	MaxBatch int
 	// CheckpointEvery and CheckpointInterval: a checkpoint is written
 	// every CheckpointEvery events (default 1000) or CheckpointInterval
 	// (default 5s), whichever comes first, while keys are set.
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
-	// OutcomeDelay is how long an outcome waits for an append to carry
-	// it before it is written on its own (default 10ms): under load,
-	// outcomes ride in the appends' transactions.
+	// OutcomeDelay is how long the first of a group of outcomes waits for
+	// more before the group is written (default 20ms), unless MaxBatch
+	// are waiting already: outcomes make no request wait, so they are
+	// written in large groups, which costs the database less.
 	OutcomeDelay time.Duration
 	// CommitTimeout bounds one transaction (default 10s).
 	CommitTimeout time.Duration
 	// Sink, when set, receives every committed event as one JSON line
 	// (Event.MarshalJSON's form plus "type":"event"), and each outcome
 	// written later as a line of type "outcome" keyed by node and seq.
-	// Lines are written after the commit, by the writer goroutine.
+	// Lines are written after the commit, an event's before its outcome's.
 	Sink io.Writer
 	// OnError receives what no caller can be told: outcomes or
 	// checkpoints that failed to store (they are retried), sink failures,
@@ -75,7 +79,7 @@ func (o *Options) defaults() {
 		o.CheckpointInterval = 5 * time.Second
 	}
 	if o.OutcomeDelay <= 0 {
-		o.OutcomeDelay = 10 * time.Millisecond
+		o.OutcomeDelay = 20 * time.Millisecond
 	}
 	if o.CommitTimeout <= 0 {
 		o.CommitTimeout = 10 * time.Second
@@ -89,35 +93,46 @@ func (o *Options) defaults() {
 }
 
 // Writer appends one node's events to its chain, committing concurrent
-// appends together. It is safe for concurrent use.
+// appends together, and stores their outcomes apart. It is safe for
+// concurrent use.
+//
+// Two goroutines write. The appender takes what is queued, up to
+// Options.MaxBatch, and commits it in one transaction (on PostgreSQL one
+// statement), then takes what queued meanwhile: a request waits for the
+// commit under way, if any, and its own. The outcome writer stores
+// outcomes in transactions of their own, so they never delay an append
+// and a store that refuses them never refuses a request.
 type Writer struct {
-	store   Store
-	node    string
-	opt     Options
-	keys    atomic.Pointer[Keys]
-	queue   chan *request
-	wake    chan struct{} // an outcome was queued
-	quit    chan struct{} // Close was called
-	stopped chan struct{} // the writer goroutine has ended
+	store       Store
+	node        string
+	opt         Options
+	keys        atomic.Pointer[Keys]
+	queue       chan *request
+	wake        chan struct{} // an outcome was queued
+	quit        chan struct{} // Close was called
+	appendsDone chan struct{} // the appender has ended: no more events
+	stopped     chan struct{} // both goroutines have ended
+	sinkMu      sync.Mutex
 
 	mu       sync.Mutex
 	head     int64 // the last committed seq and its hash
 	headHash string
-	awaiting map[int64]string // hash of each appended event awaiting Complete
-	outcomes []storage.AuditOutcome
-	hashes   map[int64]string // hash of each queued outcome's event
+	awaiting map[int64]string       // hash of each appended event awaiting Complete
+	outcomes []storage.AuditOutcome // completed, MAC'd, waiting to be stored
 	closed   bool
-	ended    bool // the goroutine has written its last outcome
+	ended    bool // the outcome writer has written its last outcome
 	closeCtx context.Context
 	closeErr error
 
-	// Owned by the writer goroutine.
+	// Owned by the appender.
 	base           context.Context // commits run under it: Close's context once closing
 	lastCheckpoint int64
 	checkpointDue  bool
 	reload         bool // a seq was taken: re-read the head first
-	backoff        time.Duration
-	retryAt        time.Time
+
+	// Owned by the outcome writer.
+	backoff time.Duration
+	retryAt time.Time
 }
 
 // request is one Append or Record waiting for its batch.
@@ -154,16 +169,17 @@ func NewWriter(ctx context.Context, store Store, node string, opt Options) (*Wri
 	}
 	w := &Writer{
 		store: store, node: node, opt: opt,
-		queue:    make(chan *request, opt.MaxBatch),
-		wake:     make(chan struct{}, 1),
-		quit:     make(chan struct{}),
-		stopped:  make(chan struct{}),
-		awaiting: map[int64]string{},
-		hashes:   map[int64]string{},
-		base:     context.Background(),
+		queue:       make(chan *request, opt.MaxBatch),
+		wake:        make(chan struct{}, 1),
+		quit:        make(chan struct{}),
+		appendsDone: make(chan struct{}),
+		stopped:     make(chan struct{}),
+		awaiting:    map[int64]string{},
+		base:        context.Background(),
 	}
 	w.adoptHead(h)
-	go w.run()
+	go w.appender()
+	go w.outcomeWriter()
 	return w, nil
 }
 
@@ -203,10 +219,27 @@ func (w *Writer) Head() (seq int64, hash string) {
 // wraps ErrUnavailable (the event may still be stored if ctx ended while
 // its batch committed; its outcome then says so).
 func (w *Writer) Append(ctx context.Context, e Event) (int64, error) {
-	if e.Outcome != nil {
-		return 0, errors.New("audit: Append takes the request part only; use Record for a complete event")
+	wait, err := w.Start(ctx, e)
+	if err != nil {
+		return 0, err
 	}
-	return w.submit(ctx, e)
+	return wait(ctx)
+}
+
+// Start queues the request part of e and returns without waiting for its
+// batch: wait returns the event's seq once the batch has committed, with
+// Append's errors, and must be called. Until it has returned without error
+// the request may be worked on only in ways that change nothing and send
+// nothing: a read may fetch its answer meanwhile, but not send it.
+func (w *Writer) Start(ctx context.Context, e Event) (wait func(context.Context) (int64, error), err error) {
+	if e.Outcome != nil {
+		return nil, errors.New("audit: Append takes the request part only; use Record for a complete event")
+	}
+	r, err := w.enqueue(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (int64, error) { return w.await(ctx, r) }, nil
 }
 
 // Record stores a complete event (e.Outcome set) at once and returns when
@@ -216,7 +249,11 @@ func (w *Writer) Record(ctx context.Context, e Event) error {
 	if e.Outcome == nil {
 		return errors.New("audit: Record needs the event's outcome")
 	}
-	_, err := w.submit(ctx, e)
+	r, err := w.enqueue(ctx, e)
+	if err != nil {
+		return err
+	}
+	_, err = w.await(ctx, r)
 	return err
 }
 
@@ -224,29 +261,35 @@ func unavailable(cause error) error {
 	return fault.Wrap(fault.Unavailable, ErrUnavailable.Msg, cause)
 }
 
-func (w *Writer) submit(ctx context.Context, e Event) (int64, error) {
+// enqueue hands e to the appender.
+func (w *Writer) enqueue(ctx context.Context, e Event) (*request, error) {
 	ev, err := e.stored(w.opt.Now)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	r := &request{ev: ev, done: make(chan result, 1)}
 	w.mu.Lock()
 	closed := w.closed
 	w.mu.Unlock()
 	if closed {
-		return 0, unavailable(ErrClosed)
+		return nil, unavailable(ErrClosed)
 	}
 	select {
 	case w.queue <- r:
+		return r, nil
 	case <-ctx.Done():
-		return 0, unavailable(ctx.Err())
-	case <-w.stopped:
-		return 0, unavailable(ErrClosed)
+		return nil, unavailable(ctx.Err())
+	case <-w.appendsDone:
+		return nil, unavailable(ErrClosed)
 	}
+}
+
+// await waits for the batch that carries r.
+func (w *Writer) await(ctx context.Context, r *request) (int64, error) {
 	select {
 	case res := <-r.done:
 		return res.seq, res.err
-	case <-w.stopped:
+	case <-w.appendsDone:
 		select {
 		case res := <-r.done:
 			return res.seq, res.err
@@ -263,41 +306,48 @@ func (w *Writer) submit(ctx context.Context, e Event) (int64, error) {
 }
 
 // Complete records the outcome of the event Append stored as seq. It does
-// not wait: outcomes are written in the background, with later appends or
-// on their own, and retried until stored. What cannot be stored (an
-// unknown seq, an invalid status, a writer already closed) goes to
-// OnError.
+// not wait: outcomes are written in the background, in transactions of
+// their own, and retried until stored. What cannot be stored (an unknown
+// seq, an invalid status, a writer already closed) goes to OnError.
 func (w *Writer) Complete(seq int64, o Outcome) {
 	out, err := o.stored()
 	w.mu.Lock()
 	hash, ok := w.awaiting[seq]
 	delete(w.awaiting, seq)
+	w.mu.Unlock()
 	switch {
 	case !ok:
 		err = fmt.Errorf("audit: node %s: an outcome for seq %d, which awaits none", w.node, seq)
 	case err != nil:
 		err = fmt.Errorf("audit: node %s: outcome of seq %d not stored: %w", w.node, seq, err)
-	case w.ended:
-		err = fmt.Errorf("audit: node %s: outcome of seq %d lost: %w", w.node, seq, ErrClosed)
 	default:
 		out.Seq = seq
-		w.queueOutcome(out, hash)
+		out.MAC = outcomeMAC(w.keys.Load(), hash, out) // under the keys of the request's time
+		err = w.queueOutcome(out)
 	}
-	w.mu.Unlock()
 	if err != nil {
 		w.opt.OnError(err)
 		return
 	}
+	w.signalOutcome()
+}
+
+// queueOutcome hands out to the outcome writer, unless it has ended.
+func (w *Writer) queueOutcome(out storage.AuditOutcome) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended {
+		return fmt.Errorf("audit: node %s: outcome of seq %d lost: %w", w.node, out.Seq, ErrClosed)
+	}
+	w.outcomes = append(w.outcomes, out)
+	return nil
+}
+
+func (w *Writer) signalOutcome() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
-}
-
-// queueOutcome adds an outcome to write; w.mu is held.
-func (w *Writer) queueOutcome(o storage.AuditOutcome, hash string) {
-	w.outcomes = append(w.outcomes, o)
-	w.hashes[o.Seq] = hash
 }
 
 // Close stops accepting events, writes what is queued, flushes outcomes
@@ -320,32 +370,16 @@ func (w *Writer) Close(ctx context.Context) error {
 	return w.closeErr
 }
 
-// run is the writer goroutine: it waits for work and commits it in batches.
-func (w *Writer) run() {
-	defer close(w.stopped)
+// appender is the goroutine that commits events in batches.
+func (w *Writer) appender() {
+	defer close(w.appendsDone)
 	tick := time.NewTicker(w.opt.CheckpointInterval)
 	defer tick.Stop()
-	// outcomeTimer flushes outcomes that no append has carried along
-	// within OutcomeDelay, or retries them after a failure.
-	outcomeTimer := time.NewTimer(time.Hour)
-	outcomeTimer.Stop()
-	defer outcomeTimer.Stop()
-	armed := false
 	for {
 		var batch []*request
 		select {
 		case r := <-w.queue:
 			batch = w.collect(r)
-		case <-w.wake:
-			if w.queuedOutcomes() < w.opt.MaxBatch {
-				if !armed {
-					outcomeTimer.Reset(w.opt.OutcomeDelay)
-					armed = true
-				}
-				continue
-			}
-		case <-outcomeTimer.C:
-			armed = false
 		case <-tick.C:
 			w.checkpointDue = true
 		case <-w.quit:
@@ -353,17 +387,7 @@ func (w *Writer) run() {
 			return
 		}
 		_ = w.flush(batch) // failures reach the waiters or OnError
-		if w.queuedOutcomes() > 0 && !armed {
-			outcomeTimer.Reset(max(w.opt.OutcomeDelay, time.Until(w.retryAt)))
-			armed = true
-		}
 	}
-}
-
-func (w *Writer) queuedOutcomes() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.outcomes)
 }
 
 // collect takes first and whatever else is queued, up to MaxBatch.
@@ -380,39 +404,28 @@ func (w *Writer) collect(first *request) []*request {
 	return batch
 }
 
-// flush writes batch (which may be empty), the outcomes due and a
-// checkpoint if one is due, in one transaction.
+// flush commits batch (which may be empty) and a checkpoint if one is due.
 func (w *Writer) flush(batch []*request) error {
 	if w.reload {
 		ctx, cancel := context.WithTimeout(w.base, w.opt.CommitTimeout)
 		h, err := w.store.AuditHead(ctx, w.node)
 		cancel()
 		if err != nil {
-			w.fail(batch, nil, false, err)
+			w.fail(batch, nil, err)
 			return err
 		}
 		w.adoptHead(h)
 		w.reload = false
 	}
 	keys := w.keys.Load()
-	now := w.opt.Now()
-	w.mu.Lock()
-	seq, hash := w.head, w.headHash
-	var outs []storage.AuditOutcome
-	if !time.Now().Before(w.retryAt) {
-		outs = append(outs, w.outcomes[:min(len(w.outcomes), w.opt.MaxBatch)]...)
-	}
-	for i := range outs {
-		outs[i].MAC = outcomeMAC(keys, w.hashes[outs[i].Seq], outs[i])
-	}
-	w.mu.Unlock()
-
-	b := storage.AuditBatch{Node: w.node, Outcomes: outs}
-	for _, r := range batch {
-		ev := r.ev
+	seq, hash := w.Head()
+	b := storage.AuditBatch{Node: w.node, Events: make([]storage.AuditEvent, len(batch))}
+	for i, r := range batch {
+		ev := &b.Events[i]
+		*ev = r.ev
 		seq++
 		ev.Node, ev.Seq, ev.PrevHash = w.node, seq, hash
-		canon, _ := requestBytes(&ev) // stored() cleaned every field
+		canon, _ := requestBytes(ev) // stored() cleaned every field
 		ev.Hash = chainHash(hash, canon)
 		hash = ev.Hash
 		if ev.Outcome != nil {
@@ -420,34 +433,32 @@ func (w *Writer) flush(batch []*request) error {
 			o.Seq, o.MAC = seq, outcomeMAC(keys, ev.Hash, o)
 			ev.Outcome = &o
 		}
-		b.Events = append(b.Events, ev)
 	}
 	if keys != nil && seq > w.lastCheckpoint && (w.checkpointDue || seq-w.lastCheckpoint >= int64(w.opt.CheckpointEvery)) {
-		cp := storage.AuditCheckpoint{Node: w.node, Seq: seq, Hash: hash, Kind: kindCheckpoint, CreatedAt: now.UTC()}
+		cp := storage.AuditCheckpoint{Node: w.node, Seq: seq, Hash: hash, Kind: kindCheckpoint, CreatedAt: w.opt.Now().UTC()}
 		cp.MAC = checkpointMAC(keys, cp)
 		b.Checkpoint = &cp
 	} else if keys == nil || seq == w.lastCheckpoint {
 		w.checkpointDue = false // nothing to vouch for, or no key to do it
 	}
-	if len(b.Events) == 0 && len(b.Outcomes) == 0 && b.Checkpoint == nil {
+	if len(b.Events) == 0 && b.Checkpoint == nil {
 		return nil
 	}
-
 	ctx, cancel := context.WithTimeout(w.base, w.opt.CommitTimeout)
-	applied, err := w.store.AppendAudit(ctx, b)
+	err := w.store.AppendAudit(ctx, b)
 	cancel()
 	if err != nil {
-		w.fail(batch, outs, b.Checkpoint != nil, err)
+		w.fail(batch, b.Checkpoint, err)
 		return err
 	}
-	w.committed(batch, b, applied)
+	w.committed(batch, b)
 	return nil
 }
 
-// fail hands err to every waiter of the batch; the head does not move, so
-// the next batch reuses the seqs. Outcomes stay queued and are retried
-// after a growing pause (appends meanwhile go without them).
-func (w *Writer) fail(batch []*request, outs []storage.AuditOutcome, checkpoint bool, err error) {
+// fail hands err to every waiter of a batch that did not commit; the head
+// does not move, so the next batch reuses the seqs. A checkpoint it
+// carried stays due.
+func (w *Writer) fail(batch []*request, cp *storage.AuditCheckpoint, err error) {
 	for _, r := range batch {
 		r.done <- result{err: unavailable(err)}
 	}
@@ -455,28 +466,27 @@ func (w *Writer) fail(batch []*request, outs []storage.AuditOutcome, checkpoint 
 		w.reload = true
 		w.opt.OnError(fmt.Errorf("audit: node %s: the store refused a batch as a conflict (is another server using node name %q?); re-reading the head: %w", w.node, w.node, err))
 	}
-	if len(outs) > 0 || checkpoint {
-		w.backoff = min(max(2*w.backoff, 100*time.Millisecond), 5*time.Second)
-		w.retryAt = time.Now().Add(w.backoff)
-		w.opt.OnError(fmt.Errorf("audit: node %s: storing %d outcome(s) (checkpoint: %t) failed, retrying in %s: %w", w.node, len(outs), checkpoint, w.backoff, err))
+	if cp != nil {
+		w.opt.OnError(fmt.Errorf("audit: node %s: storing the checkpoint at seq %d failed (it is retried): %w", w.node, cp.Seq, err))
 	}
 }
 
-// committed moves the head, hands each waiter its seq and writes the sink.
-func (w *Writer) committed(batch []*request, b storage.AuditBatch, applied int64) {
+// committed writes the sink, moves the head and hands each waiter its seq.
+func (w *Writer) committed(batch []*request, b storage.AuditBatch) {
+	w.sink(b.Events, nil) // an event's line comes before its outcome's
+	abandon := false
 	w.mu.Lock()
 	if n := len(b.Events); n > 0 {
 		w.head, w.headHash = b.Events[n-1].Seq, b.Events[n-1].Hash
 	}
-	w.outcomes = w.outcomes[len(b.Outcomes):]
-	for _, o := range b.Outcomes {
-		delete(w.hashes, o.Seq)
-	}
 	for i, r := range batch {
-		ev := b.Events[i]
+		ev := &b.Events[i]
 		if !r.state.CompareAndSwap(waiting, delivered) {
 			if ev.Outcome == nil {
-				w.queueOutcome(storage.AuditOutcome{Seq: ev.Seq, Error: abandonedError}, ev.Hash)
+				out := storage.AuditOutcome{Seq: ev.Seq, Error: abandonedError}
+				out.MAC = outcomeMAC(w.keys.Load(), ev.Hash, out)
+				w.outcomes = append(w.outcomes, out)
+				abandon = true
 			}
 			continue
 		}
@@ -491,39 +501,38 @@ func (w *Writer) committed(batch []*request, b storage.AuditBatch, applied int64
 	if b.Checkpoint != nil {
 		w.lastCheckpoint, w.checkpointDue = b.Checkpoint.Seq, false
 	}
-	if len(b.Outcomes) > 0 {
-		w.backoff, w.retryAt = 0, time.Time{}
-		if applied < int64(len(b.Outcomes)) {
-			w.opt.OnError(fmt.Errorf("audit: node %s: %d of %d outcome(s) found no event awaiting one", w.node, int64(len(b.Outcomes))-applied, len(b.Outcomes)))
-		}
+	if abandon {
+		w.signalOutcome()
 	}
-	w.sink(b)
 }
 
-// sink writes the committed batch's lines to Options.Sink.
-func (w *Writer) sink(b storage.AuditBatch) {
-	if w.opt.Sink == nil {
+// sink writes committed events' and outcomes' lines to Options.Sink.
+func (w *Writer) sink(events []storage.AuditEvent, outs []storage.AuditOutcome) {
+	if w.opt.Sink == nil || len(events)+len(outs) == 0 {
 		return
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	for _, e := range b.Events {
+	for _, e := range events {
 		if err := enc.Encode(eventLine("event", e)); err != nil {
 			w.opt.OnError(fmt.Errorf("audit: node %s: encoding event %d for the sink: %w", w.node, e.Seq, err))
 		}
 	}
-	for _, o := range b.Outcomes {
+	for _, o := range outs {
 		if err := enc.Encode(outcomeLine(w.node, o)); err != nil {
 			w.opt.OnError(fmt.Errorf("audit: node %s: encoding outcome %d for the sink: %w", w.node, o.Seq, err))
 		}
 	}
-	if _, err := w.opt.Sink.Write(buf.Bytes()); err != nil {
+	w.sinkMu.Lock()
+	_, err := w.opt.Sink.Write(buf.Bytes())
+	w.sinkMu.Unlock()
+	if err != nil {
 		w.opt.OnError(fmt.Errorf("audit: node %s: writing to the sink: %w", w.node, err))
 	}
 }
 
-// shutdown writes what is queued, then outcomes and a final checkpoint,
-// retrying until Close's context ends.
+// shutdown writes what is queued, then a final checkpoint, retrying it
+// until Close's context ends.
 func (w *Writer) shutdown() {
 	w.mu.Lock()
 	ctx := w.closeCtx
@@ -541,19 +550,114 @@ func (w *Writer) shutdown() {
 		}
 		_ = w.flush(batch)
 	}
-	// Outcomes and the final checkpoint. Whether anything is left is
-	// decided under the lock that Complete takes, together with marking
-	// the writer ended, so no outcome slips in unwritten and unreported.
+	pause := 50 * time.Millisecond
+	for ctx.Err() == nil && w.keys.Load() != nil {
+		if head, _ := w.Head(); head <= w.lastCheckpoint {
+			return
+		}
+		w.checkpointDue = true
+		if w.flush(nil) == nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// outcomeWriter is the goroutine that stores outcomes, in groups: the
+// first waits OutcomeDelay for others, unless MaxBatch are waiting.
+// Failures are retried after a growing pause. Once the appender has ended
+// it writes what is left, retrying until Close's context ends.
+func (w *Writer) outcomeWriter() {
+	defer close(w.stopped)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	armed := false
+	for {
+		select {
+		case <-w.wake:
+			if w.queuedOutcomes() < w.opt.MaxBatch || time.Now().Before(w.retryAt) {
+				if !armed {
+					timer.Reset(max(w.opt.OutcomeDelay, time.Until(w.retryAt)))
+					armed = true
+				}
+				continue
+			}
+		case <-timer.C:
+			armed = false
+		case <-w.appendsDone:
+			w.finish()
+			return
+		}
+		if !time.Now().Before(w.retryAt) {
+			_ = w.writeOutcomes(context.Background())
+		}
+		if w.queuedOutcomes() > 0 && !armed {
+			timer.Reset(max(w.opt.OutcomeDelay, time.Until(w.retryAt)))
+			armed = true
+		}
+	}
+}
+
+func (w *Writer) queuedOutcomes() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.outcomes)
+}
+
+// writeOutcomes stores up to MaxBatch queued outcomes in one transaction.
+func (w *Writer) writeOutcomes(base context.Context) error {
+	w.mu.Lock()
+	outs := slices.Clone(w.outcomes[:min(len(w.outcomes), w.opt.MaxBatch)])
+	w.mu.Unlock()
+	if len(outs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(base, w.opt.CommitTimeout)
+	stored, err := w.store.StoreAuditOutcomes(ctx, w.node, outs)
+	cancel()
+	if err != nil {
+		w.backoff = min(max(2*w.backoff, 100*time.Millisecond), 5*time.Second)
+		w.retryAt = time.Now().Add(w.backoff)
+		w.opt.OnError(fmt.Errorf("audit: node %s: storing %d outcome(s) failed, retrying in %s: %w", w.node, len(outs), w.backoff, err))
+		return err
+	}
+	w.backoff, w.retryAt = 0, time.Time{}
+	w.mu.Lock()
+	w.outcomes = w.outcomes[len(outs):] // only this goroutine removes; Complete appends
+	w.mu.Unlock()
+	if stored < int64(len(outs)) {
+		w.opt.OnError(fmt.Errorf("audit: node %s: %d of %d outcome(s) found an outcome already stored for their event", w.node, int64(len(outs))-stored, len(outs)))
+	}
+	w.sink(nil, outs)
+	return nil
+}
+
+// finish writes the outcomes left once no event can be appended any more,
+// retrying until Close's context ends, and settles Close's error. Whether
+// anything is left is decided under the lock that Complete takes, together
+// with marking the writer ended, so no outcome slips in unwritten and
+// unreported.
+func (w *Writer) finish() {
+	w.mu.Lock()
+	ctx := w.closeCtx
+	w.mu.Unlock()
 	var lastErr error
 	for {
 		keys := w.keys.Load()
 		w.mu.Lock()
 		left := len(w.outcomes)
-		finished := left == 0 && (keys == nil || w.head <= w.lastCheckpoint)
+		// The appender has ended: its fields are read after it, not with it.
+		unanchored := keys != nil && w.head > w.lastCheckpoint
+		finished := left == 0
 		ended := finished || ctx.Err() != nil
 		if ended {
 			w.ended = true
-			if !finished {
+			if !finished || unanchored {
 				w.closeErr = fmt.Errorf("audit: node %s: closed with %d outcome(s) unwritten and the last checkpoint at seq %d of %d: %w",
 					w.node, left, w.lastCheckpoint, w.head, errors.Join(ctx.Err(), lastErr))
 			}
@@ -576,7 +680,6 @@ func (w *Writer) shutdown() {
 			case <-time.After(wait):
 			}
 		}
-		w.checkpointDue = true
-		lastErr = w.flush(nil)
+		lastErr = w.writeOutcomes(ctx)
 	}
 }

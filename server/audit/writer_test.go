@@ -79,7 +79,8 @@ func TestGroupCommitKeepsTheChainContiguousUnderConcurrentAppenders(t *testing.T
 			t.Fatalf("%d transactions for %d events: appends were not committed together", txs, len(seqs))
 		}
 		t.Logf("%d events in %d transactions (appends and outcomes)", len(seqs), txs)
-		if n := db.count(t, `SELECT count(*) FROM {events} WHERE status IS NULL`); n != 0 {
+		if n := db.count(t, `SELECT count(*) FROM {events} AS e
+			WHERE NOT EXISTS (SELECT 1 FROM {outcomes} AS o WHERE o.node = e.node AND o.seq = e.seq)`); n != 0 {
 			t.Fatalf("%d events lack their outcome after Close", n)
 		}
 		rep := mustVerify(t, db, map[string]int64{"n1": int64(len(seqs))})
@@ -89,19 +90,19 @@ func TestGroupCommitKeepsTheChainContiguousUnderConcurrentAppenders(t *testing.T
 	})
 }
 
-// refuse makes the store refuse audit writes of one kind (INSERT: new
-// events; UPDATE: outcomes), the way a revoked privilege or a full disk
-// would; the returned func lifts it.
-func refuse(t *testing.T, db logDB, op string) func() {
+// refuse makes the store refuse inserts into one audit table ({events} or
+// {outcomes}), the way a revoked privilege or a full disk would; the
+// returned func lifts it.
+func refuse(t *testing.T, db logDB, table string) func() {
 	t.Helper()
-	trigger := "refuse_" + strings.ToLower(op)
+	trigger := "refuse_" + strings.Trim(table, "{}")
 	if db.Engine() == storage.Postgres {
 		db.exec(t, `CREATE OR REPLACE FUNCTION audit.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 			BEGIN RAISE EXCEPTION 'audit store refuses writes'; END $$`)
-		db.exec(t, `CREATE TRIGGER `+trigger+` BEFORE `+op+` ON {events} FOR EACH ROW EXECUTE FUNCTION audit.refuse()`)
-		return func() { db.exec(t, `DROP TRIGGER `+trigger+` ON {events}`) }
+		db.exec(t, `CREATE TRIGGER `+trigger+` BEFORE INSERT ON `+table+` FOR EACH ROW EXECUTE FUNCTION audit.refuse()`)
+		return func() { db.exec(t, `DROP TRIGGER `+trigger+` ON `+table) }
 	}
-	db.exec(t, `CREATE TRIGGER `+trigger+` BEFORE `+op+` ON {events} BEGIN SELECT RAISE(ABORT, 'audit store refuses writes'); END`)
+	db.exec(t, `CREATE TRIGGER `+trigger+` BEFORE INSERT ON `+table+` BEGIN SELECT RAISE(ABORT, 'audit store refuses writes'); END`)
 	return func() { db.exec(t, `DROP TRIGGER `+trigger) }
 }
 
@@ -110,7 +111,7 @@ func TestAFailedBatchLeavesTheHeadAndTheWriterRecoversByItself(t *testing.T) {
 		w := newWriter(t, db, "n1", Options{})
 		appendN(t, w, 5)
 		headSeq, headHash := w.Head()
-		lift := refuse(t, db, "INSERT")
+		lift := refuse(t, db, "{events}")
 		var wg sync.WaitGroup
 		errs := make([]error, 8)
 		for i := range errs {
@@ -166,7 +167,7 @@ func TestOutcomesAreRetriedUntilStoredAndNeverLostSilently(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lift := refuse(t, db, "UPDATE")
+		lift := refuse(t, db, "{outcomes}")
 		w.Complete(first, Outcome{Status: 200})
 		eventually(t, "the failed outcome is reported", func() bool { return len(errs.all()) > 0 })
 		second, err := w.Append(ctx(), sample(2))
@@ -176,14 +177,14 @@ func TestOutcomesAreRetriedUntilStoredAndNeverLostSilently(t *testing.T) {
 		w.Complete(second, Outcome{Status: 201})
 		lift()
 		eventually(t, "both outcomes are stored", func() bool {
-			return db.count(t, `SELECT count(*) FROM {events} WHERE status IS NOT NULL`) == 2
+			return db.count(t, `SELECT count(*) FROM {outcomes}`) == 2
 		})
 
 		third, err := w.Append(ctx(), sample(3))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer refuse(t, db, "UPDATE")()
+		defer refuse(t, db, "{outcomes}")()
 		w.Complete(third, Outcome{Status: 200})
 		c, cancel := context.WithTimeout(ctx(), 300*time.Millisecond)
 		defer cancel()
@@ -338,7 +339,7 @@ type gatedStore struct {
 	gate chan struct{}
 }
 
-func (g gatedStore) AppendAudit(ctx context.Context, b storage.AuditBatch) (int64, error) {
+func (g gatedStore) AppendAudit(ctx context.Context, b storage.AuditBatch) error {
 	<-g.gate
 	return g.Store.AppendAudit(ctx, b)
 }
