@@ -265,7 +265,7 @@ func certPEMOf(c *x509.Certificate) string {
 }
 
 // newCSR makes a CSR for cn and dns with a fresh P-256 key.
-func newCSR(t *testing.T, cn string, dns ...string) (string, []byte) {
+func newCSR(t testing.TB, cn string, dns ...string) (string, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
