@@ -274,6 +274,7 @@ Flags may be written Vault-style with one dash (-format=json, -field=password).`
 		NewCmdPolicy(f),
 		NewCmdAppRole(f),
 		NewCmdAudit(f),
+		NewCmdPKI(f),
 	)
 	return root
 }

@@ -522,3 +522,63 @@ func TestRunbookPhases5And7WithCurlAndCLI(t *testing.T) {
 		})
 	}
 }
+
+// TestRunbookPhase53WithCurl runs the runbook's PKI commands with curl on
+// the real binary: an RSA-4096 root and an intermediate that chains to it,
+// published without a token; then a leaf issued through the CLI verifies
+// with openssl (skipped only when openssl is missing).
+func TestRunbookPhase53WithCurl(t *testing.T) {
+	p := startServer(t, "SECRETHUB_DATA_DIR="+t.TempDir())
+	base := p.addr
+	init := decode(t, curl(t, "-X", "POST", base+"/v1/sys/init", "-d", `{"secret_shares":1,"secret_threshold":1}`))
+	root := init["root_token"].(string)
+	curl(t, "-X", "POST", base+"/v1/sys/unseal", "-d", `{"key":"`+init["keys"].([]any)[0].(string)+`"}`)
+
+	// 5.3, verbatim but for the host and token.
+	rootCA := decode(t, curl(t, "-X", "POST", base+"/v1/pki/ca/root/generate", "-H", "X-Vault-Token: "+root,
+		"-d", "@"+runbookBody("phase5.3-root-ca.json")))["data"].(map[string]any)
+	interCA := decode(t, curl(t, "-X", "POST", base+"/v1/pki/ca/intermediate/generate", "-H", "X-Vault-Token: "+root,
+		"-d", "@"+runbookBody("phase5.3-intermediate-ca.json")))["data"].(map[string]any)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	rootPEM := write("root.pem", rootCA["certificate"].(string))
+	interPEM := write("inter.pem", interCA["certificate"].(string))
+	if published := curl(t, base+"/v1/pki/ca/pem"); published != interCA["certificate"].(string) {
+		t.Fatalf("ca/pem without a token is not the intermediate: %q", published)
+	}
+
+	if _, errOut, code := p.cli(t, "", root, "pki", "role", "create", "core", "--allowed-domain", "secrethub.company.com", "--allow-subdomains"); code != 0 {
+		t.Fatalf("pki role create: exit %d: %s", code, errOut)
+	}
+	out := filepath.Join(dir, "tls")
+	if _, errOut, code := p.cli(t, "", root, "pki", "issue", "core", "--common-name", "core-1.secrethub.company.com", "--out-dir", out); code != 0 {
+		t.Fatalf("pki issue: exit %d: %s", code, errOut)
+	}
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl is not installed")
+	}
+	res, err := exec.Command(openssl, "x509", "-in", rootPEM, "-noout", "-text").CombinedOutput()
+	if err != nil || !strings.Contains(string(res), "Public-Key: (4096 bit)") || !strings.Contains(string(res), "SecretHub Root CA") {
+		t.Fatalf("root CA: %v\n%s", err, res)
+	}
+	for _, args := range [][]string{
+		{"verify", "-CAfile", rootPEM, interPEM},
+		{"verify", "-CAfile", rootPEM, "-untrusted", interPEM, filepath.Join(out, "certificate.pem")},
+	} {
+		if res, err := exec.Command(openssl, args...).CombinedOutput(); err != nil || !strings.Contains(string(res), ": OK") {
+			t.Fatalf("openssl %v: %v\n%s", args, err, res)
+		}
+	}
+	key, err := os.ReadFile(filepath.Join(out, "private_key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNoSecretsInLogs(t, p.logs.String(), root, string(key))
+}

@@ -23,6 +23,9 @@ type RouteInfo struct {
 	Public    bool
 	// Login routes need no token but answer only while unsealed.
 	Login bool
+	// Published routes (PKI certificates, CRLs, OCSP) need no token but
+	// answer only while unsealed.
+	Published bool
 }
 
 // Routes walks the router and reports every route it would match.
@@ -32,8 +35,8 @@ func (s *Server) Routes() []RouteInfo {
 		path, _ := rt.GetPathTemplate()
 		methods, _ := rt.GetMethods()
 		a, ok := s.access[rt.GetName()]
-		usable := ok && (a.public || a.login || a.resource != nil) && (!a.write || a.exists != nil)
-		out = append(out, RouteInfo{Name: rt.GetName(), Methods: methods, Path: path, HasAccess: usable, Public: ok && a.public, Login: ok && a.login})
+		usable := ok && (a.public || a.login || a.published || a.resource != nil) && (!a.write || a.exists != nil)
+		out = append(out, RouteInfo{Name: rt.GetName(), Methods: methods, Path: path, HasAccess: usable, Public: ok && a.public, Login: ok && a.login, Published: ok && a.published})
 		return nil
 	})
 	return out
@@ -99,4 +102,14 @@ func (s *Server) SwapAuditForBenchmark(on bool) {
 		s.audit = real
 		delete(realAudit, s)
 	}
+}
+
+// PKIIssuerKey decrypts an issuer's private key (PKCS #8 DER), so tests
+// can look for it where it must never be.
+func (s *Server) PKIIssuerKey(ctx context.Context, id string) ([]byte, error) {
+	row, err := s.db.PKIIssuer(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.seal.Decrypt(ctx, "pki/issuers/"+id+"/key", row.KeyCiphertext)
 }

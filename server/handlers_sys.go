@@ -217,6 +217,7 @@ func (s *Server) handleUnseal(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) handleSeal(w http.ResponseWriter, r *http.Request) error {
 	s.seal.Seal()
+	s.pki.Forget()
 	s.closeAuditKeys()
 	s.log.Info("secrethub sealed", "node", s.cfg.NodeName, "by_accessor", callerToken(r.Context()).Accessor)
 	respondNoContent(w)

@@ -169,8 +169,10 @@ func (s *Server) guard(a access, h handlerFunc) http.Handler {
 		var err error
 		switch {
 		case a.public:
-		case a.login:
-			stateOf(r.Context()).authMethod = strings.TrimSuffix(routeName(r), ".login")
+		case a.login, a.published:
+			if a.login {
+				stateOf(r.Context()).authMethod = strings.TrimSuffix(routeName(r), ".login")
+			}
 			if s.seal.Sealed() {
 				err = seal.ErrSealed
 			}

@@ -25,6 +25,10 @@ type access struct {
 	// login routes need no token (they hand one out) but, like everything
 	// that is not a public sys/ endpoint, answer only while unsealed.
 	login bool
+	// published routes need no token either (CA certificates, CRLs, OCSP
+	// are for anyone) and answer only while unsealed: a CRL may need
+	// signing, with a key behind the barrier.
+	published bool
 	// resource names what the request touches, for the policy engine.
 	resource func(r *http.Request) (string, error)
 	// capability is the operation for non-write routes.
@@ -58,6 +62,9 @@ var public = access{public: true}
 
 // login is the access of the auth methods' login endpoints.
 var login = access{login: true}
+
+// published is the access of the PKI publication endpoints.
+var published = access{published: true}
 
 // api is the access of a non-secret endpoint, named by its path after /v1/.
 func api(resource string, c policy.Capability) access {
@@ -144,6 +151,30 @@ func (s *Server) routes() []route {
 		{"policy.put", "POST,PUT", "/v1/policies/{name}", access{resource: policyResource, write: true, exists: s.policyExists}, s.handlePolicyWrite},
 		{"policy.delete", "DELETE", "/v1/policies/{name}", access{resource: policyResource, capability: del}, s.handlePolicyDelete},
 
+		{"pki.root-generate", "POST,PUT", "/v1/pki/ca/root/generate", api("pki/ca/root/generate", update), s.handlePKIRootGenerate},
+		{"pki.intermediate-generate", "POST,PUT", "/v1/pki/ca/intermediate/generate", api("pki/ca/intermediate/generate", update), s.handlePKIIntermediateGenerate},
+		{"pki.intermediate-csr", "POST,PUT", "/v1/pki/ca/intermediate/csr", api("pki/ca/intermediate/csr", update), s.handlePKIIntermediateCSR},
+		{"pki.intermediate-set-signed", "POST,PUT", "/v1/pki/ca/intermediate/set-signed", api("pki/ca/intermediate/set-signed", update), s.handlePKISetSigned},
+		{"pki.issuer-list", "LIST", "/v1/pki/issuers", api("pki/issuers", list), s.handlePKIIssuerList},
+		{"pki.config-issuers-read", "GET", "/v1/pki/config/issuers", api("pki/config/issuers", read), s.handlePKIConfigIssuersRead},
+		{"pki.config-issuers-write", "POST,PUT", "/v1/pki/config/issuers", api("pki/config/issuers", update), s.handlePKIConfigIssuersWrite},
+		{"pki.role-list", "LIST", "/v1/pki/roles", api("pki/roles", list), s.handlePKIRoleList},
+		{"pki.role-read", "GET", "/v1/pki/roles/{name}", access{resource: pkiRoleResource("roles"), capability: read}, s.handlePKIRoleRead},
+		{"pki.role-write", "POST,PUT", "/v1/pki/roles/{name}", access{resource: pkiRoleResource("roles"), write: true, exists: s.pkiRoleExists}, s.handlePKIRoleWrite},
+		{"pki.role-delete", "DELETE", "/v1/pki/roles/{name}", access{resource: pkiRoleResource("roles"), capability: del}, s.handlePKIRoleDelete},
+		{"pki.issue", "POST,PUT", "/v1/pki/issue/{name}", access{resource: pkiRoleResource("issue"), capability: update}, s.handlePKIIssue},
+		{"pki.sign", "POST,PUT", "/v1/pki/sign/{name}", access{resource: pkiRoleResource("sign"), capability: update}, s.handlePKISign},
+		{"pki.revoke", "POST,PUT", "/v1/pki/revoke", api("pki/revoke", update), s.handlePKIRevoke},
+		{"pki.cert-list", "LIST", "/v1/pki/certs", api("pki/certs", list), s.handlePKICertList},
+		{"pki.cert-read", "GET", "/v1/pki/cert/{serial}", access{resource: func(r *http.Request) (string, error) { return "pki/cert/" + mux.Vars(r)["serial"], nil }, capability: read}, s.handlePKICertRead},
+		{"pki.tidy", "POST,PUT", "/v1/pki/tidy", api("pki/tidy", update), s.handlePKITidy},
+		{"pki.ca-pem", "GET", "/v1/pki/ca/pem", published, s.handlePKICAPEM},
+		{"pki.ca-chain", "GET", "/v1/pki/ca_chain", published, s.handlePKICAChain},
+		{"pki.crl", "GET", "/v1/pki/crl", published, s.handlePKICRL},
+		{"pki.crl-pem", "GET", "/v1/pki/crl/pem", published, s.handlePKICRLPEM},
+		{"pki.ocsp-post", "POST", "/v1/pki/ocsp", published, s.handlePKIOCSP},
+		{"pki.ocsp-get", "GET", "/v1/pki/ocsp/{request:.+}", published, s.handlePKIOCSP},
+
 		{"kv.list", "LIST", "/v1/secrets/static/" + secretVar, access{resource: secretPrefix, capability: list}, s.handleKVList},
 		{"kv.read", "GET", "/v1/secrets/static/" + secretVar, s.secret(read), s.handleKVRead},
 		{"kv.write", "POST,PUT", "/v1/secrets/static/" + secretVar, s.secretWrite(), s.handleKVWrite},
@@ -177,7 +208,7 @@ func (s *Server) buildRouter() (*mux.Router, map[string]access) {
 		if _, dup := table[rt.name]; dup {
 			panic("server: duplicate route name " + rt.name)
 		}
-		if !rt.access.public && !rt.access.login && rt.access.resource == nil {
+		if !rt.access.public && !rt.access.login && !rt.access.published && rt.access.resource == nil {
 			panic("server: route " + rt.name + " has no authorization entry")
 		}
 		if rt.access.write && rt.access.exists == nil {

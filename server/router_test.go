@@ -26,6 +26,17 @@ var loginRoutes = map[string][]string{
 	"/v1/auth/approle/login": {"POST", "PUT"},
 }
 
+// publishedRoutes need no token (CA certificates, CRLs and OCSP are for
+// anyone) but answer only while unsealed: a CRL may need signing.
+var publishedRoutes = map[string][]string{
+	"/v1/pki/ca/pem":            {"GET"},
+	"/v1/pki/ca_chain":          {"GET"},
+	"/v1/pki/crl":               {"GET"},
+	"/v1/pki/crl/pem":           {"GET"},
+	"/v1/pki/ocsp":              {"POST"},
+	"/v1/pki/ocsp/{request:.+}": {"GET"},
+}
+
 // concrete turns a route template into a path that matches it: a secret
 // path variable becomes app/db, any other variable a single segment.
 func concrete(template string) string {
@@ -50,7 +61,7 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 	if len(routes) < 20 {
 		t.Fatalf("walked only %d routes", len(routes))
 	}
-	public, logins := map[string][]string{}, map[string][]string{}
+	public, logins, published := map[string][]string{}, map[string][]string{}, map[string][]string{}
 	for _, rt := range routes {
 		if !rt.HasAccess {
 			t.Errorf("route %s (%v %s) has no usable authorization entry", rt.Name, rt.Methods, rt.Path)
@@ -64,11 +75,14 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		if rt.Login {
 			logins[rt.Path] = append(logins[rt.Path], rt.Methods...)
 		}
+		if rt.Published {
+			published[rt.Path] = append(published[rt.Path], rt.Methods...)
+		}
 	}
 	for _, set := range []struct {
 		kind      string
 		got, want map[string][]string
-	}{{"public", public, publicRoutes}, {"login", logins, loginRoutes}} {
+	}{{"public", public, publicRoutes}, {"login", logins, loginRoutes}, {"published", published, publishedRoutes}} {
 		for path, methods := range set.got {
 			slices.Sort(methods)
 			if want, ok := set.want[path]; !ok || !slices.Equal(methods, want) {
@@ -110,14 +124,14 @@ func TestEveryGuardedRouteRefusesWithoutAuthorization(t *testing.T) {
 
 		_, root := n.initUnseal(1, 1)
 		each(func(t *testing.T, rt server.RouteInfo, method, path string) {
-			if r := n.do(method, path, "", ""); !rt.Public && !rt.Login {
+			if r := n.do(method, path, "", ""); !rt.Public && !rt.Login && !rt.Published {
 				mustError(t, r, 403, "missing client token")
 			}
 		})
 
 		tok, _ := n.createToken(root, `{"policies":["default"]}`)
 		each(func(t *testing.T, rt server.RouteInfo, method, path string) {
-			if rt.Public || rt.Login || rt.Name == "token.revoke-self" {
+			if rt.Public || rt.Login || rt.Published || rt.Name == "token.revoke-self" {
 				return
 			}
 			r := n.do(method, path, tok, "")

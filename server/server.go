@@ -23,6 +23,7 @@ import (
 	"github.com/secrethub/secrethub/server/acl"
 	"github.com/secrethub/secrethub/server/audit"
 	"github.com/secrethub/secrethub/server/auth"
+	"github.com/secrethub/secrethub/server/pki"
 	"github.com/secrethub/secrethub/server/seal"
 	"github.com/secrethub/secrethub/server/secrets"
 	"github.com/secrethub/secrethub/storage"
@@ -82,6 +83,7 @@ type Server struct {
 	auditKeys atomic.Pointer[audit.Keys]
 	approle   *auth.AppRole
 	kv        *secrets.Static
+	pki       *pki.Engine
 	router    *mux.Router
 	handler   http.Handler
 	access    map[string]access // route name → authorization
@@ -123,6 +125,7 @@ func New(db *storage.DB, cfg Config) (*Server, error) {
 			"cost", cost, "recommended_min_cost", auth.MinRecommendedAdminHashCost)
 	}
 	s.kv = secrets.NewStatic(db, s.seal, cfg.Now, cfg.MaxVersions)
+	s.pki = pki.New(db, s.seal, cfg.Now)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	writer, err := audit.NewWriter(ctx, db, cfg.NodeName, audit.Options{
@@ -179,6 +182,7 @@ func (s *Server) Unseal(ctx context.Context, key []byte) (seal.Status, error) {
 		// audit keys stays sealed rather than log without HMACs.
 		if err := s.openAuditKeys(ctx); err != nil {
 			s.seal.Seal()
+			s.pki.Forget()
 			return seal.Status{}, fmt.Errorf("unsealed, but the audit keys could not be loaded (sealed again): %w", err)
 		}
 		s.log.Info("secrethub unsealed", "node", s.cfg.NodeName)

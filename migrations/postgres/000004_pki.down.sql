@@ -1,0 +1,4 @@
+DROP TABLE IF EXISTS certificates;
+DROP TABLE IF EXISTS pki_roles;
+DROP TABLE IF EXISTS pki_config;
+DROP TABLE IF EXISTS pki_issuers;

@@ -1,0 +1,93 @@
+package pki
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/storage"
+)
+
+// OCSPValidity is how long an OCSP answer may be cached.
+const OCSPValidity = time.Hour
+
+// OCSP answers a DER OCSP request: good, revoked or unknown, signed by the
+// certificate's issuer itself. A request for an issuer SecretHub does not
+// hold gets the "unauthorized" answer RFC 6960 prescribes.
+func (e *Engine) OCSP(ctx context.Context, der []byte) ([]byte, error) {
+	req, err := ocsp.ParseRequest(der)
+	if err != nil {
+		return nil, fault.Invalidf("not an OCSP request: %v", err)
+	}
+	if !req.HashAlgorithm.Available() {
+		return nil, fault.Invalidf("OCSP request uses an unsupported hash algorithm")
+	}
+	rows, _, err := e.store.PKIIssuers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var row *storage.PKIIssuer
+	for i := range rows {
+		if rows[i].Certificate == "" {
+			continue
+		}
+		cert, err := parseCertPEM(rows[i].Certificate)
+		if err != nil {
+			return nil, err
+		}
+		if keyHashMatches(cert, req) {
+			row = &rows[i]
+			break
+		}
+	}
+	if row == nil {
+		return ocsp.UnauthorizedErrorResponse, nil
+	}
+	s, err := e.signerOf(ctx, *row)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := s.key.(ed25519.PrivateKey); ok {
+		return nil, fault.Invalidf("OCSP is not available for Ed25519 issuers; use the CRL")
+	}
+	now := e.now().UTC().Truncate(time.Second)
+	tmpl := ocsp.Response{
+		SerialNumber: req.SerialNumber, Status: ocsp.Unknown, IssuerHash: req.HashAlgorithm,
+		ThisUpdate: now, NextUpdate: now.Add(OCSPValidity),
+	}
+	c, err := e.store.PKICertificate(ctx, FormatSerial(req.SerialNumber))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return nil, err
+	case c.IssuerID != row.ID:
+	case !c.RevokedAt.IsZero():
+		tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, c.RevokedAt.Truncate(time.Second), ocsp.Unspecified
+	default:
+		tmpl.Status = ocsp.Good
+	}
+	return ocsp.CreateResponse(s.cert, s.cert, tmpl, s.key)
+}
+
+// keyHashMatches compares the request's issuer key hash with the hash of
+// the certificate's public key bits.
+func keyHashMatches(cert *x509.Certificate, req *ocsp.Request) bool {
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(cert.RawSubjectPublicKeyInfo, &spki); err != nil {
+		return false
+	}
+	h := req.HashAlgorithm.New()
+	h.Write(spki.PublicKey.RightAlign())
+	return bytes.Equal(h.Sum(nil), req.IssuerKeyHash)
+}

@@ -1,0 +1,136 @@
+// Package pki is SecretHub's certificate authority: issuers (root and
+// intermediate CAs) whose private keys are stored only sealed by the
+// barrier, roles that say what may be issued, issue and sign, revocation,
+// CRLs and OCSP. It has no HTTP: the server's handlers call it.
+package pki
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/storage"
+)
+
+// Errors callers branch on.
+var (
+	ErrRoleNotFound   = fault.New(fault.NotFound, "no such PKI role")
+	ErrIssuerNotFound = fault.New(fault.NotFound, "no such issuer")
+	ErrNoIssuer       = fault.New(fault.NotFound, "no default issuer: generate a root CA first (POST /v1/pki/ca/root/generate)")
+	ErrCertNotFound   = fault.New(fault.NotFound, "no certificate with that serial number")
+)
+
+// Store is what the engine needs from storage.
+type Store interface {
+	CreatePKIIssuer(ctx context.Context, i storage.PKIIssuer, makeDefault bool) error
+	CompletePKIIssuer(ctx context.Context, i storage.PKIIssuer) error
+	SetDefaultPKIIssuer(ctx context.Context, id string) error
+	PKIIssuer(ctx context.Context, id string) (storage.PKIIssuer, error)
+	PKIIssuers(ctx context.Context) ([]storage.PKIIssuer, string, error)
+	PutPKIRole(ctx context.Context, name, document string, now time.Time) error
+	PKIRole(ctx context.Context, name string) (string, error)
+	PKIRoleNames(ctx context.Context) ([]string, error)
+	DeletePKIRole(ctx context.Context, name string) error
+	CreatePKICertificate(ctx context.Context, c storage.PKICertificate) error
+	PKICertificate(ctx context.Context, serial string) (storage.PKICertificate, error)
+	PKICertificateSerials(ctx context.Context) ([]string, error)
+	RevokePKICertificate(ctx context.Context, serial string, at time.Time, build storage.BuildCRL) (bool, error)
+	RebuildPKICRL(ctx context.Context, issuerID string, build storage.BuildCRL) error
+	DeleteExpiredPKICertificates(ctx context.Context, before time.Time) (int, []string, error)
+}
+
+// Barrier encrypts and decrypts values bound to a storage path.
+type Barrier interface {
+	Encrypt(path string, plaintext []byte) ([]byte, error)
+	Decrypt(ctx context.Context, path string, ciphertext []byte) ([]byte, error)
+}
+
+// Engine is the PKI secrets engine.
+type Engine struct {
+	store   Store
+	barrier Barrier
+	now     func() time.Time
+
+	// signers caches decrypted issuer keys by issuer id, checked against
+	// the stored ciphertext; Forget empties it when the node seals.
+	mu      sync.Mutex
+	signers map[string]*signer
+}
+
+// New returns the engine.
+func New(store Store, b Barrier, now func() time.Time) *Engine {
+	if now == nil {
+		now = time.Now
+	}
+	return &Engine{store: store, barrier: b, now: now, signers: map[string]*signer{}}
+}
+
+// Forget drops every decrypted key from memory (the node is sealing).
+func (e *Engine) Forget() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	clear(e.signers)
+}
+
+// signer is an issuer ready to sign: its certificate, its chain as PEM
+// (itself first) and its private key.
+type signer struct {
+	row   storage.PKIIssuer
+	cert  *x509.Certificate
+	chain []string
+	key   crypto.Signer
+}
+
+// keyPath is the barrier's additional data for an issuer's key: a key
+// copied to another issuer's row does not decrypt.
+func keyPath(id string) string { return "pki/issuers/" + id + "/key" }
+
+// signerFor loads an issuer (the default one for "") with its key.
+func (e *Engine) signerFor(ctx context.Context, id string) (*signer, error) {
+	row, err := e.store.PKIIssuer(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) && id == "":
+		return nil, ErrNoIssuer
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, ErrIssuerNotFound
+	case err != nil:
+		return nil, err
+	case row.Certificate == "":
+		return nil, fault.Invalidf("issuer %s has no certificate yet: its CSR must be signed and given to set-signed", row.ID)
+	}
+	return e.signerOf(ctx, row)
+}
+
+// signerOf decrypts and parses row's key, or reuses the cached one.
+func (e *Engine) signerOf(ctx context.Context, row storage.PKIIssuer) (*signer, error) {
+	e.mu.Lock()
+	cached := e.signers[row.ID]
+	e.mu.Unlock()
+	if cached != nil && bytes.Equal(cached.row.KeyCiphertext, row.KeyCiphertext) && cached.row.Certificate == row.Certificate {
+		return cached, nil
+	}
+	der, err := e.barrier.Decrypt(ctx, keyPath(row.ID), row.KeyCiphertext)
+	if err != nil {
+		return nil, err
+	}
+	key, err := parseKey(der)
+	clear(der)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := parseCertPEM(row.Certificate)
+	if err != nil {
+		return nil, err
+	}
+	s := &signer{row: row, cert: cert, chain: append([]string{row.Certificate}, splitPEM(row.CAChain)...), key: key}
+	s.row.CRL = nil // the cache keeps what signing needs, not CRLs
+	e.mu.Lock()
+	e.signers[row.ID] = s
+	e.mu.Unlock()
+	return s, nil
+}

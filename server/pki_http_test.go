@@ -1,0 +1,507 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/secrethub/secrethub/server"
+	"github.com/secrethub/secrethub/storage"
+	"github.com/secrethub/secrethub/storage/storagetest"
+)
+
+// pemCert decodes the first PEM certificate of s.
+func pemCert(t *testing.T, s string) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		t.Fatalf("not PEM: %q", s)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// pkiCA is a root and an intermediate made through the API.
+type pkiCA struct {
+	root, inter     *x509.Certificate
+	rootID, interID string
+}
+
+// setupPKI generates an EC root and an intermediate signed by it.
+func (n *node) setupPKI(token string) pkiCA {
+	n.t.Helper()
+	r := mustStatus(n.t, n.do("POST", "/v1/pki/ca/root/generate", token, `{"common_name":"Test Root","ttl":"8760h","key_type":"ec","key_bits":384}`), 200).Data(n.t)
+	i := mustStatus(n.t, n.do("POST", "/v1/pki/ca/intermediate/generate", token, `{"common_name":"Test Intermediate","ttl":"4380h","key_type":"ec"}`), 200).Data(n.t)
+	return pkiCA{root: pemCert(n.t, r["certificate"].(string)), inter: pemCert(n.t, i["certificate"].(string)),
+		rootID: r["issuer_id"].(string), interID: i["issuer_id"].(string)}
+}
+
+// verifyLeaf checks a leaf chains to root through inter for usage.
+func verifyLeaf(leaf, inter, root *x509.Certificate, dns string, usage x509.ExtKeyUsage) error {
+	roots, inters := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(root)
+	inters.AddCert(inter)
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, DNSName: dns, KeyUsages: []x509.ExtKeyUsage{usage}})
+	return err
+}
+
+// opensslVerify runs `openssl verify` on leaf with root as trust anchor
+// and inter as untrusted chain; it skips only when openssl is missing.
+func opensslVerify(t *testing.T, root, inter, leaf string) {
+	t.Helper()
+	bin, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl is not installed")
+	}
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	out, err := exec.Command(bin, "verify", "-CAfile", write("root.pem", root), "-untrusted", write("inter.pem", inter), write("leaf.pem", leaf)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ": OK") {
+		t.Fatalf("openssl verify: %v: %s", err, out)
+	}
+}
+
+// keyForms are the ways a private key could leak: PEM, DER raw, hex, base64.
+func keyForms(der []byte) []string {
+	return append(secretForms(string(der)), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+}
+
+// TestPKIRunbookPhase53 sends the runbook's Phase 5.3 bodies verbatim (no
+// Content-Type, as curl -d does): an RSA-4096 root and an intermediate
+// that chains to it. A leaf issued under them verifies with Go and
+// openssl; no CA key (nor the leaf's) is stored or logged in the clear.
+func TestPKIRunbookPhase53(t *testing.T) {
+	rootBody, err := os.ReadFile("../testdata/runbook/phase5.3-root-ca.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	interBody, err := os.ReadFile("../testdata/runbook/phase5.3-intermediate-ca.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eachStorage(t, func(t *testing.T, cfg storage.Config, open func() *storage.DB) {
+		n := startNode(t, open(), server.Config{})
+		_, root := n.initUnseal(1, 1)
+		r := mustStatus(t, n.do("POST", "/v1/pki/ca/root/generate", root, string(rootBody)), 200).Data(t)
+		rootCert := pemCert(t, r["certificate"].(string))
+		if pub, ok := rootCert.PublicKey.(*rsa.PublicKey); !ok || pub.N.BitLen() != 4096 || rootCert.Subject.CommonName != "SecretHub Root CA" || !rootCert.IsCA {
+			t.Fatalf("root: %T CN %q CA %v", rootCert.PublicKey, rootCert.Subject.CommonName, rootCert.IsCA)
+		}
+		if got := rootCert.NotAfter.Sub(rootCert.NotBefore); got < 87600*time.Hour || got > 87601*time.Hour {
+			t.Fatalf("root lifetime %s, want 87600h", got)
+		}
+		if _, ok := r["private_key"]; ok {
+			t.Fatal("root generate returned a private key")
+		}
+		i := mustStatus(t, n.do("POST", "/v1/pki/ca/intermediate/generate", root, string(interBody)), 200).Data(t)
+		inter := pemCert(t, i["certificate"].(string))
+		pool := x509.NewCertPool()
+		pool.AddCert(rootCert)
+		if _, err := inter.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			t.Fatalf("intermediate does not chain to the root: %v", err)
+		}
+		if inter.Subject.CommonName != "SecretHub Intermediate CA" || !inter.IsCA {
+			t.Fatalf("intermediate %q CA %v", inter.Subject.CommonName, inter.IsCA)
+		}
+
+		mustStatus(t, n.do("POST", "/v1/pki/roles/core", root, `{"allowed_domains":["secrethub.company.com"],"allow_bare_domains":true,"allow_subdomains":true,"server_flag":true,"client_flag":false,"key_type":"ec"}`), 200)
+		leaf := mustStatus(t, n.do("POST", "/v1/pki/issue/core", root, `{"common_name":"core-1.secrethub.company.com","alt_names":"secrethub.company.com","ip_sans":["10.0.0.11"]}`), 200).Data(t)
+		leafCert := pemCert(t, leaf["certificate"].(string))
+		if err := verifyLeaf(leafCert, inter, rootCert, "secrethub.company.com", x509.ExtKeyUsageServerAuth); err != nil {
+			t.Fatal(err)
+		}
+		opensslVerify(t, r["certificate"].(string), i["certificate"].(string), leaf["certificate"].(string))
+
+		// Nothing holds a private key in the clear.
+		var forms []string
+		for _, id := range []string{r["issuer_id"].(string), i["issuer_id"].(string)} {
+			der, err := n.srv.PKIIssuerKey(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			forms = append(forms, keyForms(der)...)
+		}
+		block, _ := pem.Decode([]byte(leaf["private_key"].(string)))
+		forms = append(forms, keyForms(block.Bytes)...)
+		stored, logs := storedBytes(t, cfg), n.logs.String()
+		if !bytes.Contains(stored, []byte("SecretHub Intermediate CA")) {
+			t.Fatal("the scan does not see the issuers")
+		}
+		for _, f := range forms {
+			if bytes.Contains(stored, []byte(f)) {
+				t.Fatal("the database holds a private key in the clear")
+			}
+			if strings.Contains(logs, f) {
+				t.Fatal("the logs hold a private key in the clear")
+			}
+		}
+		for _, path := range []string{"/v1/pki/ca/pem", "/v1/pki/ca_chain", "/v1/pki/crl/pem"} {
+			if body := string(mustStatus(t, n.do("GET", path, "", ""), 200).Body); strings.Contains(body, "PRIVATE KEY") {
+				t.Fatalf("%s answered a private key", path)
+			}
+		}
+	})
+}
+
+// Role flags decide the leaf's extended key usages; SANs and IP SANs are
+// in the certificate; names the role does not allow are refused.
+func TestPKIIssueFollowsTheRole(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		ca := n.setupPKI(root)
+		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":"example.com","allow_subdomains":true,"server_flag":true,"client_flag":false,"key_type":"ec","max_ttl":"720h"}`), 200)
+		mustStatus(t, n.do("POST", "/v1/pki/roles/agent", root, `{"allow_any_name":true,"allow_ip_sans":false,"server_flag":false,"client_flag":true,"key_type":"rsa","key_bits":2048}`), 200)
+
+		web := mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"www.example.com","alt_names":["api.example.com"],"ip_sans":"192.0.2.7,2001:db8::1","ttl":"24h"}`), 200).Data(t)
+		leaf := pemCert(t, web["certificate"].(string))
+		if !slices.Equal(leaf.DNSNames, []string{"www.example.com", "api.example.com"}) ||
+			len(leaf.IPAddresses) != 2 || !leaf.IPAddresses[0].Equal(net.ParseIP("192.0.2.7")) || !leaf.IPAddresses[1].Equal(net.ParseIP("2001:db8::1")) {
+			t.Fatalf("SANs %v, IPs %v", leaf.DNSNames, leaf.IPAddresses)
+		}
+		if err := verifyLeaf(leaf, ca.inter, ca.root, "api.example.com", x509.ExtKeyUsageServerAuth); err != nil {
+			t.Fatalf("server leaf: %v", err)
+		}
+		if err := verifyLeaf(leaf, ca.inter, ca.root, "api.example.com", x509.ExtKeyUsageClientAuth); err == nil {
+			t.Fatal("a server-only leaf verified for client auth")
+		}
+		if leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 || leaf.IsCA {
+			t.Fatalf("key usage %v, CA %v", leaf.KeyUsage, leaf.IsCA)
+		}
+		if got := leaf.NotAfter.Sub(leaf.NotBefore); got > 25*time.Hour {
+			t.Fatalf("ttl 24h gave a %s certificate", got)
+		}
+		chain := web["ca_chain"].([]any)
+		if len(chain) != 2 || pemCert(t, chain[0].(string)).Subject.CommonName != "Test Intermediate" || web["private_key_type"] != "ec" {
+			t.Fatalf("ca_chain %d, key type %v", len(chain), web["private_key_type"])
+		}
+		if !strings.Contains(web["serial_number"].(string), ":") || web["expiration"] == "" {
+			t.Fatalf("serial %v, expiration %v", web["serial_number"], web["expiration"])
+		}
+		opensslVerify(t, certPEMOf(ca.root), certPEMOf(ca.inter), web["certificate"].(string))
+
+		agent := mustStatus(t, n.do("POST", "/v1/pki/issue/agent", root, `{"common_name":"agent 7"}`), 200).Data(t)
+		aLeaf := pemCert(t, agent["certificate"].(string))
+		if _, ok := aLeaf.PublicKey.(*rsa.PublicKey); !ok || aLeaf.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {
+			t.Fatalf("agent leaf key %T usage %v", aLeaf.PublicKey, aLeaf.KeyUsage)
+		}
+		if err := verifyLeaf(aLeaf, ca.inter, ca.root, "", x509.ExtKeyUsageClientAuth); err != nil {
+			t.Fatalf("client leaf: %v", err)
+		}
+		if err := verifyLeaf(aLeaf, ca.inter, ca.root, "", x509.ExtKeyUsageServerAuth); err == nil {
+			t.Fatal("a client-only leaf verified for server auth")
+		}
+
+		// TTL above the role's max is capped, with a warning.
+		capped := mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"a.example.com","ttl":"2000h"}`), 200)
+		if c := pemCert(t, capped.Data(t)["certificate"].(string)); c.NotAfter.Sub(c.NotBefore) > 721*time.Hour {
+			t.Fatalf("max_ttl not applied: %s", c.NotAfter.Sub(c.NotBefore))
+		}
+		if w, _ := capped.JSON(t)["warnings"].([]any); len(w) == 0 {
+			t.Fatal("a capped TTL gave no warning")
+		}
+
+		for _, c := range []struct{ name, path, body, want string }{
+			{"a name outside the role", "/v1/pki/issue/web", `{"common_name":"www.example.org"}`, "not allowed"},
+			{"a bare domain the role does not allow", "/v1/pki/issue/web", `{"common_name":"example.com"}`, "not allowed"},
+			{"an alt name outside the role", "/v1/pki/issue/web", `{"common_name":"a.example.com","alt_names":["evil.com"]}`, "not allowed"},
+			{"an IP SAN the role forbids", "/v1/pki/issue/agent", `{"common_name":"x","ip_sans":["10.0.0.1"]}`, "ip_sans"},
+			{"an IP that is not one", "/v1/pki/issue/web", `{"common_name":"a.example.com","ip_sans":["10.0.0.300"]}`, "not an IP"},
+			{"no common name", "/v1/pki/issue/web", `{}`, "common_name"},
+			{"a bad ttl", "/v1/pki/issue/web", `{"common_name":"a.example.com","ttl":"soon"}`, "not a duration"},
+			{"an unknown field", "/v1/pki/issue/web", `{"common_name":"a.example.com","format":"der"}`, "unknown field"},
+			{"an unknown key type", "/v1/pki/ca/root/generate", `{"common_name":"R","key_type":"dsa"}`, "key_type"},
+			{"RSA key bits that do not exist", "/v1/pki/ca/root/generate", `{"common_name":"R","key_type":"rsa","key_bits":1024}`, "key_bits"},
+			{"EC key bits that do not exist", "/v1/pki/roles/x", `{"key_type":"ec","key_bits":2048}`, "key_bits"},
+			{"a root without a name", "/v1/pki/ca/root/generate", `{"key_type":"ec"}`, "common_name"},
+			{"a role ttl above its max", "/v1/pki/roles/x", `{"ttl":"48h","max_ttl":"24h"}`, "max_ttl"},
+			{"a role with a bad domain", "/v1/pki/roles/x", `{"allowed_domains":["bad domain"]}`, "allowed_domains"},
+			{"a garbage serial", "/v1/pki/revoke", `{"serial_number":"zz:zz"}`, "serial"},
+			{"a body that is not JSON", "/v1/pki/issue/web", `common_name=x`, "not valid JSON"},
+		} {
+			t.Run(c.name, func(t *testing.T) { mustError(t, n.do("POST", c.path, root, c.body), 400, c.want) })
+		}
+		for _, c := range []struct{ name, method, path, body string }{
+			{"an unknown role", "POST", "/v1/pki/issue/nope", `{"common_name":"a.example.com"}`},
+			{"an unknown issuer for an intermediate", "POST", "/v1/pki/ca/intermediate/generate", `{"common_name":"I","key_type":"ec","issuer_id":"nope"}`},
+			{"an unknown issuer for a role", "POST", "/v1/pki/roles/y", `{"issuer_id":"nope"}`},
+			{"an unknown serial", "POST", "/v1/pki/revoke", `{"serial_number":"01:02"}`},
+			{"an unknown certificate", "GET", "/v1/pki/cert/01:02", ""},
+			{"an unknown role read", "GET", "/v1/pki/roles/nope", ""},
+		} {
+			t.Run(c.name, func(t *testing.T) { mustStatus(t, n.do(c.method, c.path, root, c.body), 404).Errors(t) })
+		}
+	})
+}
+
+func certPEMOf(c *x509.Certificate) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+}
+
+// newCSR makes a CSR for cn and dns with a fresh P-256 key.
+func newCSR(t testing.TB, cn string, dns ...string) (string, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}, DNSNames: dns}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), der
+}
+
+func jsonString(s string) string {
+	return `"` + strings.ReplaceAll(s, "\n", `\n`) + `"`
+}
+
+// sign/:role certifies a CSR's key for its names when the role allows
+// them; a CSR whose signature does not verify, or that is not a CSR, is 400.
+func TestPKISignChecksTheCSR(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		ca := n.setupPKI(root)
+		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)
+		csr, der := newCSR(t, "svc.example.com", "svc.example.com", "alt.example.com")
+		d := mustStatus(t, n.do("POST", "/v1/pki/sign/web", root, `{"csr":`+jsonString(csr)+`,"ttl":"1h"}`), 200).Data(t)
+		leaf := pemCert(t, d["certificate"].(string))
+		if err := verifyLeaf(leaf, ca.inter, ca.root, "alt.example.com", x509.ExtKeyUsageClientAuth); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := d["private_key"]; ok {
+			t.Fatal("sign returned a private key")
+		}
+
+		tampered := slices.Clone(der)
+		tampered[len(tampered)-3] ^= 0xff // inside the signature
+		bad := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: tampered}))
+		outside, _ := newCSR(t, "svc.example.org")
+		rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+		rsaDER, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "r.example.com"}}, rsaKey)
+		wrongKey := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: rsaDER}))
+		for _, c := range []struct{ name, csr, want string }{
+			{"a bad signature", bad, "signature"},
+			{"garbage", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----", "cannot be parsed"},
+			{"not PEM", "hello", "PEM"},
+			{"a name outside the role", outside, "not allowed"},
+			{"a key of another type than the role's", wrongKey, "requires ec"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				mustError(t, n.do("POST", "/v1/pki/sign/web", root, `{"csr":`+jsonString(c.csr)+`}`), 400, c.want)
+			})
+		}
+	})
+}
+
+// A revoked serial is in the issuer's CRL (a new, higher CRL number) and
+// OCSP answers revoked for it and good for a live one, by POST and GET.
+func TestPKIRevocationReachesCRLAndOCSP(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		ca := n.setupPKI(root)
+		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)
+		issue := func(cn string) (string, *x509.Certificate) {
+			d := mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"`+cn+`"}`), 200).Data(t)
+			return d["serial_number"].(string), pemCert(t, d["certificate"].(string))
+		}
+		revokedSerial, revoked := issue("old.example.com")
+		_, live := issue("new.example.com")
+
+		crl := func() *x509.RevocationList {
+			r := mustStatus(t, n.do("GET", "/v1/pki/crl", "", ""), 200)
+			if ct := r.Header.Get("Content-Type"); ct != "application/pkix-crl" {
+				t.Fatalf("CRL content type %q", ct)
+			}
+			l, err := x509.ParseRevocationList(r.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.CheckSignatureFrom(ca.inter); err != nil {
+				t.Fatalf("CRL not signed by the intermediate: %v", err)
+			}
+			return l
+		}
+		before := crl()
+		if len(before.RevokedCertificateEntries) != 0 || !before.NextUpdate.After(time.Now()) {
+			t.Fatalf("fresh CRL: %d entries, next update %s", len(before.RevokedCertificateEntries), before.NextUpdate)
+		}
+
+		d := mustStatus(t, n.do("POST", "/v1/pki/revoke", root, `{"serial_number":"`+strings.ToUpper(revokedSerial)+`"}`), 200).Data(t)
+		if d["revocation_time"] == "" {
+			t.Fatalf("revoke answered %v", d)
+		}
+		after := crl()
+		if after.Number.Cmp(before.Number) <= 0 || len(after.RevokedCertificateEntries) != 1 ||
+			after.RevokedCertificateEntries[0].SerialNumber.Cmp(revoked.SerialNumber) != 0 {
+			t.Fatalf("CRL after revoke: number %v (was %v), entries %v", after.Number, before.Number, after.RevokedCertificateEntries)
+		}
+		pemCRL := mustStatus(t, n.do("GET", "/v1/pki/crl/pem", "", ""), 200).Body
+		if block, _ := pem.Decode(pemCRL); block == nil || block.Type != "X509 CRL" {
+			t.Fatalf("crl/pem: %s", pemCRL)
+		}
+		// Revoking twice changes nothing.
+		mustStatus(t, n.do("POST", "/v1/pki/revoke", root, `{"serial_number":"`+revokedSerial+`"}`), 200)
+		if again := crl(); again.Number.Cmp(after.Number) != 0 {
+			t.Fatalf("a second revoke rebuilt the CRL: %v", again.Number)
+		}
+
+		ask := func(cert *x509.Certificate, viaGet bool) *ocsp.Response {
+			req, err := ocsp.CreateRequest(cert, ca.inter, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r response
+			if viaGet {
+				r = n.do("GET", "/v1/pki/ocsp/"+base64.StdEncoding.EncodeToString(req), "", "")
+			} else {
+				r = n.do("POST", "/v1/pki/ocsp", "", string(req))
+			}
+			mustStatus(t, r, 200)
+			resp, err := ocsp.ParseResponseForCert(r.Body, cert, ca.inter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+		for _, viaGet := range []bool{false, true} {
+			if got := ask(revoked, viaGet); got.Status != ocsp.Revoked || got.RevokedAt.IsZero() {
+				t.Fatalf("OCSP for the revoked serial: status %d", got.Status)
+			}
+			if got := ask(live, viaGet); got.Status != ocsp.Good {
+				t.Fatalf("OCSP for a live serial: status %d", got.Status)
+			}
+		}
+		mustError(t, n.do("POST", "/v1/pki/ocsp", "", "garbage"), 400, "OCSP")
+
+		// The stored record and the listing.
+		c := mustStatus(t, n.do("GET", "/v1/pki/cert/"+revokedSerial, root, ""), 200).Data(t)
+		if c["revocation_time"] == "" || c["issuer_id"] != ca.interID || !strings.Contains(c["subject"].(string), "old.example.com") {
+			t.Fatalf("cert read: %v", c)
+		}
+		keys := mustStatus(t, n.do("LIST", "/v1/pki/certs", root, ""), 200).Data(t)["keys"].([]any)
+		if !slices.Contains(keys, any(revokedSerial)) || len(keys) != 3 { // the intermediate and 2 leaves
+			t.Fatalf("certs: %v", keys)
+		}
+	})
+}
+
+// The offline-root flow: a CSR from SecretHub, signed by a root it never
+// holds, imported with set-signed, then issuing.
+func TestPKIOfflineRootIntermediate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		d := mustStatus(t, n.do("POST", "/v1/pki/ca/intermediate/csr", root, `{"common_name":"Offline Issued","key_type":"ec"}`), 200).Data(t)
+		block, _ := pem.Decode([]byte(d["csr"].(string)))
+		csr, err := x509.ParseCertificateRequest(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		offTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Offline Root"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+		offDER, _ := x509.CreateCertificate(rand.Reader, offTmpl, offTmpl, offKey.Public(), offKey)
+		offRoot, _ := x509.ParseCertificate(offDER)
+		interTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: csr.Subject,
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+		interDER, _ := x509.CreateCertificate(rand.Reader, interTmpl, offRoot, csr.PublicKey, offKey)
+		inter, _ := x509.ParseCertificate(interDER)
+		bundle := certPEMOf(inter) + certPEMOf(offRoot)
+
+		mustError(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":`+jsonString(certPEMOf(offRoot))+`}`), 400, "pending")
+		mustError(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":"nope"}`), 400, "PEM")
+		s := mustStatus(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":`+jsonString(bundle)+`}`), 200).Data(t)
+		if s["issuer_id"] != d["issuer_id"] || s["is_default"] != true {
+			t.Fatalf("set-signed: %v", s)
+		}
+		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)
+		leaf := pemCert(t, mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"a.example.com","ttl":"100h"}`), 200).Data(t)["certificate"].(string))
+		if err := verifyLeaf(leaf, inter, offRoot, "a.example.com", x509.ExtKeyUsageServerAuth); err != nil {
+			t.Fatal(err)
+		}
+		if !leaf.NotAfter.Equal(inter.NotAfter) {
+			t.Fatalf("leaf outlives its issuer: %s > %s", leaf.NotAfter, inter.NotAfter)
+		}
+		chain := string(mustStatus(t, n.do("GET", "/v1/pki/ca_chain", "", ""), 200).Body)
+		if strings.Count(chain, "BEGIN CERTIFICATE") != 2 {
+			t.Fatalf("ca_chain: %s", chain)
+		}
+	})
+}
+
+// Publication needs no token but an unsealed node; tidy drops what
+// expired; the default issuer can be changed.
+func TestPKIPublicationSealedTidyAndDefault(t *testing.T) {
+	storagetest.Engines(t, func(t *testing.T, db *storage.DB) {
+		clock := newClock()
+		n := startNode(t, db, server.Config{Now: clock.Now})
+		_, root := n.initUnseal(1, 1)
+		mustError(t, n.do("GET", "/v1/pki/ca/pem", "", ""), 404, "no default issuer")
+		ca := n.setupPKI(root)
+		if got := pemCert(t, string(mustStatus(t, n.do("GET", "/v1/pki/ca/pem", "", ""), 200).Body)); !got.Equal(ca.inter) {
+			t.Fatal("ca/pem is not the default (newest intermediate) issuer")
+		}
+		mustStatus(t, n.do("POST", "/v1/pki/config/issuers", root, `{"default":"`+ca.rootID+`"}`), 200)
+		if got := pemCert(t, string(mustStatus(t, n.do("GET", "/v1/pki/ca/pem", "", ""), 200).Body)); !got.Equal(ca.root) {
+			t.Fatal("ca/pem did not follow the default issuer")
+		}
+		if got := pemCert(t, string(mustStatus(t, n.do("GET", "/v1/pki/ca/pem?issuer_id="+ca.interID, "", ""), 200).Body)); !got.Equal(ca.inter) {
+			t.Fatal("?issuer_id= was not followed")
+		}
+		issuers := mustStatus(t, n.do("LIST", "/v1/pki/issuers", root, ""), 200).Data(t)["keys"].([]any)
+		if len(issuers) != 2 {
+			t.Fatalf("issuers: %v", issuers)
+		}
+		mustStatus(t, n.do("POST", "/v1/pki/config/issuers", root, `{"default":"`+ca.interID+`"}`), 200)
+		mustStatus(t, n.do("POST", "/v1/pki/config/issuers", root, `{"default":"nope"}`), 404)
+
+		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allow_any_name":true,"key_type":"ec"}`), 200)
+		serial := mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"short.example.com","ttl":"1h"}`), 200).Data(t)["serial_number"].(string)
+		mustStatus(t, n.do("POST", "/v1/pki/revoke", root, `{"serial_number":"`+serial+`"}`), 200)
+		if n := mustStatus(t, n.do("POST", "/v1/pki/tidy", root, `{}`), 200).Data(t)["removed"]; n != 0.0 {
+			t.Fatalf("tidy within the safety buffer removed %v", n)
+		}
+		clock.Advance(2 * time.Hour)
+		if n := mustStatus(t, n.do("POST", "/v1/pki/tidy", root, `{"safety_buffer":0}`), 200).Data(t)["removed"]; n != 1.0 {
+			t.Fatalf("tidy removed %v, want 1", n)
+		}
+		mustStatus(t, n.do("GET", "/v1/pki/cert/"+serial, root, ""), 404)
+		l, err := x509.ParseRevocationList(mustStatus(t, n.do("GET", "/v1/pki/crl", "", ""), 200).Body)
+		if err != nil || len(l.RevokedCertificateEntries) != 0 {
+			t.Fatalf("CRL after tidy: %v, %v", l, err)
+		}
+
+		mustStatus(t, n.do("POST", "/v1/sys/seal", root, ""), 204)
+		for _, p := range []string{"/v1/pki/ca/pem", "/v1/pki/ca_chain", "/v1/pki/crl", "/v1/pki/crl/pem"} {
+			mustError(t, n.do("GET", p, "", ""), 503, "sealed")
+		}
+	})
+}
