@@ -162,7 +162,7 @@ func BenchmarkAuditOverhead(b *testing.B) {
 	url := hs.URL + "/v1/secrets/static/bench/db"
 	send(b, client, "POST", url, root, `{"data":{"password":"correct horse battery staple"}}`, 200)
 
-	const concurrency, phase, rounds = 32, 2 * time.Second, 2
+	const concurrency, phase, rounds = 32, 3 * time.Second, 3
 	run := func() float64 {
 		var done atomic.Int64
 		var wg sync.WaitGroup
