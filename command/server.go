@@ -146,6 +146,7 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 	srvCfg := server.Config{
 		NodeName: s.NodeName, ClusterName: s.ClusterName, TrustedProxies: s.TrustedProxies, MaxVersions: s.KVMaxVersions, Logger: log,
 		AdminUsername: s.AdminUsername, AdminPasswordHash: s.AdminPasswordHash, AdminTokenTTL: s.AdminTokenTTL,
+		MetricsDisabled: !s.Prometheus,
 	}
 	if err := srvCfg.Validate(); err != nil {
 		log.Error("invalid admin login settings", "error", err.Error())
