@@ -68,8 +68,14 @@ SIGINT or SIGTERM, giving requests in flight up to 30 seconds.
 
 With SECRETHUB_TLS_CERT_FILE and SECRETHUB_TLS_KEY_FILE (or --tls-cert-file and
 --tls-key-file) it serves HTTPS only, TLS 1.2 or later; with neither, plain
-HTTP; with only one of them it refuses to start. Clients that do not trust the
-certificate's CA are given it with --ca-cert or SECRETHUB_CACERT.
+HTTP; with only one of them it refuses to start. SIGHUP (systemctl reload)
+reads both files again; a pair that does not load is logged and the current
+certificate keeps serving. Clients that do not trust the certificate's CA are
+given it with --ca-cert or SECRETHUB_CACERT.
+
+Prometheus metrics are served at /metrics without a token unless
+PROMETHEUS_ENABLED=false. On the embedded SQLite store the server locks its
+data directory; back it up with 'secrethub operator snapshot save'.
 
 With SECRETHUB_AUDIT_FILE (or --audit-file) every audit event is also appended
 to that file as a JSON line, for SIEM shippers: the file is created with mode
@@ -166,6 +172,17 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 		}
 	}()
 	srvCfg.AuditSink = sink
+
+	// One server per embedded database: the lock also keeps a snapshot
+	// restore away while this server runs.
+	if dbCfg.DatabaseURL == "" {
+		unlock, err := storage.LockDataDir(dbCfg.DataDir)
+		if err != nil {
+			log.Error("cannot use the data directory", "error", err.Error())
+			return errLogged
+		}
+		defer unlock()
+	}
 
 	db, err := storage.Open(ctx, dbCfg, log)
 	if err != nil {

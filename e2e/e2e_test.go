@@ -434,6 +434,11 @@ func TestServerStartupFailures(t *testing.T) {
 		{"a required variable missing", func(t *testing.T) []string {
 			return []string{"SECRETHUB_DATA_DIR=" + t.TempDir(), "ADMIN_USERNAME=admin"}
 		}, "ADMIN_PASSWORD_HASH"},
+		{"a data directory another server uses", func(t *testing.T) []string {
+			data := t.TempDir()
+			startServer(t, "SECRETHUB_DATA_DIR="+data)
+			return []string{"SECRETHUB_DATA_DIR=" + data, "PORT=" + freePort(t)}
+		}, "a secrethub server is running on this data directory"},
 		{"half of the TLS settings", func(t *testing.T) []string {
 			return []string{"SECRETHUB_DATA_DIR=" + t.TempDir(), "SECRETHUB_TLS_CERT_FILE=/opt/secrethub/tls/core.crt"}
 		}, "SECRETHUB_TLS_KEY_FILE is not"},
