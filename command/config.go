@@ -55,7 +55,7 @@ var settings = []setting{
 	{env: "SECRETHUB_ADMIN_TOKEN_TTL", def: "30m", help: "lifetime of the token an admin login issues"},
 	{env: "AUTO_UNSEAL_ENABLED", help: "unseal with AWS KMS at start (true/false)", later: "auto-unseal"},
 	{env: "AWS_KMS_KEY_ID", help: "KMS key wrapping the root key", later: "auto-unseal"},
-	{env: "PROMETHEUS_ENABLED", help: "serve /metrics (true/false)", later: "metrics"},
+	{env: "PROMETHEUS_ENABLED", def: "true", help: "serve Prometheus metrics at /metrics, without a token (true/false)"},
 }
 
 // settingFlags maps each flag that overrides a setting to its key.

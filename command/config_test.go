@@ -58,7 +58,7 @@ func TestServerSettingsDefaults(t *testing.T) {
 	host, _ := os.Hostname()
 	if s.DatabaseURL != "" || s.DBPoolSize != 20 || s.ListenAddr != "0.0.0.0:4000" || s.DataDir != "./data" ||
 		s.LogLevel != slog.LevelInfo || s.LogFormat != "text" || s.DBConnectTimeout != 30*time.Second || s.AdminTokenTTL != 30*time.Minute ||
-		s.NodeName != host || s.ClusterName != "" || len(s.TrustedProxies) != 0 || s.listenAddrSet || s.KVMaxVersions != 10 {
+		s.NodeName != host || s.ClusterName != "" || len(s.TrustedProxies) != 0 || s.listenAddrSet || s.KVMaxVersions != 10 || !s.Prometheus {
 		t.Fatalf("defaults = %+v", s)
 	}
 	if st := s.Storage(); st.DataDir != "./data" || st.PoolSize != 20 || st.ConnectTimeout != 30*time.Second {
@@ -93,8 +93,8 @@ func TestServerSettingsFromTheRunbookEnvironment(t *testing.T) {
 	for _, st := range s.laterSettingsGiven() {
 		later = append(later, st.env)
 	}
-	// The admin login settings are used now, so they are not among them.
-	want := []string{"PHX_HOST", "SECRET_KEY_BASE", "AUTO_UNSEAL_ENABLED", "AWS_KMS_KEY_ID", "PROMETHEUS_ENABLED"}
+	// The admin login and metrics settings are used now, so they are not among them.
+	want := []string{"PHX_HOST", "SECRET_KEY_BASE", "AUTO_UNSEAL_ENABLED", "AWS_KMS_KEY_ID"}
 	if !slices.Equal(later, want) {
 		t.Fatalf("settings accepted for later = %v, want %v", later, want)
 	}
@@ -248,4 +248,21 @@ func TestServerSettingsErrors(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+func TestServerSettingsTurnMetricsOffOnlyWhenAsked(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  bool
+	}{{"", true}, {"true", true}, {"false", false}, {"0", false}} {
+		t.Run("PROMETHEUS_ENABLED="+tt.value, func(t *testing.T) {
+			s, err := resolveServerSettings(t, map[string]string{"PROMETHEUS_ENABLED": tt.value})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Prometheus != tt.want {
+				t.Fatalf("Prometheus = %v, want %v", s.Prometheus, tt.want)
+			}
+		})
+	}
 }

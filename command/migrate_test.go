@@ -16,13 +16,20 @@ import (
 // migrateCLI runs `secrethub migrate ARGS` with the given environment.
 func migrateCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
+	return cliWithEnv(t, env, append([]string{"migrate"}, args...)...)
+}
+
+// cliWithEnv runs `secrethub ARGS` with only the given SecretHub
+// environment and a fresh HOME, returning the exit code, stdout and stderr.
+func cliWithEnv(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
 	cleanEnv(t)
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
 	t.Setenv("HOME", t.TempDir())
 	c := newConsole("")
-	code := run(context.Background(), append([]string{"migrate"}, args...), c.io)
+	code := run(context.Background(), args, c.io)
 	return code, c.out.String(), c.err.String()
 }
 

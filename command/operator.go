@@ -18,7 +18,7 @@ import (
 func NewCmdOperator(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "operator",
-		Short: "Initialize, unseal, seal and rotate a server; generate secrets",
+		Short: "Initialize, unseal, seal and rotate a server; generate secrets; snapshots",
 	}
 	cmd.AddCommand(
 		NewCmdOperatorInit(f),
@@ -28,6 +28,7 @@ func NewCmdOperator(f *Factory) *cobra.Command {
 		NewCmdOperatorKeyStatus(f),
 		NewCmdOperatorGenerateSecret(f),
 		NewCmdOperatorHashPassword(f),
+		NewCmdOperatorSnapshot(f),
 	)
 	return cmd
 }

@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -66,8 +68,14 @@ SIGINT or SIGTERM, giving requests in flight up to 30 seconds.
 
 With SECRETHUB_TLS_CERT_FILE and SECRETHUB_TLS_KEY_FILE (or --tls-cert-file and
 --tls-key-file) it serves HTTPS only, TLS 1.2 or later; with neither, plain
-HTTP; with only one of them it refuses to start. Clients that do not trust the
-certificate's CA are given it with --ca-cert or SECRETHUB_CACERT.
+HTTP; with only one of them it refuses to start. SIGHUP (systemctl reload)
+reads both files again; a pair that does not load is logged and the current
+certificate keeps serving. Clients that do not trust the certificate's CA are
+given it with --ca-cert or SECRETHUB_CACERT.
+
+Prometheus metrics are served at /metrics without a token unless
+PROMETHEUS_ENABLED=false. On the embedded SQLite store the server locks its
+data directory; back it up with 'secrethub operator snapshot save'.
 
 With SECRETHUB_AUDIT_FILE (or --audit-file) every audit event is also appended
 to that file as a JSON line, for SIEM shippers: the file is created with mode
@@ -137,7 +145,7 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 	}
 	// The certificate is checked before the database is touched, so a bad
 	// one fails the start at once and changes nothing.
-	tlsConfig, err := loadServerTLS(s.TLSCertFile, s.TLSKeyFile)
+	tlsConfig, cert, err := loadServerTLS(s.TLSCertFile, s.TLSKeyFile)
 	if err != nil {
 		log.Error("cannot serve HTTPS", "error", err.Error())
 		return errLogged
@@ -146,6 +154,7 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 	srvCfg := server.Config{
 		NodeName: s.NodeName, ClusterName: s.ClusterName, TrustedProxies: s.TrustedProxies, MaxVersions: s.KVMaxVersions, Logger: log,
 		AdminUsername: s.AdminUsername, AdminPasswordHash: s.AdminPasswordHash, AdminTokenTTL: s.AdminTokenTTL,
+		MetricsDisabled: !s.Prometheus,
 	}
 	if err := srvCfg.Validate(); err != nil {
 		log.Error("invalid admin login settings", "error", err.Error())
@@ -163,6 +172,17 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 		}
 	}()
 	srvCfg.AuditSink = sink
+
+	// One server per embedded database: the lock also keeps a snapshot
+	// restore away while this server runs.
+	if dbCfg.DatabaseURL == "" {
+		unlock, err := storage.LockDataDir(dbCfg.DataDir)
+		if err != nil {
+			log.Error("cannot use the data directory", "error", err.Error())
+			return errLogged
+		}
+		defer unlock()
+	}
 
 	db, err := storage.Open(ctx, dbCfg, log)
 	if err != nil {
@@ -190,8 +210,9 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 	}
 	defer ln.Close()
 	scheme := "http"
-	if tlsConfig != nil {
+	if cert != nil {
 		scheme = "https"
+		cert.report(srv.Metrics())
 	}
 	if opts.Dev {
 		if err := startDev(ctx, srv, scheme+"://"+reachable(ln.Addr()), opts.IO.Out); err != nil {
@@ -200,7 +221,7 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 	}
 	log.Info("secrethub server started", "address", boundAddress(s.ListenAddr, ln.Addr()), "scheme", scheme,
 		"storage", string(db.Engine()), "location", db.Location(), "node", s.NodeName, "version", server.Version)
-	return serve(ctx, srv, ln, tlsConfig, log, opts.Listening, closeAudit)
+	return serve(ctx, srv, ln, tlsConfig, cert, log, opts.Listening, closeAudit)
 }
 
 // openAuditSink opens the audit file setting: "" none (a nil writer), "-"
@@ -250,39 +271,16 @@ func closeAuditLog(srv *server.Server, log *slog.Logger) error {
 	return nil
 }
 
-// loadServerTLS reads the server's certificate and key. Neither file
-// means plain HTTP (a nil config); only one of them is a mistake. Errors
-// name the files, never their content.
-func loadServerTLS(certFile, keyFile string) (*tls.Config, error) {
-	switch {
-	case certFile == "" && keyFile == "":
-		return nil, nil
-	case keyFile == "":
-		return nil, errors.New("SECRETHUB_TLS_CERT_FILE is set but SECRETHUB_TLS_KEY_FILE is not: give both to serve HTTPS, or neither to serve HTTP")
-	case certFile == "":
-		return nil, errors.New("SECRETHUB_TLS_KEY_FILE is set but SECRETHUB_TLS_CERT_FILE is not: give both to serve HTTPS, or neither to serve HTTP")
-	}
-	certPEM, err := os.ReadFile(certFile)
-	if err != nil {
-		return nil, fmt.Errorf("reading SECRETHUB_TLS_CERT_FILE: %w", err)
-	}
-	keyPEM, err := os.ReadFile(keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("reading SECRETHUB_TLS_KEY_FILE: %w", err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("certificate %s with key %s: %w", certFile, keyFile, err)
-	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
-}
-
 // serve answers requests on ln (over TLS when tlsConfig is set) and runs
 // background upkeep until ctx ends, then shuts down within shutdownGrace
 // and, once no request is left, closes the audit log with closeAudit. A
-// server whose audit log could not be flushed exits with an error.
-func serve(ctx context.Context, srv *server.Server, ln net.Listener, tlsConfig *tls.Config, log *slog.Logger,
-	listening func(net.Addr), closeAudit func() error) error {
+// server whose audit log could not be flushed exits with an error. SIGHUP
+// reloads cert (and never ends the process, even without TLS).
+func serve(ctx context.Context, srv *server.Server, ln net.Listener, tlsConfig *tls.Config, cert *servedCertificate,
+	log *slog.Logger, listening func(net.Addr), closeAudit func() error) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	hs := newHTTPServer(srv.Handler(), log)
 	hs.TLSConfig = tlsConfig
 	upkeep, stopUpkeep := context.WithCancel(context.Background())
@@ -308,11 +306,17 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, tlsConfig *
 	if listening != nil {
 		listening(ln.Addr())
 	}
-	select {
-	case err := <-served:
-		log.Error("server stopped serving", "error", err.Error())
-		return errLogged
-	case <-ctx.Done():
+wait:
+	for {
+		select {
+		case err := <-served:
+			log.Error("server stopped serving", "error", err.Error())
+			return errLogged
+		case <-hup:
+			reloadCertificate(cert, log)
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	log.Info("shutting down", "grace", shutdownGrace.String())
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
@@ -329,6 +333,20 @@ func serve(ctx context.Context, srv *server.Server, ln net.Listener, tlsConfig *
 	}
 	log.Info("secrethub server stopped")
 	return nil
+}
+
+// reloadCertificate handles SIGHUP: the TLS certificate and key are read
+// again; a failure keeps the current ones and is logged.
+func reloadCertificate(cert *servedCertificate, log *slog.Logger) {
+	if cert == nil {
+		log.Info("SIGHUP received; serving plain HTTP, so there is no TLS certificate to reload")
+		return
+	}
+	if err := cert.reload(); err != nil {
+		log.Error("TLS certificate not reloaded; keeping the current one", "error", err.Error())
+		return
+	}
+	log.Info("TLS certificate reloaded", cert.describe()...)
 }
 
 // newHTTPServer serves handler with the connection deadlines above.

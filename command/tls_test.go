@@ -1,22 +1,15 @@
 package command
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/secrethub/secrethub/client/clienttest"
 )
 
 // testPKI is a private CA and a server certificate it signed for
@@ -31,59 +24,13 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T) testPKI {
 	t.Helper()
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	keyDER := func(k *ecdsa.PrivateKey) []byte {
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der
-	}
-	now := time.Now()
-	caKey := newKey()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "SecretHub Test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverKey := newKey()
-	serverTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-	}
-	serverDER, err := x509.CreateCertificate(rand.Reader, serverTmpl, ca, &serverKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := clienttest.NewCA(t)
+	server := ca.IssueServer(t, time.Hour)
 	return testPKI{
-		CAFile:       write("ca.pem", "CERTIFICATE", caDER),
-		CertFile:     write("server.pem", "CERTIFICATE", serverDER),
-		KeyFile:      write("server-key.pem", "PRIVATE KEY", keyDER(serverKey)),
-		OtherKeyFile: write("other-key.pem", "PRIVATE KEY", keyDER(newKey())),
+		CAFile:       ca.CertFile,
+		CertFile:     server.CertFile,
+		KeyFile:      server.KeyFile,
+		OtherKeyFile: ca.IssueServer(t, time.Hour).KeyFile,
 	}
 }
 
@@ -118,7 +65,7 @@ func TestServerCommandServesHTTPSWithACertificateAndKey(t *testing.T) {
 		{"a CA file that does not exist is named", map[string]string{EnvCACert: filepath.Join(t.TempDir(), "absent.pem")}, nil, 1,
 			[]string{"Error: client: reading the CA certificates", "absent.pem"}},
 		{"a CA file without certificates is named", nil, []string{"--ca-cert", pki.KeyFile}, 1,
-			[]string{"server-key.pem holds no PEM certificate"}},
+			[]string{filepath.Base(pki.KeyFile) + " holds no PEM certificate"}},
 		{"a SECRETHUB_SKIP_VERIFY that is not a boolean is refused", map[string]string{EnvSkipVerify: "sometimes"}, nil, 1,
 			[]string{`SECRETHUB_SKIP_VERIFY must be true or false, got "sometimes"`}},
 		{"plain HTTP to the HTTPS port is refused", nil, []string{"--address", "http://" + rs.addr.String()}, 1,

@@ -60,6 +60,8 @@ type process struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	addr string
+	// http reaches addr (over HTTPS, it trusts the server's CA).
+	http *http.Client
 	logs *lockedBuffer
 	done chan error
 }
@@ -105,11 +107,17 @@ func baseEnv(t *testing.T) []string {
 // until the server answers sys/health on port.
 func start(t *testing.T, dir, port string, env []string, name string, args ...string) *process {
 	t.Helper()
+	return launch(t, dir, "http://127.0.0.1:"+port, http.DefaultClient, env, name, args...)
+}
+
+// launch is start for a server at addr reached with hc.
+func launch(t *testing.T, dir, addr string, hc *http.Client, env []string, name string, args ...string) *process {
+	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &process{t: t, cmd: cmd, addr: "http://127.0.0.1:" + port, logs: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &process{t: t, cmd: cmd, addr: addr, http: hc, logs: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -123,7 +131,7 @@ func start(t *testing.T, dir, port string, env []string, name string, args ...st
 			t.Fatalf("server exited early (%v):\n%s", err, p.logs)
 		default:
 		}
-		if resp, err := http.Get(p.addr + "/v1/sys/health"); err == nil {
+		if resp, err := p.http.Get(p.addr + "/v1/sys/health"); err == nil {
 			resp.Body.Close()
 			return p
 		}
@@ -146,6 +154,12 @@ func startServer(t *testing.T, env ...string) *process {
 func (p *process) stop() {
 	p.t.Helper()
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	p.waitStopped()
+}
+
+// waitStopped expects the server, already told to stop, to exit as stop says.
+func (p *process) waitStopped() {
+	p.t.Helper()
 	select {
 	case err := <-p.done:
 		if err != nil && p.cmd.Path == binary {
@@ -397,8 +411,9 @@ func TestOperatorUnsealReadsStdin(t *testing.T) {
 	}
 }
 
-// TestServerStartupFailures: an unreachable database and a port in use
-// each end the process with a clear message and a non-zero exit.
+// TestServerStartupFailures: the runbook's "Core Won't Start" list (an
+// unreachable database, a port in use, a missing variable) each end the
+// process with one clear error line and a non-zero exit.
 func TestServerStartupFailures(t *testing.T) {
 	cases := []struct {
 		name string
@@ -416,6 +431,17 @@ func TestServerStartupFailures(t *testing.T) {
 			t.Cleanup(func() { l.Close() })
 			return []string{"SECRETHUB_DATA_DIR=" + t.TempDir(), "SECRETHUB_LISTEN_ADDR=" + l.Addr().String()}
 		}, "address already in use"},
+		{"a required variable missing", func(t *testing.T) []string {
+			return []string{"SECRETHUB_DATA_DIR=" + t.TempDir(), "ADMIN_USERNAME=admin"}
+		}, "ADMIN_PASSWORD_HASH"},
+		{"a data directory another server uses", func(t *testing.T) []string {
+			data := t.TempDir()
+			startServer(t, "SECRETHUB_DATA_DIR="+data)
+			return []string{"SECRETHUB_DATA_DIR=" + data, "PORT=" + freePort(t)}
+		}, "a secrethub server is running on this data directory"},
+		{"half of the TLS settings", func(t *testing.T) []string {
+			return []string{"SECRETHUB_DATA_DIR=" + t.TempDir(), "SECRETHUB_TLS_CERT_FILE=/opt/secrethub/tls/core.crt"}
+		}, "SECRETHUB_TLS_KEY_FILE is not"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -431,11 +457,24 @@ func TestServerStartupFailures(t *testing.T) {
 			if !strings.Contains(string(out), c.want) {
 				t.Fatalf("output does not mention %q:\n%s", c.want, out)
 			}
+			if n := strings.Count(string(out), "level=ERROR"); n != 1 || !strings.Contains(errorLine(string(out)), c.want) {
+				t.Fatalf("want one error line naming %q, got %d:\n%s", c.want, n, out)
+			}
 			if strings.Contains(string(out), "goroutine ") {
 				t.Fatalf("a stack trace reached the operator:\n%s", out)
 			}
 		})
 	}
+}
+
+// errorLine is the first line of out logged at level ERROR.
+func errorLine(out string) string {
+	for line := range strings.SplitSeq(out, "\n") {
+		if strings.Contains(line, "level=ERROR") {
+			return line
+		}
+	}
+	return ""
 }
 
 // TestRunbookPhases5And7WithCurlAndCLI: the runbook's AppRole and policy

@@ -10,6 +10,7 @@ import (
 
 	"github.com/secrethub/secrethub/server/audit"
 	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/server/metrics"
 	"github.com/secrethub/secrethub/storage"
 )
 
@@ -122,6 +123,7 @@ func (s *Server) auditRequest(r *http.Request) error {
 // event could not be stored and the request must not be served.
 func (s *Server) audited(r *http.Request, seq int64, err error) error {
 	st := stateOf(r.Context())
+	s.countAuditWrite(err)
 	if err != nil {
 		st.auditSeq, st.auditFailed = 0, true
 		s.log.Error("audit log refused an event; request not served", "request_id", st.id, "error", err.Error())
@@ -202,13 +204,24 @@ func (s *Server) auditRefusal(r *http.Request, status int, msg string) error {
 	}
 	e := s.auditEvent(r)
 	e.Outcome = &audit.Outcome{Status: status, Error: msg, Latency: time.Since(st.began)}
-	if err := s.audit.Record(r.Context(), e); err != nil {
+	err := s.audit.Record(r.Context(), e)
+	s.countAuditWrite(err)
+	if err != nil {
 		st.auditFailed = true
 		s.log.Error("audit log refused an event", "request_id", st.id, "error", err.Error())
 		return errAuditUnavailable
 	}
 	st.auditSeq = -1 // recorded complete: nothing to complete later
 	return nil
+}
+
+// countAuditWrite counts a stored event, or a refused one.
+func (s *Server) countAuditWrite(err error) {
+	if err != nil {
+		s.metrics.AuditWriteFailures.WithLabelValues(metrics.AuditFailureEvent).Inc()
+		return
+	}
+	s.metrics.AuditEvents.Inc()
 }
 
 // auditOutcome completes the event of a request that reached its handler.

@@ -17,6 +17,7 @@ import (
 	"github.com/secrethub/secrethub/server/audit"
 	"github.com/secrethub/secrethub/server/auth"
 	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/server/metrics"
 	"github.com/secrethub/secrethub/server/policy"
 	"github.com/secrethub/secrethub/server/seal"
 )
@@ -29,6 +30,8 @@ type reqState struct {
 	tokenID  string // the presented token, to echo in lookup-self
 	// resource is what the route touches, normalized once by authorization.
 	resource string
+	// route is the matched route's template (the metrics' route label).
+	route string
 	// createOnly is set on a write allowed to create but not to update,
 	// updateOnly on one allowed to update but not to create: the handler
 	// must make the write itself fail if the target exists (or is gone) by
@@ -93,6 +96,9 @@ func (s *Server) entry(next http.Handler) http.Handler {
 		r = r.WithContext(ctx)
 		w := &responseWriter{ResponseWriter: rw}
 		w.Header().Set("X-Request-Id", st.id)
+		// Registered first, so it runs last: after the audit outcome, and
+		// also for a request aborted with http.ErrAbortHandler.
+		defer s.observe(r, st, w)
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -119,6 +125,17 @@ func (s *Server) entry(next http.Handler) http.Handler {
 }
 
 var errPanic = errors.New("handler panicked")
+
+// observe records an answered request in the metrics, under its route
+// template (metrics.Unrouted when no route matched).
+func (s *Server) observe(r *http.Request, st *reqState, w *responseWriter) {
+	route := st.route
+	if route == "" {
+		route = metrics.Unrouted
+	}
+	denied := st.decision == audit.DecisionDeny && w.status == http.StatusForbidden
+	s.metrics.ObserveRequest(r.Method, route, w.status, time.Since(st.began), denied)
+}
 
 // logPanic records a panic with its stack. Only runtime errors' messages are
 // logged: any other panic value could carry request data.
@@ -164,8 +181,9 @@ func isTrue(v string) bool {
 
 // guard wraps a route's handler with the seal gate, authentication and
 // authorization its access entry asks for.
-func (s *Server) guard(a access, h handlerFunc) http.Handler {
+func (s *Server) guard(template string, a access, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stateOf(r.Context()).route = template
 		var err error
 		switch {
 		case a.public:

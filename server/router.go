@@ -215,7 +215,7 @@ func (s *Server) buildRouter() (*mux.Router, map[string]access) {
 			panic("server: write route " + rt.name + " cannot tell create from update")
 		}
 		table[rt.name] = rt.access
-		r.Handle(rt.path, s.guard(rt.access, rt.handle)).Methods(strings.Split(rt.methods, ",")...).Name(rt.name)
+		r.Handle(rt.path, s.guard(rt.path, rt.access, rt.handle)).Methods(strings.Split(rt.methods, ",")...).Name(rt.name)
 	}
 	return r, table
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/secrethub/secrethub/server/acl"
 	"github.com/secrethub/secrethub/server/audit"
 	"github.com/secrethub/secrethub/server/auth"
+	"github.com/secrethub/secrethub/server/metrics"
 	"github.com/secrethub/secrethub/server/pki"
 	"github.com/secrethub/secrethub/server/seal"
 	"github.com/secrethub/secrethub/server/secrets"
@@ -60,6 +61,9 @@ type Config struct {
 	// AuditSink, when set, receives every audit event as a JSON line (the
 	// SECRETHUB_AUDIT_FILE sink for SIEM shippers); it never sees plaintext.
 	AuditSink io.Writer
+	// MetricsDisabled turns GET /metrics off (PROMETHEUS_ENABLED=false);
+	// the metrics are still kept.
+	MetricsDisabled bool
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// Logger receives structured logs (default: discard).
@@ -84,6 +88,7 @@ type Server struct {
 	approle   *auth.AppRole
 	kv        *secrets.Static
 	pki       *pki.Engine
+	metrics   *metrics.Metrics
 	router    *mux.Router
 	handler   http.Handler
 	access    map[string]access // route name → authorization
@@ -112,6 +117,7 @@ func New(db *storage.DB, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, db: db}
 	s.seal = seal.New(db, cfg.Now)
+	s.metrics = metrics.New(metrics.Source{Sealed: s.seal.Sealed, DBStats: db.Stats, PingDB: db.Ping})
 	s.tokens = auth.NewTokens(db, cfg.Now)
 	s.acl = acl.New(db, cfg.Now, 0)
 	s.approle = auth.NewAppRole(db, s.tokens, cfg.Now)
@@ -130,14 +136,17 @@ func New(db *storage.DB, cfg Config) (*Server, error) {
 	defer cancel()
 	writer, err := audit.NewWriter(ctx, db, cfg.NodeName, audit.Options{
 		Sink: cfg.AuditSink, Now: cfg.Now,
-		OnError: func(err error) { s.log.Error("audit log", "error", err.Error()) },
+		OnError: func(err error) {
+			s.metrics.AuditWriteFailures.WithLabelValues(metrics.AuditFailureBackground).Inc()
+			s.log.Error("audit log", "error", err.Error())
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit log of node %s: %w", cfg.NodeName, err)
 	}
 	s.audit = writer
 	s.router, s.access = s.buildRouter()
-	s.handler = s.entry(s.router)
+	s.handler = s.withMetricsEndpoint(s.entry(s.router))
 	return s, nil
 }
 
@@ -149,8 +158,53 @@ func (c Config) Validate() error {
 	return err
 }
 
-// Handler is the HTTP handler serving the whole API.
+// Handler is the HTTP handler serving the whole API (and /metrics).
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Metrics are this node's metrics, for the features that set their values
+// (the TLS certificate's expiry, the PKI engine's CAs).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// MetricsPath is where Prometheus scrapes a node (the runbook's
+// metrics_path). It sits outside /v1: no token, not audited, not counted
+// in the request metrics.
+const MetricsPath = "/metrics"
+
+// withMetricsEndpoint serves MetricsPath beside api, unless disabled.
+func (s *Server) withMetricsEndpoint(api http.Handler) http.Handler {
+	if s.cfg.MetricsDisabled {
+		return api
+	}
+	scrape := s.metrics.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != MetricsPath:
+			api.ServeHTTP(w, r)
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		default:
+			s.refreshCAExpiry(r.Context())
+			scrape.ServeHTTP(w, r)
+		}
+	})
+}
+
+// refreshCAExpiry sets secrethub_pki_ca_expiry_seconds from the stored
+// issuers (shared by every node, read at each scrape: a CA made on
+// another node shows here too). If the store cannot be read the series
+// keep their last values, and secrethub_db_up tells why.
+func (s *Server) refreshCAExpiry(ctx context.Context) {
+	issuers, err := s.pki.Issuers(ctx)
+	if err != nil {
+		s.log.Warn("metrics: reading PKI issuers for their expiry", "error", err.Error())
+		return
+	}
+	s.metrics.CAExpiry.Reset()
+	for _, is := range issuers {
+		s.metrics.CAExpiry.WithLabelValues(is.ID).Set(float64(is.NotAfter.Unix()))
+	}
+}
 
 // InitResult is what initialization hands out, once.
 type InitResult struct {

@@ -195,6 +195,13 @@ func (db *DB) Engine() Engine { return db.engine }
 // SQLite file path, or host:port/dbname for PostgreSQL.
 func (db *DB) Location() string { return db.location }
 
+// Stats reports the connection pool's statistics (for the pool
+// utilization metric).
+func (db *DB) Stats() sql.DBStats { return db.sql.Stats() }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error { return classify(db.sql.PingContext(ctx)) }
+
 // Close waits for background statement preparation, then closes every
 // pooled connection.
 func (db *DB) Close() error {

@@ -1,0 +1,165 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// ErrNotEmbedded refuses snapshots of PostgreSQL, which has its own tools.
+var ErrNotEmbedded = errors.New("storage: snapshots are of the embedded SQLite store; back PostgreSQL up with pg_dump $DATABASE_URL (runbook: Backup Procedures)")
+
+// ErrDataDirInUse means a server holds the data directory's lock.
+var ErrDataDirInUse = errors.New("a secrethub server is running on this data directory")
+
+// lockFile is the file in the data directory a server holds a lock on.
+const lockFile = "secrethub.lock"
+
+// LockDataDir takes the data directory's exclusive lock, held by a running
+// server (so a second server, or a restore, is refused while it runs) and
+// released by unlock or when the process ends, however it ends.
+func LockDataDir(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("storage: creating data directory %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("storage: opening %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (%s is locked)", ErrDataDirInUse, path)
+		}
+		return nil, fmt.Errorf("storage: locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Snapshot writes a consistent copy of the embedded database to path while
+// it stays in use (VACUUM INTO reads one snapshot of the database). The
+// file is created with mode 0600 and must not exist yet; it holds only
+// what the database holds: secrets stay encrypted by the barrier.
+func (db *DB) Snapshot(ctx context.Context, path string) error {
+	if db.engine != SQLite {
+		return ErrNotEmbedded
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("storage: %s already exists; name a new file", path)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".snapshot-*")
+	if err != nil {
+		return fmt.Errorf("storage: creating the snapshot: %w", err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	// VACUUM INTO fills an empty file, keeping its 0600 mode.
+	if _, err := db.sql.ExecContext(ctx, "VACUUM INTO ?", tmp.Name()); err != nil {
+		return fmt.Errorf("storage: writing the snapshot: %w", err)
+	}
+	if err := syncFile(tmp.Name()); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return fmt.Errorf("storage: naming the snapshot %s: %w", path, err)
+	}
+	return nil
+}
+
+// RestoreSnapshot replaces the embedded database in dataDir with the
+// snapshot file, which must be a sound SecretHub database. No server may
+// run on dataDir meanwhile (its lock is taken). The replacement is atomic:
+// the new file is complete on disk before it takes the old one's name.
+// The restored data unseals with the keys it was initialized with.
+func RestoreSnapshot(ctx context.Context, dataDir, file string) error {
+	unlock, err := LockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := checkSnapshot(ctx, file); err != nil {
+		return err
+	}
+	target := filepath.Join(dataDir, SQLiteFile)
+	tmp, err := os.CreateTemp(dataDir, ".restore-*")
+	if err != nil {
+		return fmt.Errorf("storage: restoring: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	src, err := os.Open(file)
+	if err != nil {
+		tmp.Close()
+		return fmt.Errorf("storage: reading the snapshot: %w", err)
+	}
+	_, err = io.Copy(tmp, src)
+	src.Close()
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("storage: copying the snapshot into %s: %w", dataDir, err)
+	}
+	// The old database's write-ahead log must not be replayed into the
+	// restored one.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Remove(target + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("storage: removing %s%s: %w", target, suffix, err)
+		}
+	}
+	if err := os.Rename(tmp.Name(), target); err != nil {
+		return fmt.Errorf("storage: replacing %s: %w", target, err)
+	}
+	return syncFile(dataDir)
+}
+
+// checkSnapshot opens file read-only and checks it is an intact SQLite
+// database carrying SecretHub's schema.
+func checkSnapshot(ctx context.Context, file string) error {
+	if _, err := os.Stat(file); err != nil {
+		return fmt.Errorf("storage: snapshot: %w", err)
+	}
+	q := url.Values{}
+	q.Set("mode", "ro")
+	dsn := (&url.URL{Scheme: "file", OmitHost: true, Path: filepath.ToSlash(file), RawQuery: q.Encode()}).String()
+	sdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return fmt.Errorf("storage: opening the snapshot %s: %w", file, err)
+	}
+	defer sdb.Close()
+	var verdict string
+	if err := sdb.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&verdict); err != nil {
+		return fmt.Errorf("storage: %s is not a SQLite database: %w", file, err)
+	}
+	if verdict != "ok" {
+		return fmt.Errorf("storage: the snapshot %s is damaged: %s", file, verdict)
+	}
+	var tables int
+	if err := sdb.QueryRowContext(ctx,
+		"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('schema_migrations', 'seal_config')").Scan(&tables); err != nil || tables != 2 {
+		return fmt.Errorf("storage: %s is not a SecretHub snapshot (no SecretHub schema)", file)
+	}
+	return nil
+}
+
+// syncFile flushes a file or directory to disk.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("storage: syncing %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,127 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/secrethub/secrethub/storage"
+	"github.com/secrethub/secrethub/storage/storagetest"
+)
+
+func TestSnapshotSaveAndRestoreRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	src := storagetest.SQLite(t)
+	if _, err := src.PutPolicy(ctx, "before", `{"name":"before"}`, now); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "backup.db")
+	if err := src.Snapshot(ctx, file); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(file); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("snapshot file: %v, mode %v; want mode 0600", err, info.Mode().Perm())
+	}
+	// Written after the snapshot: must not come back.
+	if _, err := src.PutPolicy(ctx, "after", `{"name":"after"}`, now); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	// A data directory with a database of its own, whose write-ahead log
+	// must not leak into the restored one.
+	old := storagetest.Open(t, storage.Config{DataDir: dir})
+	if _, err := old.PutPolicy(ctx, "overwritten", `{"name":"overwritten"}`, now); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	if err := storage.RestoreSnapshot(ctx, dir, file); err != nil {
+		t.Fatal(err)
+	}
+	restored := storagetest.Open(t, storage.Config{DataDir: dir})
+	names, err := restored.PolicyNames(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(names, []string{"before"}) {
+		t.Fatalf("restored policies = %v, want [before]", names)
+	}
+}
+
+func TestSnapshotRefusals(t *testing.T) {
+	ctx := context.Background()
+	t.Run("saving over an existing file is refused", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "exists.db")
+		if err := os.WriteFile(file, []byte("keep me"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := storagetest.SQLite(t).Snapshot(ctx, file); err == nil || !strings.Contains(err.Error(), "already exists") {
+			t.Fatalf("Snapshot over a file: %v", err)
+		}
+		if data, _ := os.ReadFile(file); string(data) != "keep me" {
+			t.Fatal("the existing file was changed")
+		}
+	})
+	t.Run("PostgreSQL points at pg_dump", func(t *testing.T) {
+		err := storagetest.Postgres(t).Snapshot(ctx, filepath.Join(t.TempDir(), "pg.db"))
+		if !errors.Is(err, storage.ErrNotEmbedded) || !strings.Contains(err.Error(), "pg_dump") {
+			t.Fatalf("Snapshot on PostgreSQL: %v", err)
+		}
+	})
+	t.Run("restoring while a server holds the data directory is refused", func(t *testing.T) {
+		dir := t.TempDir()
+		file := filepath.Join(t.TempDir(), "backup.db")
+		if err := storagetest.SQLite(t).Snapshot(ctx, file); err != nil {
+			t.Fatal(err)
+		}
+		unlock, err := storage.LockDataDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock()
+		if err := storage.RestoreSnapshot(ctx, dir, file); !errors.Is(err, storage.ErrDataDirInUse) {
+			t.Fatalf("RestoreSnapshot while locked: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, storage.SQLiteFile)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a refused restore wrote the database: %v", err)
+		}
+	})
+	t.Run("a file that is not a SecretHub database is refused", func(t *testing.T) {
+		for name, content := range map[string]string{"text": "not a database", "empty": ""} {
+			file := filepath.Join(t.TempDir(), name)
+			if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if err := storage.RestoreSnapshot(ctx, dir, file); err == nil {
+				t.Fatalf("restoring a %s file succeeded", name)
+			}
+			if _, err := os.Stat(filepath.Join(dir, storage.SQLiteFile)); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("a refused restore wrote the database: %v", err)
+			}
+		}
+	})
+}
+
+func TestDataDirLockIsExclusive(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := storage.LockDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := storage.LockDataDir(dir); !errors.Is(err, storage.ErrDataDirInUse) {
+		t.Fatalf("second lock: %v, want ErrDataDirInUse", err)
+	}
+	unlock()
+	again, err := storage.LockDataDir(dir)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	again()
+}
