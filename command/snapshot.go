@@ -31,6 +31,11 @@ the data directory (chosen exactly as 'secrethub server' chooses it), not
 through a server. A snapshot holds what the database holds: secrets stay
 encrypted, and restored data unseals with the keys it was initialized with.
 
+Run restore with the server stopped, as the user the server runs as
+(sudo -u secrethub secrethub operator snapshot restore FILE) or as root: the
+restored database takes the owner and mode of the one it replaces, and any
+other user is refused.
+
 PostgreSQL (DATABASE_URL) is backed up with its own tools, as the runbook
 does: pg_dump $DATABASE_URL > backup.sql, psql $DATABASE_URL < backup.sql.
 

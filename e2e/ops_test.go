@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -243,4 +245,72 @@ func TestSnapshotSaveRestoreUnsealSameSecrets(t *testing.T) {
 		t.Fatalf("audit verify after restore: exit %d: %s %s", code, out, errOut)
 	}
 	p.stop()
+}
+
+// TestSnapshotRestoreByAnotherUserIsRefused: a restore run by neither root
+// nor the data's owner would leave a database the server, running as that
+// owner, cannot open; it is refused with the command to use instead, and
+// the database stays as it was.
+func TestSnapshotRestoreByAnotherUserIsRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running the CLI as another user needs root")
+	}
+	const nobody, owner = 65534, 4242
+	// Everything the other user touches must be reachable by it, which
+	// t.TempDir's directories are not.
+	work, err := os.MkdirTemp("", "secrethub-owner-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	if err := os.Chmod(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(work, "secrethub")
+	if err := os.Link(binary, bin); err != nil {
+		t.Fatal(err)
+	}
+	data, snap := filepath.Join(work, "data"), filepath.Join(work, "backup.snap")
+	asRoot := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = baseEnv(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	asRoot("migrate", "up", "--data-dir", data)
+	asRoot("operator", "snapshot", "save", snap, "--data-dir", data)
+	db := filepath.Join(data, "secrethub.db")
+	// The other user may write the directory and read the snapshot; the
+	// database belongs to the server's user.
+	for path, uid := range map[string]int{data: nobody, snap: nobody, db: owner} {
+		if err := os.Chown(path, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(bin, "operator", "snapshot", "restore", snap, "--data-dir", data)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("restore as another user: %v, want exit 1:\n%s", err, out)
+	}
+	for _, want := range []string{"belongs to uid 4242", "runs as uid 65534", "sudo -u secrethub secrethub operator snapshot restore"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, out)
+		}
+	}
+	after, err := os.ReadFile(db)
+	if err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("the refused restore changed the database (%v)", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(data, ".restore-*")); len(left) != 0 {
+		t.Fatalf("the refused restore left %v behind", left)
+	}
 }

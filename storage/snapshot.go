@@ -77,7 +77,11 @@ func (db *DB) Snapshot(ctx context.Context, path string) error {
 // snapshot file, which must be a sound SecretHub database. No server may
 // run on dataDir meanwhile (its lock is taken). The replacement is atomic:
 // the new file is complete on disk before it takes the old one's name.
-// The restored data unseals with the keys it was initialized with.
+// The restored data unseals with the keys it was initialized with. The
+// new file gets the owner and mode of the database it replaces (of the
+// data directory, and 0600, when there is none): run as root, it is
+// chowned; run as another user than that owner, the restore is refused
+// with ErrWrongOwner before anything changes.
 func RestoreSnapshot(ctx context.Context, dataDir, file string) error {
 	unlock, err := LockDataDir(dataDir)
 	if err != nil {
@@ -88,11 +92,31 @@ func RestoreSnapshot(ctx context.Context, dataDir, file string) error {
 		return err
 	}
 	target := filepath.Join(dataDir, SQLiteFile)
+	owner, mode, err := restoredOwner(dataDir, target)
+	if err != nil {
+		return err
+	}
+	// Run as root, the restore must leave nothing the server, running as
+	// the data's owner, cannot open: the lock file is new when the data
+	// directory is.
+	if os.Geteuid() == 0 {
+		if err := os.Chown(filepath.Join(dataDir, lockFile), owner.uid, owner.gid); err != nil {
+			return fmt.Errorf("storage: restoring: %w", err)
+		}
+	}
 	tmp, err := os.CreateTemp(dataDir, ".restore-*")
 	if err != nil {
 		return fmt.Errorf("storage: restoring: %w", err)
 	}
 	defer os.Remove(tmp.Name())
+	if err := giveOwner(tmp, owner, dataDir); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("storage: restoring: %w", err)
+	}
 	src, err := os.Open(file)
 	if err != nil {
 		tmp.Close()
@@ -120,6 +144,23 @@ func RestoreSnapshot(ctx context.Context, dataDir, file string) error {
 		return fmt.Errorf("storage: replacing %s: %w", target, err)
 	}
 	return syncFile(dataDir)
+}
+
+// restoredOwner is the owner and mode the restored database takes: those
+// of the database it replaces, else the data directory's owner and 0600.
+func restoredOwner(dataDir, target string) (fileOwner, os.FileMode, error) {
+	mode := os.FileMode(0o600)
+	info, err := os.Stat(target)
+	if errors.Is(err, os.ErrNotExist) {
+		info, err = os.Stat(dataDir)
+	} else if err == nil {
+		mode = info.Mode().Perm()
+	}
+	if err != nil {
+		return fileOwner{}, 0, fmt.Errorf("storage: restoring: %w", err)
+	}
+	owner, err := ownerOf(info)
+	return owner, mode, err
 }
 
 // checkSnapshot opens file read-only and checks it is an intact SQLite

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,6 +53,58 @@ func TestSnapshotSaveAndRestoreRoundTrip(t *testing.T) {
 	if !slices.Equal(names, []string{"before"}) {
 		t.Fatalf("restored policies = %v, want [before]", names)
 	}
+}
+
+// TestRestoreAsRootGivesTheDatabaseToItsOwner: root runs the restore (as
+// `systemctl stop` then restore implies) on data the server's user owns;
+// the server, running as that user, must be able to open what it finds.
+func TestRestoreAsRootGivesTheDatabaseToItsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown to another user needs root; TestDecideOwner covers the decision")
+	}
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "backup.db")
+	if err := storagetest.SQLite(t).Snapshot(ctx, file); err != nil {
+		t.Fatal(err)
+	}
+	owned := func(t *testing.T, path string, uid, gid int, mode os.FileMode) {
+		t.Helper()
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := info.Sys().(*syscall.Stat_t)
+		if int(st.Uid) != uid || int(st.Gid) != gid || info.Mode().Perm() != mode {
+			t.Fatalf("%s: uid %d gid %d mode %04o; want uid %d gid %d mode %04o",
+				filepath.Base(path), st.Uid, st.Gid, info.Mode().Perm(), uid, gid, mode)
+		}
+	}
+	t.Run("the restored file takes the replaced database's owner and mode", func(t *testing.T) {
+		dir := t.TempDir()
+		storagetest.Open(t, storage.Config{DataDir: dir}).Close()
+		db := filepath.Join(dir, storage.SQLiteFile)
+		if err := os.Chown(db, 4242, 4343); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(db, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := storage.RestoreSnapshot(ctx, dir, file); err != nil {
+			t.Fatal(err)
+		}
+		owned(t, db, 4242, 4343, 0o640)
+	})
+	t.Run("without a database the data directory's owner is taken", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.Chown(dir, 4242, 4343); err != nil {
+			t.Fatal(err)
+		}
+		if err := storage.RestoreSnapshot(ctx, dir, file); err != nil {
+			t.Fatal(err)
+		}
+		owned(t, filepath.Join(dir, storage.SQLiteFile), 4242, 4343, 0o600)
+		owned(t, filepath.Join(dir, "secrethub.lock"), 4242, 4343, 0o600)
+	})
 }
 
 func TestSnapshotRefusals(t *testing.T) {
