@@ -70,13 +70,17 @@ func runOperatorSnapshot(ctx context.Context, opts *OperatorSnapshotOptions) err
 	}
 	p := &Printer{out: opts.IO.Out}
 	if opts.Restore {
-		if err := storage.RestoreSnapshot(ctx, s.DataDir, opts.File); err != nil {
+		previous, err := storage.RestoreSnapshot(ctx, s.DataDir, opts.File)
+		if err != nil {
 			if errors.Is(err, storage.ErrDataDirInUse) {
 				return fmt.Errorf("%w: stop it before restoring", err)
 			}
 			return err
 		}
 		p.Success("Restored %s into %s. Start the server and unseal it with the keys of the snapshot's data.", opts.File, s.DataDir)
+		if previous != "" {
+			fmt.Fprintf(opts.IO.Out, "The previous database was kept as %s (with its -wal and -shm files, if any); delete it once the restored data is checked.\n", previous)
+		}
 		return nil
 	}
 	// Opening would create an empty database where there is none.
