@@ -3,12 +3,15 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-migrate/migrate/v4/database"
+
 	"github.com/secrethub/secrethub/client/clienttest"
+	"github.com/secrethub/secrethub/storage/storagetest"
 )
 
 // waitForLog waits until the server has logged want n times in all.
@@ -313,4 +319,65 @@ func TestSnapshotRestoreByAnotherUserIsRefused(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(data, ".restore-*")); len(left) != 0 {
 		t.Fatalf("the refused restore left %v behind", left)
 	}
+}
+
+// TestSIGHUPDuringStartupIsNotFatal: `systemctl reload` while the server
+// is still starting (here: migrations waiting for the advisory lock
+// another node holds) must not end it; the reload is applied once it
+// serves.
+func TestSIGHUPDuringStartupIsNotFatal(t *testing.T) {
+	dbURL := storagetest.PostgresURL(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lock golang-migrate takes (database.Postgres.Lock) on the
+	// default schema and migrations table.
+	lockID, err := database.GenerateAdvisoryLockId(strings.TrimPrefix(u.Path, "/"), "public", "schema_migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pg, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	// Advisory locks belong to a session: one connection takes and frees it.
+	conn, err := pg.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", lockID); err != nil {
+		t.Fatal(err)
+	}
+
+	port := freePort(t)
+	p := spawn(t, t.TempDir(), "http://127.0.0.1:"+port, http.DefaultClient,
+		append(baseEnv(t), "PORT="+port, "DATABASE_URL="+dbURL), binary, "server")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting int
+		if err := pg.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+			WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = $1`, strings.TrimPrefix(u.Path, "/")).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		p.failIfExited()
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never waited for the migration lock:\n%s", p.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	p.signal(syscall.SIGHUP)
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", lockID); err != nil {
+		t.Fatal(err)
+	}
+	p.waitAnswering()
+	p.waitForLog("SIGHUP received; serving plain HTTP", 1)
+	p.stop()
 }
