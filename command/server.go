@@ -126,6 +126,14 @@ func newLogger(w io.Writer, s Settings) *slog.Logger {
 }
 
 func runServer(ctx context.Context, opts *ServerOptions) error {
+	// SIGHUP's default action ends the process, and start-up can take long
+	// (the database retried for SECRETHUB_DB_CONNECT_TIMEOUT, migrations
+	// waiting for another node's lock): it is caught from here on. One
+	// that arrives before serving waits in the channel and is applied
+	// once the server serves.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	s := opts.Settings
 	log := newLogger(opts.IO.ErrOut, s)
 	dbCfg := s.Storage()
@@ -221,7 +229,7 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 	}
 	log.Info("secrethub server started", "address", boundAddress(s.ListenAddr, ln.Addr()), "scheme", scheme,
 		"storage", string(db.Engine()), "location", db.Location(), "node", s.NodeName, "version", server.Version)
-	return serve(ctx, srv, ln, tlsConfig, cert, log, opts.Listening, closeAudit)
+	return serve(ctx, srv, ln, tlsConfig, cert, hup, log, opts.Listening, closeAudit)
 }
 
 // openAuditSink opens the audit file setting: "" none (a nil writer), "-"
@@ -274,13 +282,10 @@ func closeAuditLog(srv *server.Server, log *slog.Logger) error {
 // serve answers requests on ln (over TLS when tlsConfig is set) and runs
 // background upkeep until ctx ends, then shuts down within shutdownGrace
 // and, once no request is left, closes the audit log with closeAudit. A
-// server whose audit log could not be flushed exits with an error. SIGHUP
-// reloads cert (and never ends the process, even without TLS).
+// server whose audit log could not be flushed exits with an error. Each
+// SIGHUP received on hup reloads cert.
 func serve(ctx context.Context, srv *server.Server, ln net.Listener, tlsConfig *tls.Config, cert *servedCertificate,
-	log *slog.Logger, listening func(net.Addr), closeAudit func() error) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	hup <-chan os.Signal, log *slog.Logger, listening func(net.Addr), closeAudit func() error) error {
 	hs := newHTTPServer(srv.Handler(), log)
 	hs.TLSConfig = tlsConfig
 	upkeep, stopUpkeep := context.WithCancel(context.Background())

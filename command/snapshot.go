@@ -31,6 +31,11 @@ the data directory (chosen exactly as 'secrethub server' chooses it), not
 through a server. A snapshot holds what the database holds: secrets stay
 encrypted, and restored data unseals with the keys it was initialized with.
 
+Run restore with the server stopped, as the user the server runs as
+(sudo -u secrethub secrethub operator snapshot restore FILE) or as root: the
+restored database takes the owner and mode of the one it replaces, and any
+other user is refused.
+
 PostgreSQL (DATABASE_URL) is backed up with its own tools, as the runbook
 does: pg_dump $DATABASE_URL > backup.sql, psql $DATABASE_URL < backup.sql.
 
@@ -65,13 +70,17 @@ func runOperatorSnapshot(ctx context.Context, opts *OperatorSnapshotOptions) err
 	}
 	p := &Printer{out: opts.IO.Out}
 	if opts.Restore {
-		if err := storage.RestoreSnapshot(ctx, s.DataDir, opts.File); err != nil {
+		previous, err := storage.RestoreSnapshot(ctx, s.DataDir, opts.File)
+		if err != nil {
 			if errors.Is(err, storage.ErrDataDirInUse) {
 				return fmt.Errorf("%w: stop it before restoring", err)
 			}
 			return err
 		}
 		p.Success("Restored %s into %s. Start the server and unseal it with the keys of the snapshot's data.", opts.File, s.DataDir)
+		if previous != "" {
+			fmt.Fprintf(opts.IO.Out, "The previous database was kept as %s (with its -wal and -shm files, if any); delete it once the restored data is checked.\n", previous)
+		}
 		return nil
 	}
 	// Opening would create an empty database where there is none.

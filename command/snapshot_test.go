@@ -31,6 +31,15 @@ func TestOperatorSnapshotSaveAndRestore(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dst, "secrethub.db")); err != nil {
 		t.Fatalf("restore wrote no database: %v", err)
 	}
+	if strings.Contains(out, "previous database") {
+		t.Fatalf("restore into an empty directory names a previous database: %s", out)
+	}
+	// Again, over the database just restored: it is kept, and said where.
+	code, out, errOut = snapshotCLI(t, nil, "restore", file, "--data-dir="+dst)
+	kept, _ := filepath.Glob(filepath.Join(dst, "secrethub.db.pre-restore-*"))
+	if code != 0 || len(kept) != 1 || !strings.Contains(out, "The previous database was kept as "+kept[0]) {
+		t.Fatalf("restore over a database: exit %d, kept %v: %s %s", code, kept, out, errOut)
+	}
 }
 
 func TestOperatorSnapshotRefusals(t *testing.T) {

@@ -113,6 +113,15 @@ func start(t *testing.T, dir, port string, env []string, name string, args ...st
 // launch is start for a server at addr reached with hc.
 func launch(t *testing.T, dir, addr string, hc *http.Client, env []string, name string, args ...string) *process {
 	t.Helper()
+	p := spawn(t, dir, addr, hc, env, name, args...)
+	p.waitAnswering()
+	return p
+}
+
+// spawn runs name with args and env in dir as a process group, for a
+// server that will answer at addr, without waiting for it.
+func spawn(t *testing.T, dir, addr string, hc *http.Client, env []string, name string, args ...string) *process {
+	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = env
@@ -124,21 +133,33 @@ func launch(t *testing.T, dir, addr string, hc *http.Client, env []string, name 
 	}
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+// waitAnswering waits until the server answers sys/health, failing the
+// test if it exits first.
+func (p *process) waitAnswering() {
+	p.t.Helper()
 	deadline := time.Now().Add(90 * time.Second) // `make run` may compile first
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-p.done:
-			t.Fatalf("server exited early (%v):\n%s", err, p.logs)
-		default:
-		}
+		p.failIfExited()
 		if resp, err := p.http.Get(p.addr + "/v1/sys/health"); err == nil {
 			resp.Body.Close()
-			return p
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("server did not answer on %s:\n%s", p.addr, p.logs)
-	return nil
+	p.t.Fatalf("server did not answer on %s:\n%s", p.addr, p.logs)
+}
+
+// failIfExited fails the test if the server process has ended.
+func (p *process) failIfExited() {
+	p.t.Helper()
+	select {
+	case err := <-p.done:
+		p.t.Fatalf("server exited early (%v):\n%s", err, p.logs)
+	default:
+	}
 }
 
 // startServer runs `secrethub server` with the given extra environment.

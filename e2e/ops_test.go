@@ -2,13 +2,18 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,7 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-migrate/migrate/v4/database"
+
 	"github.com/secrethub/secrethub/client/clienttest"
+	"github.com/secrethub/secrethub/storage/storagetest"
 )
 
 // waitForLog waits until the server has logged want n times in all.
@@ -242,5 +250,134 @@ func TestSnapshotSaveRestoreUnsealSameSecrets(t *testing.T) {
 	if out, errOut, code := p.cli(t, "", root, "audit", "verify"); code != 0 {
 		t.Fatalf("audit verify after restore: exit %d: %s %s", code, out, errOut)
 	}
+	p.stop()
+}
+
+// TestSnapshotRestoreByAnotherUserIsRefused: a restore run by neither root
+// nor the data's owner would leave a database the server, running as that
+// owner, cannot open; it is refused with the command to use instead, and
+// the database stays as it was.
+func TestSnapshotRestoreByAnotherUserIsRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running the CLI as another user needs root")
+	}
+	const nobody, owner = 65534, 4242
+	// Everything the other user touches must be reachable by it, which
+	// t.TempDir's directories are not.
+	work, err := os.MkdirTemp("", "secrethub-owner-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	if err := os.Chmod(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(work, "secrethub")
+	if err := os.Link(binary, bin); err != nil {
+		t.Fatal(err)
+	}
+	data, snap := filepath.Join(work, "data"), filepath.Join(work, "backup.snap")
+	asRoot := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = baseEnv(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	asRoot("migrate", "up", "--data-dir", data)
+	asRoot("operator", "snapshot", "save", snap, "--data-dir", data)
+	db := filepath.Join(data, "secrethub.db")
+	// The other user may write the directory and read the snapshot; the
+	// database belongs to the server's user.
+	for path, uid := range map[string]int{data: nobody, snap: nobody, db: owner} {
+		if err := os.Chown(path, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(bin, "operator", "snapshot", "restore", snap, "--data-dir", data)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("restore as another user: %v, want exit 1:\n%s", err, out)
+	}
+	for _, want := range []string{"belongs to uid 4242", "runs as uid 65534", "sudo -u secrethub secrethub operator snapshot restore"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, out)
+		}
+	}
+	after, err := os.ReadFile(db)
+	if err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("the refused restore changed the database (%v)", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(data, ".restore-*")); len(left) != 0 {
+		t.Fatalf("the refused restore left %v behind", left)
+	}
+}
+
+// TestSIGHUPDuringStartupIsNotFatal: `systemctl reload` while the server
+// is still starting (here: migrations waiting for the advisory lock
+// another node holds) must not end it; the reload is applied once it
+// serves.
+func TestSIGHUPDuringStartupIsNotFatal(t *testing.T) {
+	dbURL := storagetest.PostgresURL(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lock golang-migrate takes (database.Postgres.Lock) on the
+	// default schema and migrations table.
+	lockID, err := database.GenerateAdvisoryLockId(strings.TrimPrefix(u.Path, "/"), "public", "schema_migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pg, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	// Advisory locks belong to a session: one connection takes and frees it.
+	conn, err := pg.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", lockID); err != nil {
+		t.Fatal(err)
+	}
+
+	port := freePort(t)
+	p := spawn(t, t.TempDir(), "http://127.0.0.1:"+port, http.DefaultClient,
+		append(baseEnv(t), "PORT="+port, "DATABASE_URL="+dbURL), binary, "server")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting int
+		if err := pg.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+			WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = $1`, strings.TrimPrefix(u.Path, "/")).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		p.failIfExited()
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never waited for the migration lock:\n%s", p.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	p.signal(syscall.SIGHUP)
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", lockID); err != nil {
+		t.Fatal(err)
+	}
+	p.waitAnswering()
+	p.waitForLog("SIGHUP received; serving plain HTTP", 1)
 	p.stop()
 }

@@ -294,6 +294,22 @@ func TestCoreUnitFollowsTheRunbook(t *testing.T) {
 	}
 }
 
+// TestCoreUnitWaitsForTheNetworkOnline: with a remote PostgreSQL the
+// server must start once the network is up, not merely configured, which
+// network.target alone does not wait for.
+func TestCoreUnitWaitsForTheNetworkOnline(t *testing.T) {
+	data, err := os.ReadFile("systemd/secrethub-core.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	for _, want := range []string{"Wants=network-online.target", "After=network-online.target"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("secrethub-core.service lacks %q", want)
+		}
+	}
+}
+
 // TestEnvExampleHasTheRunbooksVariables: runbook Phase 2.3's file.
 func TestEnvExampleHasTheRunbooksVariables(t *testing.T) {
 	data, err := os.ReadFile("secrethub.env.example")

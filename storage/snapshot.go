@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // ErrNotEmbedded refuses snapshots of PostgreSQL, which has its own tools.
@@ -77,29 +78,69 @@ func (db *DB) Snapshot(ctx context.Context, path string) error {
 // snapshot file, which must be a sound SecretHub database. No server may
 // run on dataDir meanwhile (its lock is taken). The replacement is atomic:
 // the new file is complete on disk before it takes the old one's name.
-// The restored data unseals with the keys it was initialized with.
-func RestoreSnapshot(ctx context.Context, dataDir, file string) error {
+// The restored data unseals with the keys it was initialized with. The
+// new file gets the owner and mode of the database it replaces (of the
+// data directory, and 0600, when there is none): run as root, it is
+// chowned; run as another user than that owner, the restore is refused
+// with ErrWrongOwner before anything changes. The replaced database is
+// not deleted: previous names where it was kept (see moveAside), "" when
+// dataDir had none.
+func RestoreSnapshot(ctx context.Context, dataDir, file string) (previous string, err error) {
 	unlock, err := LockDataDir(dataDir)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer unlock()
 	if err := checkSnapshot(ctx, file); err != nil {
-		return err
+		return "", err
 	}
 	target := filepath.Join(dataDir, SQLiteFile)
+	owner, mode, err := restoredOwner(dataDir, target)
+	if err != nil {
+		return "", err
+	}
+	// Run as root, the restore must leave nothing the server, running as
+	// the data's owner, cannot open: the lock file is new when the data
+	// directory is.
+	if os.Geteuid() == 0 {
+		if err := os.Chown(filepath.Join(dataDir, lockFile), owner.uid, owner.gid); err != nil {
+			return "", fmt.Errorf("storage: restoring: %w", err)
+		}
+	}
+	restored, err := copySnapshot(dataDir, file, owner, mode)
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(restored)
+	// The old database, with the write-ahead log that must not be replayed
+	// into the restored one, is kept whole under another name.
+	previous, err = moveAside(target, time.Now())
+	if err != nil {
+		return "", err
+	}
+	if err := syncFile(dataDir); err != nil {
+		return previous, err
+	}
+	if err := os.Rename(restored, target); err != nil {
+		return previous, fmt.Errorf("storage: replacing %s (the previous database is %s): %w", target, previous, err)
+	}
+	return previous, syncFile(dataDir)
+}
+
+// copySnapshot copies file to a new temporary file in dataDir, owned by
+// owner with mode, complete on disk, and returns its name.
+func copySnapshot(dataDir, file string, owner fileOwner, mode os.FileMode) (string, error) {
 	tmp, err := os.CreateTemp(dataDir, ".restore-*")
 	if err != nil {
-		return fmt.Errorf("storage: restoring: %w", err)
+		return "", fmt.Errorf("storage: restoring: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	src, err := os.Open(file)
-	if err != nil {
-		tmp.Close()
-		return fmt.Errorf("storage: reading the snapshot: %w", err)
+	err = giveOwner(tmp, owner, dataDir)
+	if err == nil {
+		err = tmp.Chmod(mode)
 	}
-	_, err = io.Copy(tmp, src)
-	src.Close()
+	if err == nil {
+		err = copyFrom(tmp, file)
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -107,19 +148,77 @@ func RestoreSnapshot(ctx context.Context, dataDir, file string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("storage: copying the snapshot into %s: %w", dataDir, err)
+		os.Remove(tmp.Name())
+		if errors.Is(err, ErrWrongOwner) {
+			return "", err
+		}
+		return "", fmt.Errorf("storage: copying the snapshot into %s: %w", dataDir, err)
 	}
-	// The old database's write-ahead log must not be replayed into the
-	// restored one.
-	for _, suffix := range []string{"-wal", "-shm"} {
-		if err := os.Remove(target + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("storage: removing %s%s: %w", target, suffix, err)
+	return tmp.Name(), nil
+}
+
+// copyFrom appends the content of the file named src to dst.
+func copyFrom(dst io.Writer, src string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(dst, f)
+	return err
+}
+
+// sqliteFileSuffixes name a SQLite database's files: the database, its
+// write-ahead log and the log's shared-memory index.
+var sqliteFileSuffixes = []string{"", "-wal", "-shm"}
+
+// moveAside renames the database target and its -wal and -shm files, those
+// that exist, to target.pre-restore-<UTC time> (and its -wal, -shm), which
+// opens as the database did. It returns that name, "" when there was
+// nothing to move. A rename that fails undoes the ones before it.
+func moveAside(target string, now time.Time) (string, error) {
+	kept := target + ".pre-restore-" + now.UTC().Format("20060102T150405Z")
+	var present []string
+	for _, suffix := range sqliteFileSuffixes {
+		if _, err := os.Lstat(kept + suffix); err == nil {
+			return "", fmt.Errorf("storage: %s already exists; restore again in a second", kept+suffix)
+		}
+		switch _, err := os.Lstat(target + suffix); {
+		case err == nil:
+			present = append(present, suffix)
+		case !errors.Is(err, os.ErrNotExist):
+			return "", fmt.Errorf("storage: %w", err)
 		}
 	}
-	if err := os.Rename(tmp.Name(), target); err != nil {
-		return fmt.Errorf("storage: replacing %s: %w", target, err)
+	if len(present) == 0 {
+		return "", nil
 	}
-	return syncFile(dataDir)
+	for i, suffix := range present {
+		if err := os.Rename(target+suffix, kept+suffix); err != nil {
+			for _, done := range present[:i] {
+				_ = os.Rename(kept+done, target+done)
+			}
+			return "", fmt.Errorf("storage: keeping the previous database as %s: %w", kept, err)
+		}
+	}
+	return kept, nil
+}
+
+// restoredOwner is the owner and mode the restored database takes: those
+// of the database it replaces, else the data directory's owner and 0600.
+func restoredOwner(dataDir, target string) (fileOwner, os.FileMode, error) {
+	mode := os.FileMode(0o600)
+	info, err := os.Stat(target)
+	if errors.Is(err, os.ErrNotExist) {
+		info, err = os.Stat(dataDir)
+	} else if err == nil {
+		mode = info.Mode().Perm()
+	}
+	if err != nil {
+		return fileOwner{}, 0, fmt.Errorf("storage: restoring: %w", err)
+	}
+	owner, err := ownerOf(info)
+	return owner, mode, err
 }
 
 // checkSnapshot opens file read-only and checks it is an intact SQLite
