@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -64,6 +65,9 @@ type process struct {
 	http *http.Client
 	logs *lockedBuffer
 	done chan error
+	// exited is set once Wait has returned: the process group may be gone
+	// and its id reused, so it is no longer signalled.
+	exited atomic.Bool
 }
 
 type lockedBuffer struct {
@@ -131,7 +135,11 @@ func spawn(t *testing.T, dir, addr string, hc *http.Client, env []string, name s
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		p.exited.Store(true)
+		p.done <- err
+	}()
 	t.Cleanup(func() { p.kill() })
 	return p
 }
@@ -196,7 +204,7 @@ func (p *process) waitStopped() {
 }
 
 func (p *process) kill() {
-	if p.cmd.ProcessState == nil {
+	if !p.exited.Load() {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	}
 }
