@@ -320,6 +320,40 @@ func TestPKISignChecksTheCSR(t *testing.T) {
 	})
 }
 
+// sign/:role writes a CSR's DNS common name as a SAN, as issue does: a
+// CSR that names its host only in the subject gets a certificate clients
+// accept for that host.
+func TestPKISignPutsTheCommonNameInSANs(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		ca := n.setupPKI(root)
+		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)
+		for _, c := range []struct {
+			name, cn string
+			dns      []string
+			want     []string
+		}{
+			{"a CSR with only a common name", "svc.example.com", nil, []string{"svc.example.com"}},
+			{"a CSR with a common name and other DNS names", "svc.example.com", []string{"alt.example.com"}, []string{"svc.example.com", "alt.example.com"}},
+			{"a common name repeated among the DNS names is written once", "svc.example.com", []string{"svc.example.com"}, []string{"svc.example.com"}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				csr, _ := newCSR(t, c.cn, c.dns...)
+				leaf := pemCert(t, mustStatus(t, n.do("POST", "/v1/pki/sign/web", root, `{"csr":`+jsonString(csr)+`}`), 200).Data(t)["certificate"].(string))
+				if !slices.Equal(leaf.DNSNames, c.want) {
+					t.Fatalf("DNS SANs %v, want %v", leaf.DNSNames, c.want)
+				}
+				if err := verifyLeaf(leaf, ca.inter, ca.root, c.cn, x509.ExtKeyUsageServerAuth); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+		// The common name is checked against the role as a SAN is.
+		csr, _ := newCSR(t, "svc.example.org", "svc.example.com")
+		mustError(t, n.do("POST", "/v1/pki/sign/web", root, `{"csr":`+jsonString(csr)+`}`), 400, "not allowed")
+	})
+}
+
 // A revoked serial is in the issuer's CRL (a new, higher CRL number) and
 // OCSP answers revoked for it and good for a live one, by POST and GET.
 func TestPKIRevocationReachesCRLAndOCSP(t *testing.T) {

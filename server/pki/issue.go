@@ -115,7 +115,8 @@ func (e *Engine) Issue(ctx context.Context, roleName string, req IssueRequest) (
 }
 
 // Sign certifies the key of a CSR, whose signature must verify, for the
-// names it asks (common name, DNS and IP SANs), as the role allows.
+// names it asks (common name, DNS and IP SANs), as the role allows. Like
+// Issue, it writes a DNS common name as a SAN too.
 func (e *Engine) Sign(ctx context.Context, roleName, csrPEM string, ttl time.Duration) (Issued, error) {
 	role, err := e.Role(ctx, roleName)
 	if err != nil {
@@ -125,7 +126,14 @@ func (e *Engine) Sign(ctx context.Context, roleName, csrPEM string, ttl time.Dur
 	if err != nil {
 		return Issued{}, err
 	}
-	n := names{CommonName: csr.Subject.CommonName, DNSNames: csr.DNSNames, IPs: csr.IPAddresses}
+	ips := make([]string, len(csr.IPAddresses))
+	for i, ip := range csr.IPAddresses {
+		ips[i] = ip.String()
+	}
+	n, err := requestedNames(csr.Subject.CommonName, csr.DNSNames, ips)
+	if err != nil {
+		return Issued{}, err
+	}
 	n.Key, _ = SpecOf(csr.PublicKey)
 	if err := runChecks(signChecks, role, n); err != nil {
 		return Issued{}, err
@@ -149,8 +157,9 @@ func ParseCSR(s string) (*x509.CertificateRequest, error) {
 	return csr, nil
 }
 
-// requestedNames parses an issue request's names. The common name, when a
-// DNS name, is also a SAN (clients match SANs, not the common name).
+// requestedNames parses the names of an issue request or a CSR. The
+// common name, when a DNS name, is also a SAN (clients match SANs, not the
+// common name).
 func requestedNames(cn string, alt, ips []string) (names, error) {
 	n := names{CommonName: strings.TrimSpace(cn)}
 	seen := map[string]bool{}
