@@ -354,6 +354,30 @@ func TestPKISignPutsTheCommonNameInSANs(t *testing.T) {
 	})
 }
 
+// An issuer past its expiry refuses to issue, sign or make an
+// intermediate (400 naming its expiry) rather than write certificates
+// that end before they begin.
+func TestPKIExpiredIssuerRefuses(t *testing.T) {
+	storagetest.Engines(t, func(t *testing.T, db *storage.DB) {
+		clock := newClock()
+		n := startNode(t, db, server.Config{Now: clock.Now})
+		_, root := n.initUnseal(1, 1)
+		ca := mustStatus(t, n.do("POST", "/v1/pki/ca/root/generate", root, `{"common_name":"Short Root","ttl":"2h","key_type":"ec"}`), 200).Data(t)
+		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)
+		clock.Advance(3 * time.Hour)
+		csr, _ := newCSR(t, "svc.example.com")
+		want := "expired at " + ca["expiration"].(string)
+		for _, c := range []struct{ name, path, body string }{
+			{"issue", "/v1/pki/issue/web", `{"common_name":"a.example.com"}`},
+			{"sign", "/v1/pki/sign/web", `{"csr":` + jsonString(csr) + `}`},
+			{"intermediate generate", "/v1/pki/ca/intermediate/generate", `{"common_name":"Late Intermediate","key_type":"ec"}`},
+		} {
+			t.Run(c.name+" is refused", func(t *testing.T) { mustError(t, n.do("POST", c.path, root, c.body), 400, want) })
+		}
+		mustStatus(t, n.do("LIST", "/v1/pki/certs", root, ""), 404) // nothing was recorded
+	})
+}
+
 // A revoked serial is in the issuer's CRL (a new, higher CRL number) and
 // OCSP answers revoked for it and good for a live one, by POST and GET.
 func TestPKIRevocationReachesCRLAndOCSP(t *testing.T) {

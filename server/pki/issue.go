@@ -193,7 +193,10 @@ func (e *Engine) certify(ctx context.Context, role Role, n names, pub crypto.Pub
 		return Issued{}, err
 	}
 	now := e.now().UTC()
-	notAfter, warnings := lifetime(role, iss.cert.NotAfter, now, ttl)
+	notAfter, warnings, err := lifetime(role, iss.row.ID, iss.cert.NotAfter, now, ttl)
+	if err != nil {
+		return Issued{}, err
+	}
 	serial, err := newSerial()
 	if err != nil {
 		return Issued{}, err

@@ -121,10 +121,9 @@ func (e *Engine) GenerateIntermediate(ctx context.Context, p CAParams) (IssuerIn
 		return IssuerInfo{}, nil, err
 	}
 	now := e.now().UTC()
-	notAfter, warnings := now.Add(p.TTL), []string(nil)
-	if notAfter.After(parent.cert.NotAfter) {
-		notAfter = parent.cert.NotAfter
-		warnings = append(warnings, "ttl reaches past the signing issuer's expiry; capped to "+notAfter.Format(time.RFC3339))
+	notAfter, warnings, err := capToIssuer(now.Add(p.TTL), parent.row.ID, parent.cert.NotAfter, now)
+	if err != nil {
+		return IssuerInfo{}, nil, err
 	}
 	tmpl := caTemplate(p.CommonName, serial, now.Add(-backdate), notAfter)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent.cert, key.Public(), parent.key)
