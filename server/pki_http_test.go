@@ -7,8 +7,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
 	"math/big"
@@ -470,34 +472,141 @@ func TestPKIRevocationReachesCRLAndOCSP(t *testing.T) {
 	})
 }
 
+// pendingCSR asks for an intermediate's CSR: the pending issuer's id and
+// the request.
+func (n *node) pendingCSR(token string) (string, *x509.CertificateRequest) {
+	n.t.Helper()
+	d := mustStatus(n.t, n.do("POST", "/v1/pki/ca/intermediate/csr", token, `{"common_name":"Offline Issued","key_type":"ec"}`), 200).Data(n.t)
+	block, _ := pem.Decode([]byte(d["csr"].(string)))
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return d["issuer_id"].(string), csr
+}
+
+// offlineRoot is a root CA SecretHub never holds.
+type offlineRoot struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newOfflineRoot(t *testing.T) offlineRoot {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Offline Root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return offlineRoot{cert, key}
+}
+
+// signCA certifies csr's key as an intermediate CA until notAfter (DER).
+func (o offlineRoot) signCA(t *testing.T, csr *x509.CertificateRequest, notAfter time.Time) []byte {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: csr.Subject,
+		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, o.cert, csr.PublicKey, o.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// withoutSKID re-signs a certificate the root made without its subject
+// key identifier extension, which Go always writes for a CA.
+func (o offlineRoot) withoutSKID(t *testing.T, der []byte) []byte {
+	t.Helper()
+	var c struct {
+		TBS    asn1.RawValue
+		SigAlg pkix.AlgorithmIdentifier
+		Sig    asn1.BitString
+	}
+	var tbs struct {
+		Version    int `asn1:"optional,explicit,default:0,tag:0"`
+		Serial     *big.Int
+		SigAlg     pkix.AlgorithmIdentifier
+		Issuer     asn1.RawValue
+		Validity   asn1.RawValue
+		Subject    asn1.RawValue
+		PublicKey  asn1.RawValue
+		Extensions []pkix.Extension `asn1:"optional,explicit,tag:3"`
+	}
+	if _, err := asn1.Unmarshal(der, &c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asn1.Unmarshal(c.TBS.FullBytes, &tbs); err != nil {
+		t.Fatal(err)
+	}
+	tbs.Extensions = slices.DeleteFunc(tbs.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 14}) })
+	raw, err := asn1.Marshal(tbs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256(raw)
+	sig, err := ecdsa.SignASN1(rand.Reader, o.key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.TBS, c.Sig = asn1.RawValue{FullBytes: raw}, asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}
+	out, err := asn1.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// set-signed refuses, with 400, a certificate SecretHub could not issue
+// under: one without a subject key identifier (its CRLs must name it) or
+// one that has expired. The pending key stays usable.
+func TestPKISetSignedRefusesUnusableCertificates(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		_, csr := n.pendingCSR(root)
+		off := newOfflineRoot(t)
+		good := off.signCA(t, csr, time.Now().Add(24*time.Hour))
+		noSKID := off.withoutSKID(t, good)
+		if c, err := x509.ParseCertificate(noSKID); err != nil || len(c.SubjectKeyId) != 0 || c.CheckSignatureFrom(off.cert) != nil {
+			t.Fatalf("the certificate without SKID is not what the test needs: %v", err)
+		}
+		for _, c := range []struct {
+			name string
+			der  []byte
+			want string
+		}{
+			{"a certificate without a subject key identifier", noSKID, "subject key identifier"},
+			{"an expired certificate", off.signCA(t, csr, time.Now().Add(-time.Hour)), "expired at"},
+		} {
+			t.Run(c.name+" is refused", func(t *testing.T) {
+				cert, _ := x509.ParseCertificate(c.der)
+				mustError(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":`+jsonString(certPEMOf(cert))+`}`), 400, c.want)
+			})
+		}
+		inter, _ := x509.ParseCertificate(good)
+		mustStatus(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":`+jsonString(certPEMOf(inter)+certPEMOf(off.cert))+`}`), 200)
+	})
+}
+
 // The offline-root flow: a CSR from SecretHub, signed by a root it never
 // holds, imported with set-signed, then issuing.
 func TestPKIOfflineRootIntermediate(t *testing.T) {
 	eachEngine(t, func(t *testing.T, n *node) {
 		_, root := n.initUnseal(1, 1)
-		d := mustStatus(t, n.do("POST", "/v1/pki/ca/intermediate/csr", root, `{"common_name":"Offline Issued","key_type":"ec"}`), 200).Data(t)
-		block, _ := pem.Decode([]byte(d["csr"].(string)))
-		csr, err := x509.ParseCertificateRequest(block.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		offKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		offTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Offline Root"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
-			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-		offDER, _ := x509.CreateCertificate(rand.Reader, offTmpl, offTmpl, offKey.Public(), offKey)
-		offRoot, _ := x509.ParseCertificate(offDER)
-		interTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: csr.Subject,
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-		interDER, _ := x509.CreateCertificate(rand.Reader, interTmpl, offRoot, csr.PublicKey, offKey)
-		inter, _ := x509.ParseCertificate(interDER)
+		pendingID, csr := n.pendingCSR(root)
+		off := newOfflineRoot(t)
+		offRoot := off.cert
+		inter, _ := x509.ParseCertificate(off.signCA(t, csr, time.Now().Add(24*time.Hour)))
 		bundle := certPEMOf(inter) + certPEMOf(offRoot)
 
 		mustError(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":`+jsonString(certPEMOf(offRoot))+`}`), 400, "pending")
 		mustError(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":"nope"}`), 400, "PEM")
 		s := mustStatus(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":`+jsonString(bundle)+`}`), 200).Data(t)
-		if s["issuer_id"] != d["issuer_id"] || s["is_default"] != true {
+		if s["issuer_id"] != pendingID || s["is_default"] != true {
 			t.Fatalf("set-signed: %v", s)
 		}
 		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)

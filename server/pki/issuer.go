@@ -233,7 +233,8 @@ func (e *Engine) IntermediateCSR(ctx context.Context, p CAParams) (csrPEM, id st
 
 // SetSigned completes a pending intermediate: bundle is its certificate
 // (PEM), optionally followed by the certificates above it. The certificate
-// must be a CA able to sign certificates and CRLs, for the key issuerID's
+// must be a CA able to sign certificates and CRLs, with a subject key
+// identifier (CRLs name it) and not expired, for the key issuerID's
 // CSR was made with (any pending key when issuerID is ""), and signed by the
 // next certificate of the bundle when there is one. It becomes the default.
 func (e *Engine) SetSigned(ctx context.Context, issuerID, bundle string) (IssuerInfo, error) {
@@ -245,6 +246,10 @@ func (e *Engine) SetSigned(ctx context.Context, issuerID, bundle string) (Issuer
 	switch {
 	case !leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign == 0 || leaf.KeyUsage&x509.KeyUsageCRLSign == 0:
 		return IssuerInfo{}, fault.Invalidf("certificate is not a CA that may sign certificates and CRLs (basic constraints CA, key usage certSign and cRLSign)")
+	case len(leaf.SubjectKeyId) == 0:
+		return IssuerInfo{}, fault.Invalidf("certificate has no subject key identifier, which its CRLs must name: sign it with one (openssl: subjectKeyIdentifier=hash)")
+	case !e.now().Before(leaf.NotAfter):
+		return IssuerInfo{}, fault.Invalidf("certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
 	case len(certs) > 1 && leaf.CheckSignatureFrom(certs[1]) != nil:
 		return IssuerInfo{}, fault.Invalidf("the certificate is not signed by the next certificate of the bundle")
 	}
