@@ -13,6 +13,7 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -377,6 +378,34 @@ func TestPKIExpiredIssuerRefuses(t *testing.T) {
 			t.Run(c.name+" is refused", func(t *testing.T) { mustError(t, n.do("POST", c.path, root, c.body), 400, want) })
 		}
 		mustStatus(t, n.do("LIST", "/v1/pki/certs", root, ""), 404) // nothing was recorded
+	})
+}
+
+// A revoked intermediate refuses to issue, sign or make an intermediate
+// (400 naming it); its parent still issues.
+func TestPKIRevokedIssuerRefuses(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		ca := n.setupPKI(root)
+		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)
+		mustStatus(t, n.do("POST", "/v1/pki/roles/from-root", root, `{"issuer_id":"`+ca.rootID+`","allow_any_name":true,"key_type":"ec"}`), 200)
+		mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"before.example.com"}`), 200)
+		mustStatus(t, n.do("POST", "/v1/pki/revoke", root, `{"serial_number":"`+fmt.Sprintf("%x", ca.inter.SerialNumber.Bytes())+`"}`), 200)
+		csr, _ := newCSR(t, "svc.example.com")
+		want := "issuer " + ca.interID + " is revoked"
+		for _, c := range []struct{ name, path, body string }{
+			{"issue", "/v1/pki/issue/web", `{"common_name":"after.example.com"}`},
+			{"sign", "/v1/pki/sign/web", `{"csr":` + jsonString(csr) + `}`},
+			{"intermediate generate", "/v1/pki/ca/intermediate/generate", `{"common_name":"Child","key_type":"ec","issuer_id":"` + ca.interID + `"}`},
+		} {
+			t.Run(c.name+" is refused", func(t *testing.T) { mustError(t, n.do("POST", c.path, root, c.body), 400, want) })
+		}
+		mustStatus(t, n.do("POST", "/v1/pki/issue/from-root", root, `{"common_name":"root-leaf.example.com"}`), 200)
+		// Its CRL still publishes.
+		l, err := x509.ParseRevocationList(mustStatus(t, n.do("GET", "/v1/pki/crl?issuer_id="+ca.interID, "", ""), 200).Body)
+		if err != nil || l.CheckSignatureFrom(ca.inter) != nil {
+			t.Fatalf("the revoked intermediate's CRL: %v", err)
+		}
 	})
 }
 

@@ -90,7 +90,8 @@ type signer struct {
 // copied to another issuer's row does not decrypt.
 func keyPath(id string) string { return "pki/issuers/" + id + "/key" }
 
-// signerFor loads an issuer (the default one for "") with its key.
+// signerFor loads an issuer (the default one for "") with its key, for
+// signing certificates: it refuses a pending or revoked issuer.
 func (e *Engine) signerFor(ctx context.Context, id string) (*signer, error) {
 	row, err := e.store.PKIIssuer(ctx, id)
 	switch {
@@ -103,7 +104,28 @@ func (e *Engine) signerFor(ctx context.Context, id string) (*signer, error) {
 	case row.Certificate == "":
 		return nil, fault.Invalidf("issuer %s has no certificate yet: its CSR must be signed and given to set-signed", row.ID)
 	}
-	return e.signerOf(ctx, row)
+	s, err := e.signerOf(ctx, row)
+	if err != nil {
+		return nil, err
+	}
+	return s, e.checkNotRevoked(ctx, s)
+}
+
+// checkNotRevoked refuses an issuer whose own certificate, made here by
+// its parent, has been revoked: what it signs would not verify anyway.
+// The check reads storage each time, as another node may have revoked it.
+func (e *Engine) checkNotRevoked(ctx context.Context, s *signer) error {
+	c, err := e.store.PKICertificate(ctx, FormatSerial(s.cert.SerialNumber))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil // a root, or an intermediate signed elsewhere
+	case err != nil:
+		return err
+	case !c.RevokedAt.IsZero():
+		return fault.Invalidf("issuer %s is revoked (its certificate %s was revoked at %s): it can no longer issue",
+			s.row.ID, c.Serial, c.RevokedAt.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // signerOf decrypts and parses row's key, or reuses the cached one.
