@@ -25,6 +25,7 @@ var pkiCases = []struct {
 }{
 	{"the first issuer becomes the default; pending keys never do", testPKIIssuerDefault},
 	{"a pending issuer is completed once", testPKICompleteIssuer},
+	{"an intermediate, its record and the default change in one transaction", testPKICreateIntermediate},
 	{"roles are put, read, listed and deleted", testPKIRoles},
 	{"certificates round-trip and serials are unique", testPKICertificates},
 	{"a revocation bumps the CRL number and lists the serial", testPKIRevoke},
@@ -89,6 +90,34 @@ func testPKICompleteIssuer(t *testing.T, db *storage.DB) {
 	}
 	if err := db.CompletePKIIssuer(ctx(), done); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("completing twice: %v", err)
+	}
+}
+
+func testPKICreateIntermediate(t *testing.T, db *storage.DB) {
+	if err := db.CreatePKIIssuer(ctx(), issuer("root", true), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreatePKICertificate(ctx(), cert("taken", "root", t0.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	err := db.CreatePKIIntermediate(ctx(), issuer("inter", true), cert("taken", "root", t0.Add(time.Hour)))
+	if !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("an intermediate whose record conflicts: %v", err)
+	}
+	if _, err := db.PKIIssuer(ctx(), "inter"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the failed intermediate was stored: %v", err)
+	}
+	if def, err := db.PKIIssuer(ctx(), ""); err != nil || def.ID != "root" {
+		t.Fatalf("the failed intermediate moved the default: %s, %v", def.ID, err)
+	}
+	if err := db.CreatePKIIntermediate(ctx(), issuer("inter", true), cert("inter-serial", "root", t0.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if def, err := db.PKIIssuer(ctx(), ""); err != nil || def.ID != "inter" {
+		t.Fatalf("default after the intermediate: %s, %v", def.ID, err)
+	}
+	if c, err := db.PKICertificate(ctx(), "inter-serial"); err != nil || c.IssuerID != "root" {
+		t.Fatalf("the intermediate's record: %+v, %v", c, err)
 	}
 }
 

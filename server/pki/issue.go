@@ -237,16 +237,25 @@ func (e *Engine) certify(ctx context.Context, role Role, n names, pub crypto.Pub
 
 // record stores a certificate issuerID signed.
 func (e *Engine) record(ctx context.Context, issuerID string, cert *x509.Certificate) error {
+	c, err := certRecord(issuerID, cert)
+	if err != nil {
+		return err
+	}
+	return e.store.CreatePKICertificate(ctx, c)
+}
+
+// certRecord is how a certificate issuerID signed is stored.
+func certRecord(issuerID string, cert *x509.Certificate) (storage.PKICertificate, error) {
 	sans := append([]string{}, cert.DNSNames...)
 	for _, ip := range cert.IPAddresses {
 		sans = append(sans, ip.String())
 	}
 	b, err := json.Marshal(sans)
 	if err != nil {
-		return err
+		return storage.PKICertificate{}, err
 	}
-	return e.store.CreatePKICertificate(ctx, storage.PKICertificate{
+	return storage.PKICertificate{
 		Serial: FormatSerial(cert.SerialNumber), IssuerID: issuerID, Subject: cert.Subject.String(), SANs: string(b),
 		NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Certificate: certPEM(cert.Raw),
-	})
+	}, nil
 }

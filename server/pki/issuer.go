@@ -95,7 +95,7 @@ func (e *Engine) GenerateRoot(ctx context.Context, p CAParams) (IssuerInfo, erro
 	if err != nil {
 		return IssuerInfo{}, err
 	}
-	return e.storeIssuer(ctx, p, key, der, nil, false)
+	return e.storeIssuer(ctx, p, key, der, nil, "")
 }
 
 // GenerateIntermediate creates an intermediate CA signed by p.IssuerID (or
@@ -130,16 +130,15 @@ func (e *Engine) GenerateIntermediate(ctx context.Context, p CAParams) (IssuerIn
 	if err != nil {
 		return IssuerInfo{}, nil, err
 	}
-	info, err := e.storeIssuer(ctx, p, key, der, parent.chain, true)
-	if err != nil {
-		return IssuerInfo{}, nil, err
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return info, warnings, e.record(ctx, parent.row.ID, cert)
+	info, err := e.storeIssuer(ctx, p, key, der, parent.chain, parent.row.ID)
+	return info, warnings, err
 }
 
 // storeIssuer seals key and stores the issuer with its first (empty) CRL.
-func (e *Engine) storeIssuer(ctx context.Context, p CAParams, key crypto.Signer, der []byte, above []string, makeDefault bool) (IssuerInfo, error) {
+// An intermediate (signedBy its parent's id) is stored with its
+// certificate's record and becomes the default, in one transaction; a
+// root (signedBy "") becomes the default only if there is none.
+func (e *Engine) storeIssuer(ctx context.Context, p CAParams, key crypto.Signer, der []byte, above []string, signedBy string) (IssuerInfo, error) {
 	id := uuid.NewString()
 	sealed, err := e.sealKey(id, key)
 	if err != nil {
@@ -156,7 +155,15 @@ func (e *Engine) storeIssuer(ctx context.Context, p CAParams, key crypto.Signer,
 	if err := e.firstCRL(&row, cert, key); err != nil {
 		return IssuerInfo{}, err
 	}
-	if err := e.store.CreatePKIIssuer(ctx, row, makeDefault); err != nil {
+	if signedBy == "" {
+		err = e.store.CreatePKIIssuer(ctx, row, false)
+	} else {
+		var signed storage.PKICertificate
+		if signed, err = certRecord(signedBy, cert); err == nil {
+			err = e.store.CreatePKIIntermediate(ctx, row, signed)
+		}
+	}
+	if err != nil {
 		return IssuerInfo{}, err
 	}
 	return e.issuerInfo(ctx, row)

@@ -28,6 +28,7 @@ var (
 // Store is what the engine needs from storage.
 type Store interface {
 	CreatePKIIssuer(ctx context.Context, i storage.PKIIssuer, makeDefault bool) error
+	CreatePKIIntermediate(ctx context.Context, i storage.PKIIssuer, signed storage.PKICertificate) error
 	CompletePKIIssuer(ctx context.Context, i storage.PKIIssuer) error
 	SetDefaultPKIIssuer(ctx context.Context, id string) error
 	PKIIssuer(ctx context.Context, id string) (storage.PKIIssuer, error)
