@@ -58,9 +58,11 @@ type Engine struct {
 	now     func() time.Time
 
 	// signers caches decrypted issuer keys by issuer id, checked against
-	// the stored ciphertext; Forget empties it when the node seals.
+	// the stored ciphertext; Forget empties it when the node seals and
+	// moves epoch on, so a key decrypted before the seal is not cached after.
 	mu      sync.Mutex
 	signers map[string]*signer
+	epoch   uint64
 }
 
 // New returns the engine.
@@ -76,6 +78,7 @@ func (e *Engine) Forget() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	clear(e.signers)
+	e.epoch++
 }
 
 // signer is an issuer ready to sign: its certificate, its chain as PEM
@@ -129,10 +132,12 @@ func (e *Engine) checkNotRevoked(ctx context.Context, s *signer) error {
 	return nil
 }
 
-// signerOf decrypts and parses row's key, or reuses the cached one.
+// signerOf decrypts and parses row's key, or reuses the cached one. The
+// decrypt runs without e.mu; if Forget runs meanwhile, the key serves this
+// call but is not cached.
 func (e *Engine) signerOf(ctx context.Context, row storage.PKIIssuer) (*signer, error) {
 	e.mu.Lock()
-	cached := e.signers[row.ID]
+	cached, epoch := e.signers[row.ID], e.epoch
 	e.mu.Unlock()
 	if cached != nil && bytes.Equal(cached.row.KeyCiphertext, row.KeyCiphertext) && cached.row.Certificate == row.Certificate {
 		return cached, nil
@@ -153,7 +158,9 @@ func (e *Engine) signerOf(ctx context.Context, row storage.PKIIssuer) (*signer, 
 	s := &signer{row: row, cert: cert, chain: append([]string{row.Certificate}, splitPEM(row.CAChain)...), key: key}
 	s.row.CRL = nil // the cache keeps what signing needs, not CRLs
 	e.mu.Lock()
-	e.signers[row.ID] = s
+	if e.epoch == epoch { // no seal since the decrypt began
+		e.signers[row.ID] = s
+	}
 	e.mu.Unlock()
 	return s, nil
 }
