@@ -21,6 +21,17 @@ func pkiRoleResource(kind string) func(*http.Request) (string, error) {
 	return func(r *http.Request) (string, error) { return "pki/" + kind + "/" + mux.Vars(r)["name"], nil }
 }
 
+// pkiCertResource names pki/cert/<serial> with the serial normalized (as
+// stored: lowercase, colons), so a policy on one certificate matches it
+// however the request writes the serial; a malformed serial is 400.
+func pkiCertResource(r *http.Request) (string, error) {
+	norm, _, err := pki.ParseSerial(mux.Vars(r)["serial"])
+	if err != nil {
+		return "", err
+	}
+	return "pki/cert/" + norm, nil
+}
+
 // pkiRoleExists tells create from update for pki/roles/<name>.
 func (s *Server) pkiRoleExists(ctx context.Context, resource string) (bool, error) {
 	_, err := s.pki.Role(ctx, strings.TrimPrefix(resource, "pki/roles/"))

@@ -409,6 +409,38 @@ func TestPKIRevokedIssuerRefuses(t *testing.T) {
 	})
 }
 
+// A policy on pki/cert/<serial> names the serial as stored; a request
+// that writes it in another case or with other separators reaches the
+// same resource, and a malformed serial is 400.
+func TestPKICertReadPolicyNormalizesTheSerial(t *testing.T) {
+	n := startNode(t, storagetest.SQLite(t), server.Config{})
+	_, root := n.initUnseal(1, 1)
+	n.setupPKI(root)
+	mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allow_any_name":true,"key_type":"ec"}`), 200)
+	serial := mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"a.example.com"}`), 200).Data(t)["serial_number"].(string)
+	other := mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"b.example.com"}`), 200).Data(t)["serial_number"].(string)
+	mustStatus(t, n.do("PUT", "/v1/policies/one-cert", root, `{"rules":[{"path":"pki/cert/`+serial+`","capabilities":["read"]}]}`), 204)
+	reader, _ := n.createToken(root, `{"policies":["one-cert"]}`)
+	for _, c := range []struct {
+		name, serial string
+		status       int
+	}{
+		{"the stored form is allowed", serial, 200},
+		{"upper case is the same resource", strings.ToUpper(serial), 200},
+		{"hyphens are the same resource", strings.ReplaceAll(serial, ":", "-"), 200},
+		{"no separators is the same resource", strings.ReplaceAll(serial, ":", ""), 200},
+		{"another certificate is denied", other, 403},
+		{"a malformed serial is refused", "01:0g", 400},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := mustStatus(t, n.do("GET", "/v1/pki/cert/"+c.serial, reader, ""), c.status)
+			if c.status == 200 && r.Data(t)["serial_number"] != serial {
+				t.Fatalf("read %v", r.Data(t))
+			}
+		})
+	}
+}
+
 // A revoked serial is in the issuer's CRL (a new, higher CRL number) and
 // OCSP answers revoked for it and good for a live one, by POST and GET.
 func TestPKIRevocationReachesCRLAndOCSP(t *testing.T) {
