@@ -441,6 +441,47 @@ func TestPKICertReadPolicyNormalizesTheSerial(t *testing.T) {
 	}
 }
 
+// OCSP answers unknown for a serial SecretHub cannot have issued: zero or
+// negative, even when its absolute value is a revoked or live serial.
+func TestPKIOCSPUnknownForNonPositiveSerials(t *testing.T) {
+	n := startNode(t, storagetest.SQLite(t), server.Config{})
+	_, root := n.initUnseal(1, 1)
+	ca := n.setupPKI(root)
+	mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allow_any_name":true,"key_type":"ec"}`), 200)
+	leafOf := func(cn string) *x509.Certificate {
+		return pemCert(t, mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"`+cn+`"}`), 200).Data(t)["certificate"].(string))
+	}
+	live, revoked := leafOf("live.example.com"), leafOf("revoked.example.com")
+	mustStatus(t, n.do("POST", "/v1/pki/revoke", root, `{"serial_number":"`+fmt.Sprintf("%x", revoked.SerialNumber.Bytes())+`"}`), 200)
+	for _, c := range []struct {
+		name   string
+		serial *big.Int
+		want   int
+	}{
+		{"a live serial is good", live.SerialNumber, ocsp.Good},
+		{"a revoked serial is revoked", revoked.SerialNumber, ocsp.Revoked},
+		{"the negative of a live serial is unknown", new(big.Int).Neg(live.SerialNumber), ocsp.Unknown},
+		{"the negative of a revoked serial is unknown", new(big.Int).Neg(revoked.SerialNumber), ocsp.Unknown},
+		{"zero is unknown", big.NewInt(0), ocsp.Unknown},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			asked := *live
+			asked.SerialNumber = c.serial
+			req, err := ocsp.CreateRequest(&asked, ca.inter, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := ocsp.ParseResponse(mustStatus(t, n.do("POST", "/v1/pki/ocsp", "", string(req)), 200).Body, ca.inter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Status != c.want || resp.SerialNumber.Cmp(c.serial) != 0 {
+				t.Fatalf("status %d for serial %v, want %d for %v", resp.Status, resp.SerialNumber, c.want, c.serial)
+			}
+		})
+	}
+}
+
 // A revoked serial is in the issuer's CRL (a new, higher CRL number) and
 // OCSP answers revoked for it and good for a live one, by POST and GET.
 func TestPKIRevocationReachesCRLAndOCSP(t *testing.T) {
