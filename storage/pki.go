@@ -189,6 +189,33 @@ func (db *DB) PKIIssuers(ctx context.Context) (issuers []PKIIssuer, defaultID st
 	return issuers, def.String, nil
 }
 
+// PKIIssuerExpiry is an issuer's id and the end of its certificate.
+type PKIIssuerExpiry struct {
+	ID       string
+	NotAfter time.Time
+}
+
+// PKIIssuerExpiries lists the issuers that have a certificate with their
+// expiry, oldest first, reading neither keys, certificates nor CRLs.
+func (db *DB) PKIIssuerExpiries(ctx context.Context) ([]PKIIssuerExpiry, error) {
+	rows, err := db.q().QueryContext(ctx, `SELECT id, not_after FROM pki_issuers
+		WHERE certificate IS NOT NULL ORDER BY created_at, id`)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var out []PKIIssuerExpiry
+	for rows.Next() {
+		var e PKIIssuerExpiry
+		if err := rows.Scan(&e.ID, &e.NotAfter); err != nil {
+			return nil, classify(err)
+		}
+		e.NotAfter = e.NotAfter.UTC()
+		out = append(out, e)
+	}
+	return out, classify(rows.Err())
+}
+
 // PutPKIRole creates or replaces a role's settings document.
 func (db *DB) PutPKIRole(ctx context.Context, name, document string, now time.Time) error {
 	_, err := db.q().ExecContext(ctx, `INSERT INTO pki_roles (name, document, created_at, updated_at) VALUES ($1, $2, $3, $3)

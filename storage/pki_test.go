@@ -25,6 +25,7 @@ var pkiCases = []struct {
 }{
 	{"the first issuer becomes the default; pending keys never do", testPKIIssuerDefault},
 	{"a pending issuer is completed once", testPKICompleteIssuer},
+	{"issuer expiries list only issuers with a certificate", testPKIIssuerExpiries},
 	{"an intermediate, its record and the default change in one transaction", testPKICreateIntermediate},
 	{"roles are put, read, listed and deleted", testPKIRoles},
 	{"certificates round-trip and serials are unique", testPKICertificates},
@@ -118,6 +119,29 @@ func testPKICreateIntermediate(t *testing.T, db *storage.DB) {
 	}
 	if c, err := db.PKICertificate(ctx(), "inter-serial"); err != nil || c.IssuerID != "root" {
 		t.Fatalf("the intermediate's record: %+v, %v", c, err)
+	}
+}
+
+func testPKIIssuerExpiries(t *testing.T, db *storage.DB) {
+	if got, err := db.PKIIssuerExpiries(ctx()); err != nil || len(got) != 0 {
+		t.Fatalf("expiries of no issuer: %v, %v", got, err)
+	}
+	later := issuer("later", true)
+	later.NotAfter, later.CreatedAt = t0.Add(48*time.Hour), t0.Add(time.Second)
+	for _, i := range []storage.PKIIssuer{issuer("pending", false), issuer("root", true), later} {
+		if err := db.CreatePKIIssuer(ctx(), i, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.PKIIssuerExpiries(ctx())
+	want := []storage.PKIIssuerExpiry{{ID: "root", NotAfter: t0.Add(time.Hour)}, {ID: "later", NotAfter: t0.Add(48 * time.Hour)}}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("expiries = %v, %v; want %v", got, err, want)
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || !got[i].NotAfter.Equal(want[i].NotAfter) {
+			t.Fatalf("expiries = %v, want %v", got, want)
+		}
 	}
 }
 

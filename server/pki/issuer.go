@@ -340,6 +340,12 @@ func (e *Engine) Issuers(ctx context.Context) ([]IssuerInfo, error) {
 	return out, nil
 }
 
+// Expiries lists each issuer that has a certificate with its expiry; it
+// is light enough for every metrics scrape.
+func (e *Engine) Expiries(ctx context.Context) ([]storage.PKIIssuerExpiry, error) {
+	return e.store.PKIIssuerExpiries(ctx)
+}
+
 // Issuer describes one issuer ("" : the default).
 func (e *Engine) Issuer(ctx context.Context, id string) (IssuerInfo, error) {
 	row, err := e.store.PKIIssuer(ctx, id)

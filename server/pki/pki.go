@@ -33,6 +33,7 @@ type Store interface {
 	SetDefaultPKIIssuer(ctx context.Context, id string) error
 	PKIIssuer(ctx context.Context, id string) (storage.PKIIssuer, error)
 	PKIIssuers(ctx context.Context) ([]storage.PKIIssuer, string, error)
+	PKIIssuerExpiries(ctx context.Context) ([]storage.PKIIssuerExpiry, error)
 	PutPKIRole(ctx context.Context, name, document string, now time.Time) error
 	PKIRole(ctx context.Context, name string) (string, error)
 	PKIRoleNames(ctx context.Context) ([]string, error)
