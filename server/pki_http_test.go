@@ -238,7 +238,7 @@ func TestPKIIssueFollowsTheRole(t *testing.T) {
 			{"an IP that is not one", "/v1/pki/issue/web", `{"common_name":"a.example.com","ip_sans":["10.0.0.300"]}`, "not an IP"},
 			{"no common name", "/v1/pki/issue/web", `{}`, "common_name"},
 			{"a bad ttl", "/v1/pki/issue/web", `{"common_name":"a.example.com","ttl":"soon"}`, "not a duration"},
-			{"an unknown field", "/v1/pki/issue/web", `{"common_name":"a.example.com","format":"der"}`, "unknown field"},
+			{"an unknown field", "/v1/pki/issue/web", `{"common_name":"a.example.com","use_pss":true}`, "unknown field"},
 			{"an unknown key type", "/v1/pki/ca/root/generate", `{"common_name":"R","key_type":"dsa"}`, "key_type"},
 			{"RSA key bits that do not exist", "/v1/pki/ca/root/generate", `{"common_name":"R","key_type":"rsa","key_bits":1024}`, "key_bits"},
 			{"EC key bits that do not exist", "/v1/pki/roles/x", `{"key_type":"ec","key_bits":2048}`, "key_bits"},
@@ -477,6 +477,47 @@ func TestPKIOCSPUnknownForNonPositiveSerials(t *testing.T) {
 			}
 			if resp.Status != c.want || resp.SerialNumber.Cmp(c.serial) != 0 {
 				t.Fatalf("status %d for serial %v, want %d for %v", resp.Status, resp.SerialNumber, c.want, c.serial)
+			}
+		})
+	}
+}
+
+// issue takes the Vault fields format, private_key_format and
+// exclude_cn_from_sans when they ask for what SecretHub does; other values
+// and unknown fields are 400.
+func TestPKIIssueVaultFields(t *testing.T) {
+	n := startNode(t, storagetest.SQLite(t), server.Config{})
+	_, root := n.initUnseal(1, 1)
+	n.setupPKI(root)
+	mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)
+	for _, c := range []struct {
+		name, fields string
+		sans         []string // for 200
+		status       int
+		want         string // for 400
+	}{
+		{"no Vault fields: the common name is a SAN", ``, []string{"cn.example.com", "alt.example.com"}, 200, ""},
+		{"format pem", `,"format":"pem"`, []string{"cn.example.com", "alt.example.com"}, 200, ""},
+		{"private_key_format pkcs8", `,"private_key_format":"pkcs8"`, []string{"cn.example.com", "alt.example.com"}, 200, ""},
+		{"exclude_cn_from_sans keeps the common name out", `,"exclude_cn_from_sans":true`, []string{"alt.example.com"}, 200, ""},
+		{"format der is refused", `,"format":"der"`, nil, 400, "format"},
+		{"format pem_bundle is refused", `,"format":"pem_bundle"`, nil, 400, "format"},
+		{"private_key_format der is refused", `,"private_key_format":"der"`, nil, 400, "private_key_format"},
+		{"an unknown field is refused", `,"use_pss":true`, nil, 400, "use_pss"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"cn.example.com","alt_names":"alt.example.com"`+c.fields+`}`)
+			if c.status == 400 {
+				mustError(t, r, 400, c.want)
+				return
+			}
+			d := mustStatus(t, r, 200).Data(t)
+			leaf := pemCert(t, d["certificate"].(string))
+			if !slices.Equal(leaf.DNSNames, c.sans) || leaf.Subject.CommonName != "cn.example.com" {
+				t.Fatalf("CN %q, SANs %v; want SANs %v", leaf.Subject.CommonName, leaf.DNSNames, c.sans)
+			}
+			if block, _ := pem.Decode([]byte(d["private_key"].(string))); block == nil || block.Type != "PRIVATE KEY" {
+				t.Fatal("the private key is not PKCS #8 PEM")
 			}
 		})
 	}

@@ -24,6 +24,8 @@ type IssueRequest struct {
 	AltNames   []string
 	IPSANs     []string
 	TTL        time.Duration
+	// ExcludeCNFromSANs keeps a DNS common name out of the SANs.
+	ExcludeCNFromSANs bool
 }
 
 // Issued is a new certificate. PrivateKey is set by Issue only: it is
@@ -91,7 +93,7 @@ func (e *Engine) Issue(ctx context.Context, roleName string, req IssueRequest) (
 	if err != nil {
 		return Issued{}, err
 	}
-	n, err := requestedNames(req.CommonName, req.AltNames, req.IPSANs)
+	n, err := requestedNames(req.CommonName, req.AltNames, req.IPSANs, req.ExcludeCNFromSANs)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -130,7 +132,7 @@ func (e *Engine) Sign(ctx context.Context, roleName, csrPEM string, ttl time.Dur
 	for i, ip := range csr.IPAddresses {
 		ips[i] = ip.String()
 	}
-	n, err := requestedNames(csr.Subject.CommonName, csr.DNSNames, ips)
+	n, err := requestedNames(csr.Subject.CommonName, csr.DNSNames, ips, false)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -159,8 +161,8 @@ func ParseCSR(s string) (*x509.CertificateRequest, error) {
 
 // requestedNames parses the names of an issue request or a CSR. The
 // common name, when a DNS name, is also a SAN (clients match SANs, not the
-// common name).
-func requestedNames(cn string, alt, ips []string) (names, error) {
+// common name), unless excludeCN.
+func requestedNames(cn string, alt, ips []string, excludeCN bool) (names, error) {
 	n := names{CommonName: strings.TrimSpace(cn)}
 	seen := map[string]bool{}
 	add := func(name string) {
@@ -170,7 +172,7 @@ func requestedNames(cn string, alt, ips []string) (names, error) {
 			n.DNSNames = append(n.DNSNames, name)
 		}
 	}
-	if validHostname(strings.ToLower(n.CommonName), true) {
+	if !excludeCN && validHostname(strings.ToLower(n.CommonName), true) {
 		add(n.CommonName)
 	}
 	for _, a := range alt {
