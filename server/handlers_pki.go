@@ -23,13 +23,14 @@ func pkiRoleResource(kind string) func(*http.Request) (string, error) {
 
 // pkiCertResource names pki/cert/<serial> with the serial normalized (as
 // stored: lowercase, colons), so a policy on one certificate matches it
-// however the request writes the serial; a malformed serial is 400.
+// however the request writes the serial. A malformed serial keeps its raw
+// form: authorization still decides first, and the handler answers 400.
 func pkiCertResource(r *http.Request) (string, error) {
-	norm, _, err := pki.ParseSerial(mux.Vars(r)["serial"])
-	if err != nil {
-		return "", err
+	raw := mux.Vars(r)["serial"]
+	if norm, _, err := pki.ParseSerial(raw); err == nil {
+		raw = norm
 	}
-	return "pki/cert/" + norm, nil
+	return "pki/cert/" + raw, nil
 }
 
 // pkiRoleExists tells create from update for pki/roles/<name>.

@@ -411,7 +411,8 @@ func TestPKIRevokedIssuerRefuses(t *testing.T) {
 
 // A policy on pki/cert/<serial> names the serial as stored; a request
 // that writes it in another case or with other separators reaches the
-// same resource, and a malformed serial is 400.
+// same resource; a malformed serial is denied, or 400 for a caller allowed
+// to read it.
 func TestPKICertReadPolicyNormalizesTheSerial(t *testing.T) {
 	n := startNode(t, storagetest.SQLite(t), server.Config{})
 	_, root := n.initUnseal(1, 1)
@@ -430,7 +431,7 @@ func TestPKICertReadPolicyNormalizesTheSerial(t *testing.T) {
 		{"hyphens are the same resource", strings.ReplaceAll(serial, ":", "-"), 200},
 		{"no separators is the same resource", strings.ReplaceAll(serial, ":", ""), 200},
 		{"another certificate is denied", other, 403},
-		{"a malformed serial is refused", "01:0g", 400},
+		{"a malformed serial is denied before it is parsed", "01:0g", 403},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := mustStatus(t, n.do("GET", "/v1/pki/cert/"+c.serial, reader, ""), c.status)
@@ -439,6 +440,7 @@ func TestPKICertReadPolicyNormalizesTheSerial(t *testing.T) {
 			}
 		})
 	}
+	mustError(t, n.do("GET", "/v1/pki/cert/01:0g", root, ""), 400, "not a serial")
 }
 
 // OCSP answers unknown for a serial SecretHub cannot have issued: zero or
