@@ -93,36 +93,55 @@ func runPKIGenerate(ctx context.Context, opts *PKIGenerateOptions) error {
 	))
 }
 
-// writePEMFiles writes certificate.pem, ca_chain.pem and, when given,
-// private_key.pem (0600) into dir; an empty dir writes nothing.
+// writePEMFiles writes certificate.pem, ca_chain.pem (0644) and, when
+// given, private_key.pem (0600) into dir, made 0700 if new; an empty dir
+// writes nothing.
 func writePEMFiles(dir, cert string, chain []string, key string) error {
 	if dir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	files := []struct {
-		name, body string
-		mode       os.FileMode
-	}{{"certificate.pem", cert, 0o644}, {"ca_chain.pem", strings.Join(chain, ""), 0o644}}
-	if key != "" {
-		files = append(files, struct {
-			name, body string
-			mode       os.FileMode
-		}{"private_key.pem", key, 0o600})
+	if err := writeFileAtomic(dir, "certificate.pem", []byte(cert), 0o644); err != nil {
+		return err
 	}
-	for _, f := range files {
-		path := filepath.Join(dir, f.name)
-		// Remove first: WriteFile keeps the mode of a file that exists.
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		if err := os.WriteFile(path, []byte(f.body), f.mode); err != nil {
-			return err
-		}
+	if err := writeFileAtomic(dir, "ca_chain.pem", []byte(strings.Join(chain, "")), 0o644); err != nil {
+		return err
 	}
-	return nil
+	if key == "" {
+		return nil
+	}
+	return writeFileAtomic(dir, "private_key.pem", []byte(key), 0o600)
+}
+
+// writeFileAtomic writes dir/name through a new temporary file in dir
+// (created exclusively, given mode before any byte) renamed over the
+// name, so the file never has another mode, is never seen half written,
+// and a symlink planted at the name is replaced rather than followed.
+func writeFileAtomic(dir, name string, body []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(dir, "."+name+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	err = f.Chmod(mode)
+	if err == nil {
+		_, err = f.Write(body)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
 }
 
 // PKIRoleCreateOptions configure `pki role create`.
@@ -447,8 +466,8 @@ func runPKICRL(ctx context.Context, opts *PKICRLOptions) error {
 		_, err = opts.IO.Out.Write(crl)
 		return err
 	}
-	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+	if err := os.MkdirAll(opts.OutDir, 0o700); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(opts.OutDir, "crl.pem"), crl, 0o644)
+	return writeFileAtomic(opts.OutDir, "crl.pem", crl, 0o644)
 }

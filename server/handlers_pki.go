@@ -21,6 +21,18 @@ func pkiRoleResource(kind string) func(*http.Request) (string, error) {
 	return func(r *http.Request) (string, error) { return "pki/" + kind + "/" + mux.Vars(r)["name"], nil }
 }
 
+// pkiCertResource names pki/cert/<serial> with the serial normalized (as
+// stored: lowercase, colons), so a policy on one certificate matches it
+// however the request writes the serial. A malformed serial keeps its raw
+// form: authorization still decides first, and the handler answers 400.
+func pkiCertResource(r *http.Request) (string, error) {
+	raw := mux.Vars(r)["serial"]
+	if norm, _, err := pki.ParseSerial(raw); err == nil {
+		raw = norm
+	}
+	return "pki/cert/" + raw, nil
+}
+
 // pkiRoleExists tells create from update for pki/roles/<name>.
 func (s *Server) pkiRoleExists(ctx context.Context, resource string) (bool, error) {
 	_, err := s.pki.Role(ctx, strings.TrimPrefix(resource, "pki/roles/"))
@@ -253,18 +265,38 @@ func issuedData(c pki.Issued) map[string]any {
 	return d
 }
 
+// checkIssueFormats accepts the encodings Vault clients name on issue
+// when they are what SecretHub returns: PEM certificates ("pem") and
+// PKCS #8 PEM private keys ("pkcs8").
+func checkIssueFormats(format, keyFormat string) error {
+	if format != "" && format != "pem" {
+		return fault.Invalidf(`format %.64q is not supported: certificates are returned as PEM (use "pem" or leave it out)`, format)
+	}
+	if keyFormat != "" && keyFormat != "pkcs8" {
+		return fault.Invalidf(`private_key_format %.64q is not supported: private keys are returned as PKCS #8 PEM (use "pkcs8" or leave it out)`, keyFormat)
+	}
+	return nil
+}
+
 func (s *Server) handlePKIIssue(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		CommonName string     `json:"common_name"`
-		AltNames   stringList `json:"alt_names"`
-		IPSANs     stringList `json:"ip_sans"`
-		TTL        Duration   `json:"ttl"`
+		CommonName        string     `json:"common_name"`
+		AltNames          stringList `json:"alt_names"`
+		IPSANs            stringList `json:"ip_sans"`
+		TTL               Duration   `json:"ttl"`
+		Format            string     `json:"format"`
+		PrivateKeyFormat  string     `json:"private_key_format"`
+		ExcludeCNFromSANs bool       `json:"exclude_cn_from_sans"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
+	if err := checkIssueFormats(req.Format, req.PrivateKeyFormat); err != nil {
+		return err
+	}
 	c, err := s.pki.Issue(r.Context(), mux.Vars(r)["name"], pki.IssueRequest{
 		CommonName: req.CommonName, AltNames: req.AltNames, IPSANs: req.IPSANs, TTL: time.Duration(req.TTL),
+		ExcludeCNFromSANs: req.ExcludeCNFromSANs,
 	})
 	if err != nil {
 		return err

@@ -7,10 +7,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -235,7 +238,7 @@ func TestPKIIssueFollowsTheRole(t *testing.T) {
 			{"an IP that is not one", "/v1/pki/issue/web", `{"common_name":"a.example.com","ip_sans":["10.0.0.300"]}`, "not an IP"},
 			{"no common name", "/v1/pki/issue/web", `{}`, "common_name"},
 			{"a bad ttl", "/v1/pki/issue/web", `{"common_name":"a.example.com","ttl":"soon"}`, "not a duration"},
-			{"an unknown field", "/v1/pki/issue/web", `{"common_name":"a.example.com","format":"der"}`, "unknown field"},
+			{"an unknown field", "/v1/pki/issue/web", `{"common_name":"a.example.com","use_pss":true}`, "unknown field"},
 			{"an unknown key type", "/v1/pki/ca/root/generate", `{"common_name":"R","key_type":"dsa"}`, "key_type"},
 			{"RSA key bits that do not exist", "/v1/pki/ca/root/generate", `{"common_name":"R","key_type":"rsa","key_bits":1024}`, "key_bits"},
 			{"EC key bits that do not exist", "/v1/pki/roles/x", `{"key_type":"ec","key_bits":2048}`, "key_bits"},
@@ -318,6 +321,208 @@ func TestPKISignChecksTheCSR(t *testing.T) {
 			})
 		}
 	})
+}
+
+// sign/:role writes a CSR's DNS common name as a SAN, as issue does: a
+// CSR that names its host only in the subject gets a certificate clients
+// accept for that host.
+func TestPKISignPutsTheCommonNameInSANs(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		ca := n.setupPKI(root)
+		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)
+		for _, c := range []struct {
+			name, cn string
+			dns      []string
+			want     []string
+		}{
+			{"a CSR with only a common name", "svc.example.com", nil, []string{"svc.example.com"}},
+			{"a CSR with a common name and other DNS names", "svc.example.com", []string{"alt.example.com"}, []string{"svc.example.com", "alt.example.com"}},
+			{"a common name repeated among the DNS names is written once", "svc.example.com", []string{"svc.example.com"}, []string{"svc.example.com"}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				csr, _ := newCSR(t, c.cn, c.dns...)
+				leaf := pemCert(t, mustStatus(t, n.do("POST", "/v1/pki/sign/web", root, `{"csr":`+jsonString(csr)+`}`), 200).Data(t)["certificate"].(string))
+				if !slices.Equal(leaf.DNSNames, c.want) {
+					t.Fatalf("DNS SANs %v, want %v", leaf.DNSNames, c.want)
+				}
+				if err := verifyLeaf(leaf, ca.inter, ca.root, c.cn, x509.ExtKeyUsageServerAuth); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+		// The common name is checked against the role as a SAN is.
+		csr, _ := newCSR(t, "svc.example.org", "svc.example.com")
+		mustError(t, n.do("POST", "/v1/pki/sign/web", root, `{"csr":`+jsonString(csr)+`}`), 400, "not allowed")
+	})
+}
+
+// An issuer past its expiry refuses to issue, sign or make an
+// intermediate (400 naming its expiry) rather than write certificates
+// that end before they begin.
+func TestPKIExpiredIssuerRefuses(t *testing.T) {
+	storagetest.Engines(t, func(t *testing.T, db *storage.DB) {
+		clock := newClock()
+		n := startNode(t, db, server.Config{Now: clock.Now})
+		_, root := n.initUnseal(1, 1)
+		ca := mustStatus(t, n.do("POST", "/v1/pki/ca/root/generate", root, `{"common_name":"Short Root","ttl":"2h","key_type":"ec"}`), 200).Data(t)
+		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)
+		clock.Advance(3 * time.Hour)
+		csr, _ := newCSR(t, "svc.example.com")
+		want := "expired at " + ca["expiration"].(string)
+		for _, c := range []struct{ name, path, body string }{
+			{"issue", "/v1/pki/issue/web", `{"common_name":"a.example.com"}`},
+			{"sign", "/v1/pki/sign/web", `{"csr":` + jsonString(csr) + `}`},
+			{"intermediate generate", "/v1/pki/ca/intermediate/generate", `{"common_name":"Late Intermediate","key_type":"ec"}`},
+		} {
+			t.Run(c.name+" is refused", func(t *testing.T) { mustError(t, n.do("POST", c.path, root, c.body), 400, want) })
+		}
+		mustStatus(t, n.do("LIST", "/v1/pki/certs", root, ""), 404) // nothing was recorded
+	})
+}
+
+// A revoked intermediate refuses to issue, sign or make an intermediate
+// (400 naming it); its parent still issues.
+func TestPKIRevokedIssuerRefuses(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		ca := n.setupPKI(root)
+		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)
+		mustStatus(t, n.do("POST", "/v1/pki/roles/from-root", root, `{"issuer_id":"`+ca.rootID+`","allow_any_name":true,"key_type":"ec"}`), 200)
+		mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"before.example.com"}`), 200)
+		mustStatus(t, n.do("POST", "/v1/pki/revoke", root, `{"serial_number":"`+fmt.Sprintf("%x", ca.inter.SerialNumber.Bytes())+`"}`), 200)
+		csr, _ := newCSR(t, "svc.example.com")
+		want := "issuer " + ca.interID + " is revoked"
+		for _, c := range []struct{ name, path, body string }{
+			{"issue", "/v1/pki/issue/web", `{"common_name":"after.example.com"}`},
+			{"sign", "/v1/pki/sign/web", `{"csr":` + jsonString(csr) + `}`},
+			{"intermediate generate", "/v1/pki/ca/intermediate/generate", `{"common_name":"Child","key_type":"ec","issuer_id":"` + ca.interID + `"}`},
+		} {
+			t.Run(c.name+" is refused", func(t *testing.T) { mustError(t, n.do("POST", c.path, root, c.body), 400, want) })
+		}
+		mustStatus(t, n.do("POST", "/v1/pki/issue/from-root", root, `{"common_name":"root-leaf.example.com"}`), 200)
+		// Its CRL still publishes.
+		l, err := x509.ParseRevocationList(mustStatus(t, n.do("GET", "/v1/pki/crl?issuer_id="+ca.interID, "", ""), 200).Body)
+		if err != nil || l.CheckSignatureFrom(ca.inter) != nil {
+			t.Fatalf("the revoked intermediate's CRL: %v", err)
+		}
+	})
+}
+
+// A policy on pki/cert/<serial> names the serial as stored; a request
+// that writes it in another case or with other separators reaches the
+// same resource; a malformed serial is denied, or 400 for a caller allowed
+// to read it.
+func TestPKICertReadPolicyNormalizesTheSerial(t *testing.T) {
+	n := startNode(t, storagetest.SQLite(t), server.Config{})
+	_, root := n.initUnseal(1, 1)
+	n.setupPKI(root)
+	mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allow_any_name":true,"key_type":"ec"}`), 200)
+	serial := mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"a.example.com"}`), 200).Data(t)["serial_number"].(string)
+	other := mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"b.example.com"}`), 200).Data(t)["serial_number"].(string)
+	mustStatus(t, n.do("PUT", "/v1/policies/one-cert", root, `{"rules":[{"path":"pki/cert/`+serial+`","capabilities":["read"]}]}`), 204)
+	reader, _ := n.createToken(root, `{"policies":["one-cert"]}`)
+	for _, c := range []struct {
+		name, serial string
+		status       int
+	}{
+		{"the stored form is allowed", serial, 200},
+		{"upper case is the same resource", strings.ToUpper(serial), 200},
+		{"hyphens are the same resource", strings.ReplaceAll(serial, ":", "-"), 200},
+		{"no separators is the same resource", strings.ReplaceAll(serial, ":", ""), 200},
+		{"another certificate is denied", other, 403},
+		{"a malformed serial is denied before it is parsed", "01:0g", 403},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := mustStatus(t, n.do("GET", "/v1/pki/cert/"+c.serial, reader, ""), c.status)
+			if c.status == 200 && r.Data(t)["serial_number"] != serial {
+				t.Fatalf("read %v", r.Data(t))
+			}
+		})
+	}
+	mustError(t, n.do("GET", "/v1/pki/cert/01:0g", root, ""), 400, "not a serial")
+}
+
+// OCSP answers unknown for a serial SecretHub cannot have issued: zero or
+// negative, even when its absolute value is a revoked or live serial.
+func TestPKIOCSPUnknownForNonPositiveSerials(t *testing.T) {
+	n := startNode(t, storagetest.SQLite(t), server.Config{})
+	_, root := n.initUnseal(1, 1)
+	ca := n.setupPKI(root)
+	mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allow_any_name":true,"key_type":"ec"}`), 200)
+	leafOf := func(cn string) *x509.Certificate {
+		return pemCert(t, mustStatus(t, n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"`+cn+`"}`), 200).Data(t)["certificate"].(string))
+	}
+	live, revoked := leafOf("live.example.com"), leafOf("revoked.example.com")
+	mustStatus(t, n.do("POST", "/v1/pki/revoke", root, `{"serial_number":"`+fmt.Sprintf("%x", revoked.SerialNumber.Bytes())+`"}`), 200)
+	for _, c := range []struct {
+		name   string
+		serial *big.Int
+		want   int
+	}{
+		{"a live serial is good", live.SerialNumber, ocsp.Good},
+		{"a revoked serial is revoked", revoked.SerialNumber, ocsp.Revoked},
+		{"the negative of a live serial is unknown", new(big.Int).Neg(live.SerialNumber), ocsp.Unknown},
+		{"the negative of a revoked serial is unknown", new(big.Int).Neg(revoked.SerialNumber), ocsp.Unknown},
+		{"zero is unknown", big.NewInt(0), ocsp.Unknown},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			asked := *live
+			asked.SerialNumber = c.serial
+			req, err := ocsp.CreateRequest(&asked, ca.inter, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := ocsp.ParseResponse(mustStatus(t, n.do("POST", "/v1/pki/ocsp", "", string(req)), 200).Body, ca.inter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Status != c.want || resp.SerialNumber.Cmp(c.serial) != 0 {
+				t.Fatalf("status %d for serial %v, want %d for %v", resp.Status, resp.SerialNumber, c.want, c.serial)
+			}
+		})
+	}
+}
+
+// issue takes the Vault fields format, private_key_format and
+// exclude_cn_from_sans when they ask for what SecretHub does; other values
+// and unknown fields are 400.
+func TestPKIIssueVaultFields(t *testing.T) {
+	n := startNode(t, storagetest.SQLite(t), server.Config{})
+	_, root := n.initUnseal(1, 1)
+	n.setupPKI(root)
+	mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)
+	for _, c := range []struct {
+		name, fields string
+		sans         []string // for 200
+		status       int
+		want         string // for 400
+	}{
+		{"no Vault fields: the common name is a SAN", ``, []string{"cn.example.com", "alt.example.com"}, 200, ""},
+		{"format pem", `,"format":"pem"`, []string{"cn.example.com", "alt.example.com"}, 200, ""},
+		{"private_key_format pkcs8", `,"private_key_format":"pkcs8"`, []string{"cn.example.com", "alt.example.com"}, 200, ""},
+		{"exclude_cn_from_sans keeps the common name out", `,"exclude_cn_from_sans":true`, []string{"alt.example.com"}, 200, ""},
+		{"format der is refused", `,"format":"der"`, nil, 400, "format"},
+		{"format pem_bundle is refused", `,"format":"pem_bundle"`, nil, 400, "format"},
+		{"private_key_format der is refused", `,"private_key_format":"der"`, nil, 400, "private_key_format"},
+		{"an unknown field is refused", `,"use_pss":true`, nil, 400, "use_pss"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := n.do("POST", "/v1/pki/issue/web", root, `{"common_name":"cn.example.com","alt_names":"alt.example.com"`+c.fields+`}`)
+			if c.status == 400 {
+				mustError(t, r, 400, c.want)
+				return
+			}
+			d := mustStatus(t, r, 200).Data(t)
+			leaf := pemCert(t, d["certificate"].(string))
+			if !slices.Equal(leaf.DNSNames, c.sans) || leaf.Subject.CommonName != "cn.example.com" {
+				t.Fatalf("CN %q, SANs %v; want SANs %v", leaf.Subject.CommonName, leaf.DNSNames, c.sans)
+			}
+			if block, _ := pem.Decode([]byte(d["private_key"].(string))); block == nil || block.Type != "PRIVATE KEY" {
+				t.Fatal("the private key is not PKCS #8 PEM")
+			}
+		})
+	}
 }
 
 // A revoked serial is in the issuer's CRL (a new, higher CRL number) and
@@ -412,34 +617,141 @@ func TestPKIRevocationReachesCRLAndOCSP(t *testing.T) {
 	})
 }
 
+// pendingCSR asks for an intermediate's CSR: the pending issuer's id and
+// the request.
+func (n *node) pendingCSR(token string) (string, *x509.CertificateRequest) {
+	n.t.Helper()
+	d := mustStatus(n.t, n.do("POST", "/v1/pki/ca/intermediate/csr", token, `{"common_name":"Offline Issued","key_type":"ec"}`), 200).Data(n.t)
+	block, _ := pem.Decode([]byte(d["csr"].(string)))
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return d["issuer_id"].(string), csr
+}
+
+// offlineRoot is a root CA SecretHub never holds.
+type offlineRoot struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newOfflineRoot(t *testing.T) offlineRoot {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Offline Root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return offlineRoot{cert, key}
+}
+
+// signCA certifies csr's key as an intermediate CA until notAfter (DER).
+func (o offlineRoot) signCA(t *testing.T, csr *x509.CertificateRequest, notAfter time.Time) []byte {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: csr.Subject,
+		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, o.cert, csr.PublicKey, o.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// withoutSKID re-signs a certificate the root made without its subject
+// key identifier extension, which Go always writes for a CA.
+func (o offlineRoot) withoutSKID(t *testing.T, der []byte) []byte {
+	t.Helper()
+	var c struct {
+		TBS    asn1.RawValue
+		SigAlg pkix.AlgorithmIdentifier
+		Sig    asn1.BitString
+	}
+	var tbs struct {
+		Version    int `asn1:"optional,explicit,default:0,tag:0"`
+		Serial     *big.Int
+		SigAlg     pkix.AlgorithmIdentifier
+		Issuer     asn1.RawValue
+		Validity   asn1.RawValue
+		Subject    asn1.RawValue
+		PublicKey  asn1.RawValue
+		Extensions []pkix.Extension `asn1:"optional,explicit,tag:3"`
+	}
+	if _, err := asn1.Unmarshal(der, &c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asn1.Unmarshal(c.TBS.FullBytes, &tbs); err != nil {
+		t.Fatal(err)
+	}
+	tbs.Extensions = slices.DeleteFunc(tbs.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 14}) })
+	raw, err := asn1.Marshal(tbs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256(raw)
+	sig, err := ecdsa.SignASN1(rand.Reader, o.key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.TBS, c.Sig = asn1.RawValue{FullBytes: raw}, asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}
+	out, err := asn1.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// set-signed refuses, with 400, a certificate SecretHub could not issue
+// under: one without a subject key identifier (its CRLs must name it) or
+// one that has expired. The pending key stays usable.
+func TestPKISetSignedRefusesUnusableCertificates(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		_, csr := n.pendingCSR(root)
+		off := newOfflineRoot(t)
+		good := off.signCA(t, csr, time.Now().Add(24*time.Hour))
+		noSKID := off.withoutSKID(t, good)
+		if c, err := x509.ParseCertificate(noSKID); err != nil || len(c.SubjectKeyId) != 0 || c.CheckSignatureFrom(off.cert) != nil {
+			t.Fatalf("the certificate without SKID is not what the test needs: %v", err)
+		}
+		for _, c := range []struct {
+			name string
+			der  []byte
+			want string
+		}{
+			{"a certificate without a subject key identifier", noSKID, "subject key identifier"},
+			{"an expired certificate", off.signCA(t, csr, time.Now().Add(-time.Hour)), "expired at"},
+		} {
+			t.Run(c.name+" is refused", func(t *testing.T) {
+				cert, _ := x509.ParseCertificate(c.der)
+				mustError(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":`+jsonString(certPEMOf(cert))+`}`), 400, c.want)
+			})
+		}
+		inter, _ := x509.ParseCertificate(good)
+		mustStatus(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":`+jsonString(certPEMOf(inter)+certPEMOf(off.cert))+`}`), 200)
+	})
+}
+
 // The offline-root flow: a CSR from SecretHub, signed by a root it never
 // holds, imported with set-signed, then issuing.
 func TestPKIOfflineRootIntermediate(t *testing.T) {
 	eachEngine(t, func(t *testing.T, n *node) {
 		_, root := n.initUnseal(1, 1)
-		d := mustStatus(t, n.do("POST", "/v1/pki/ca/intermediate/csr", root, `{"common_name":"Offline Issued","key_type":"ec"}`), 200).Data(t)
-		block, _ := pem.Decode([]byte(d["csr"].(string)))
-		csr, err := x509.ParseCertificateRequest(block.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		offKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		offTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Offline Root"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
-			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-		offDER, _ := x509.CreateCertificate(rand.Reader, offTmpl, offTmpl, offKey.Public(), offKey)
-		offRoot, _ := x509.ParseCertificate(offDER)
-		interTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: csr.Subject,
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-		interDER, _ := x509.CreateCertificate(rand.Reader, interTmpl, offRoot, csr.PublicKey, offKey)
-		inter, _ := x509.ParseCertificate(interDER)
+		pendingID, csr := n.pendingCSR(root)
+		off := newOfflineRoot(t)
+		offRoot := off.cert
+		inter, _ := x509.ParseCertificate(off.signCA(t, csr, time.Now().Add(24*time.Hour)))
 		bundle := certPEMOf(inter) + certPEMOf(offRoot)
 
 		mustError(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":`+jsonString(certPEMOf(offRoot))+`}`), 400, "pending")
 		mustError(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":"nope"}`), 400, "PEM")
 		s := mustStatus(t, n.do("POST", "/v1/pki/ca/intermediate/set-signed", root, `{"certificate":`+jsonString(bundle)+`}`), 200).Data(t)
-		if s["issuer_id"] != d["issuer_id"] || s["is_default"] != true {
+		if s["issuer_id"] != pendingID || s["is_default"] != true {
 			t.Fatalf("set-signed: %v", s)
 		}
 		mustStatus(t, n.do("POST", "/v1/pki/roles/web", root, `{"allowed_domains":["example.com"],"allow_subdomains":true,"key_type":"ec"}`), 200)

@@ -166,7 +166,7 @@ func (s *Server) routes() []route {
 		{"pki.sign", "POST,PUT", "/v1/pki/sign/{name}", access{resource: pkiRoleResource("sign"), capability: update}, s.handlePKISign},
 		{"pki.revoke", "POST,PUT", "/v1/pki/revoke", api("pki/revoke", update), s.handlePKIRevoke},
 		{"pki.cert-list", "LIST", "/v1/pki/certs", api("pki/certs", list), s.handlePKICertList},
-		{"pki.cert-read", "GET", "/v1/pki/cert/{serial}", access{resource: func(r *http.Request) (string, error) { return "pki/cert/" + mux.Vars(r)["serial"], nil }, capability: read}, s.handlePKICertRead},
+		{"pki.cert-read", "GET", "/v1/pki/cert/{serial}", access{resource: pkiCertResource, capability: read}, s.handlePKICertRead},
 		{"pki.tidy", "POST,PUT", "/v1/pki/tidy", api("pki/tidy", update), s.handlePKITidy},
 		{"pki.ca-pem", "GET", "/v1/pki/ca/pem", published, s.handlePKICAPEM},
 		{"pki.ca-chain", "GET", "/v1/pki/ca_chain", published, s.handlePKICAChain},

@@ -195,7 +195,7 @@ func (s *Server) withMetricsEndpoint(api http.Handler) http.Handler {
 // another node shows here too). If the store cannot be read the series
 // keep their last values, and secrethub_db_up tells why.
 func (s *Server) refreshCAExpiry(ctx context.Context) {
-	issuers, err := s.pki.Issuers(ctx)
+	issuers, err := s.pki.Expiries(ctx)
 	if err != nil {
 		s.log.Warn("metrics: reading PKI issuers for their expiry", "error", err.Error())
 		return

@@ -75,15 +75,35 @@ func nullString(s string) sql.NullString { return sql.NullString{String: s, Vali
 // it becomes the default, in the same transaction.
 func (db *DB) CreatePKIIssuer(ctx context.Context, i PKIIssuer, makeDefault bool) error {
 	return db.inTx(ctx, func(tx querier) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO pki_issuers (`+pkiIssuerColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			i.ID, i.CommonName, i.KeyType, i.KeyCiphertext, nullString(i.Certificate), i.CAChain, nullTime(i.NotAfter),
-			i.CRLNumber, i.CRL, nullTime(i.CRLNextUpdate), utc(i.CreatedAt))
-		if err != nil || i.Certificate == "" {
+		if err := insertIssuer(ctx, tx, i); err != nil || i.Certificate == "" {
 			return err
 		}
 		return setDefaultIssuer(ctx, tx, i.ID, makeDefault)
 	})
+}
+
+// CreatePKIIntermediate stores an intermediate generated here, records its
+// certificate among its signer's (signed) and makes it the default, all in
+// one transaction: a failure leaves neither an issuer nor a default
+// without its certificate record.
+func (db *DB) CreatePKIIntermediate(ctx context.Context, i PKIIssuer, signed PKICertificate) error {
+	return db.inTx(ctx, func(tx querier) error {
+		if err := insertIssuer(ctx, tx, i); err != nil {
+			return err
+		}
+		if err := insertCertificate(ctx, tx, signed); err != nil {
+			return err
+		}
+		return setDefaultIssuer(ctx, tx, i.ID, true)
+	})
+}
+
+func insertIssuer(ctx context.Context, tx querier, i PKIIssuer) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO pki_issuers (`+pkiIssuerColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		i.ID, i.CommonName, i.KeyType, i.KeyCiphertext, nullString(i.Certificate), i.CAChain, nullTime(i.NotAfter),
+		i.CRLNumber, i.CRL, nullTime(i.CRLNextUpdate), utc(i.CreatedAt))
+	return err
 }
 
 // setDefaultIssuer makes id the default, or (force false) only when there
@@ -169,6 +189,33 @@ func (db *DB) PKIIssuers(ctx context.Context) (issuers []PKIIssuer, defaultID st
 	return issuers, def.String, nil
 }
 
+// PKIIssuerExpiry is an issuer's id and the end of its certificate.
+type PKIIssuerExpiry struct {
+	ID       string
+	NotAfter time.Time
+}
+
+// PKIIssuerExpiries lists the issuers that have a certificate with their
+// expiry, oldest first, reading neither keys, certificates nor CRLs.
+func (db *DB) PKIIssuerExpiries(ctx context.Context) ([]PKIIssuerExpiry, error) {
+	rows, err := db.q().QueryContext(ctx, `SELECT id, not_after FROM pki_issuers
+		WHERE certificate IS NOT NULL ORDER BY created_at, id`)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var out []PKIIssuerExpiry
+	for rows.Next() {
+		var e PKIIssuerExpiry
+		if err := rows.Scan(&e.ID, &e.NotAfter); err != nil {
+			return nil, classify(err)
+		}
+		e.NotAfter = e.NotAfter.UTC()
+		out = append(out, e)
+	}
+	return out, classify(rows.Err())
+}
+
 // PutPKIRole creates or replaces a role's settings document.
 func (db *DB) PutPKIRole(ctx context.Context, name, document string, now time.Time) error {
 	_, err := db.q().ExecContext(ctx, `INSERT INTO pki_roles (name, document, created_at, updated_at) VALUES ($1, $2, $3, $3)
@@ -200,9 +247,13 @@ func (db *DB) DeletePKIRole(ctx context.Context, name string) error {
 // CreatePKICertificate records an issued certificate. ErrConflict if the
 // serial exists; ErrNotFound if its issuer does not.
 func (db *DB) CreatePKICertificate(ctx context.Context, c PKICertificate) error {
-	_, err := db.q().ExecContext(ctx, `INSERT INTO certificates (`+pkiCertColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	return classify(insertCertificate(ctx, db.q(), c))
+}
+
+func insertCertificate(ctx context.Context, q querier, c PKICertificate) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO certificates (`+pkiCertColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		c.Serial, c.IssuerID, c.Subject, c.SANs, utc(c.NotBefore), utc(c.NotAfter), nullTime(c.RevokedAt), c.Certificate)
-	return classify(err)
+	return err
 }
 
 // PKICertificate reads a certificate by serial. ErrNotFound if absent.

@@ -25,6 +25,8 @@ var pkiCases = []struct {
 }{
 	{"the first issuer becomes the default; pending keys never do", testPKIIssuerDefault},
 	{"a pending issuer is completed once", testPKICompleteIssuer},
+	{"issuer expiries list only issuers with a certificate", testPKIIssuerExpiries},
+	{"an intermediate, its record and the default change in one transaction", testPKICreateIntermediate},
 	{"roles are put, read, listed and deleted", testPKIRoles},
 	{"certificates round-trip and serials are unique", testPKICertificates},
 	{"a revocation bumps the CRL number and lists the serial", testPKIRevoke},
@@ -89,6 +91,57 @@ func testPKICompleteIssuer(t *testing.T, db *storage.DB) {
 	}
 	if err := db.CompletePKIIssuer(ctx(), done); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("completing twice: %v", err)
+	}
+}
+
+func testPKICreateIntermediate(t *testing.T, db *storage.DB) {
+	if err := db.CreatePKIIssuer(ctx(), issuer("root", true), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreatePKICertificate(ctx(), cert("taken", "root", t0.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	err := db.CreatePKIIntermediate(ctx(), issuer("inter", true), cert("taken", "root", t0.Add(time.Hour)))
+	if !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("an intermediate whose record conflicts: %v", err)
+	}
+	if _, err := db.PKIIssuer(ctx(), "inter"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the failed intermediate was stored: %v", err)
+	}
+	if def, err := db.PKIIssuer(ctx(), ""); err != nil || def.ID != "root" {
+		t.Fatalf("the failed intermediate moved the default: %s, %v", def.ID, err)
+	}
+	if err := db.CreatePKIIntermediate(ctx(), issuer("inter", true), cert("inter-serial", "root", t0.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if def, err := db.PKIIssuer(ctx(), ""); err != nil || def.ID != "inter" {
+		t.Fatalf("default after the intermediate: %s, %v", def.ID, err)
+	}
+	if c, err := db.PKICertificate(ctx(), "inter-serial"); err != nil || c.IssuerID != "root" {
+		t.Fatalf("the intermediate's record: %+v, %v", c, err)
+	}
+}
+
+func testPKIIssuerExpiries(t *testing.T, db *storage.DB) {
+	if got, err := db.PKIIssuerExpiries(ctx()); err != nil || len(got) != 0 {
+		t.Fatalf("expiries of no issuer: %v, %v", got, err)
+	}
+	later := issuer("later", true)
+	later.NotAfter, later.CreatedAt = t0.Add(48*time.Hour), t0.Add(time.Second)
+	for _, i := range []storage.PKIIssuer{issuer("pending", false), issuer("root", true), later} {
+		if err := db.CreatePKIIssuer(ctx(), i, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.PKIIssuerExpiries(ctx())
+	want := []storage.PKIIssuerExpiry{{ID: "root", NotAfter: t0.Add(time.Hour)}, {ID: "later", NotAfter: t0.Add(48 * time.Hour)}}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("expiries = %v, %v; want %v", got, err, want)
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || !got[i].NotAfter.Equal(want[i].NotAfter) {
+			t.Fatalf("expiries = %v, want %v", got, want)
+		}
 	}
 }
 

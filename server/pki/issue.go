@@ -24,6 +24,8 @@ type IssueRequest struct {
 	AltNames   []string
 	IPSANs     []string
 	TTL        time.Duration
+	// ExcludeCNFromSANs keeps a DNS common name out of the SANs.
+	ExcludeCNFromSANs bool
 }
 
 // Issued is a new certificate. PrivateKey is set by Issue only: it is
@@ -91,7 +93,7 @@ func (e *Engine) Issue(ctx context.Context, roleName string, req IssueRequest) (
 	if err != nil {
 		return Issued{}, err
 	}
-	n, err := requestedNames(req.CommonName, req.AltNames, req.IPSANs)
+	n, err := requestedNames(req.CommonName, req.AltNames, req.IPSANs, req.ExcludeCNFromSANs)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -115,7 +117,8 @@ func (e *Engine) Issue(ctx context.Context, roleName string, req IssueRequest) (
 }
 
 // Sign certifies the key of a CSR, whose signature must verify, for the
-// names it asks (common name, DNS and IP SANs), as the role allows.
+// names it asks (common name, DNS and IP SANs), as the role allows. Like
+// Issue, it writes a DNS common name as a SAN too.
 func (e *Engine) Sign(ctx context.Context, roleName, csrPEM string, ttl time.Duration) (Issued, error) {
 	role, err := e.Role(ctx, roleName)
 	if err != nil {
@@ -125,7 +128,14 @@ func (e *Engine) Sign(ctx context.Context, roleName, csrPEM string, ttl time.Dur
 	if err != nil {
 		return Issued{}, err
 	}
-	n := names{CommonName: csr.Subject.CommonName, DNSNames: csr.DNSNames, IPs: csr.IPAddresses}
+	ips := make([]string, len(csr.IPAddresses))
+	for i, ip := range csr.IPAddresses {
+		ips[i] = ip.String()
+	}
+	n, err := requestedNames(csr.Subject.CommonName, csr.DNSNames, ips, false)
+	if err != nil {
+		return Issued{}, err
+	}
 	n.Key, _ = SpecOf(csr.PublicKey)
 	if err := runChecks(signChecks, role, n); err != nil {
 		return Issued{}, err
@@ -149,9 +159,10 @@ func ParseCSR(s string) (*x509.CertificateRequest, error) {
 	return csr, nil
 }
 
-// requestedNames parses an issue request's names. The common name, when a
-// DNS name, is also a SAN (clients match SANs, not the common name).
-func requestedNames(cn string, alt, ips []string) (names, error) {
+// requestedNames parses the names of an issue request or a CSR. The
+// common name, when a DNS name, is also a SAN (clients match SANs, not the
+// common name), unless excludeCN.
+func requestedNames(cn string, alt, ips []string, excludeCN bool) (names, error) {
 	n := names{CommonName: strings.TrimSpace(cn)}
 	seen := map[string]bool{}
 	add := func(name string) {
@@ -161,7 +172,7 @@ func requestedNames(cn string, alt, ips []string) (names, error) {
 			n.DNSNames = append(n.DNSNames, name)
 		}
 	}
-	if validHostname(strings.ToLower(n.CommonName), true) {
+	if !excludeCN && validHostname(strings.ToLower(n.CommonName), true) {
 		add(n.CommonName)
 	}
 	for _, a := range alt {
@@ -184,7 +195,10 @@ func (e *Engine) certify(ctx context.Context, role Role, n names, pub crypto.Pub
 		return Issued{}, err
 	}
 	now := e.now().UTC()
-	notAfter, warnings := lifetime(role, iss.cert.NotAfter, now, ttl)
+	notAfter, warnings, err := lifetime(role, iss.row.ID, iss.cert.NotAfter, now, ttl)
+	if err != nil {
+		return Issued{}, err
+	}
 	serial, err := newSerial()
 	if err != nil {
 		return Issued{}, err
@@ -225,16 +239,25 @@ func (e *Engine) certify(ctx context.Context, role Role, n names, pub crypto.Pub
 
 // record stores a certificate issuerID signed.
 func (e *Engine) record(ctx context.Context, issuerID string, cert *x509.Certificate) error {
+	c, err := certRecord(issuerID, cert)
+	if err != nil {
+		return err
+	}
+	return e.store.CreatePKICertificate(ctx, c)
+}
+
+// certRecord is how a certificate issuerID signed is stored.
+func certRecord(issuerID string, cert *x509.Certificate) (storage.PKICertificate, error) {
 	sans := append([]string{}, cert.DNSNames...)
 	for _, ip := range cert.IPAddresses {
 		sans = append(sans, ip.String())
 	}
 	b, err := json.Marshal(sans)
 	if err != nil {
-		return err
+		return storage.PKICertificate{}, err
 	}
-	return e.store.CreatePKICertificate(ctx, storage.PKICertificate{
+	return storage.PKICertificate{
 		Serial: FormatSerial(cert.SerialNumber), IssuerID: issuerID, Subject: cert.Subject.String(), SANs: string(b),
 		NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, Certificate: certPEM(cert.Raw),
-	})
+	}, nil
 }

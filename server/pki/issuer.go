@@ -95,7 +95,7 @@ func (e *Engine) GenerateRoot(ctx context.Context, p CAParams) (IssuerInfo, erro
 	if err != nil {
 		return IssuerInfo{}, err
 	}
-	return e.storeIssuer(ctx, p, key, der, nil, false)
+	return e.storeIssuer(ctx, p, key, der, nil, "")
 }
 
 // GenerateIntermediate creates an intermediate CA signed by p.IssuerID (or
@@ -121,26 +121,24 @@ func (e *Engine) GenerateIntermediate(ctx context.Context, p CAParams) (IssuerIn
 		return IssuerInfo{}, nil, err
 	}
 	now := e.now().UTC()
-	notAfter, warnings := now.Add(p.TTL), []string(nil)
-	if notAfter.After(parent.cert.NotAfter) {
-		notAfter = parent.cert.NotAfter
-		warnings = append(warnings, "ttl reaches past the signing issuer's expiry; capped to "+notAfter.Format(time.RFC3339))
+	notAfter, warnings, err := capToIssuer(now.Add(p.TTL), parent.row.ID, parent.cert.NotAfter, now)
+	if err != nil {
+		return IssuerInfo{}, nil, err
 	}
 	tmpl := caTemplate(p.CommonName, serial, now.Add(-backdate), notAfter)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent.cert, key.Public(), parent.key)
 	if err != nil {
 		return IssuerInfo{}, nil, err
 	}
-	info, err := e.storeIssuer(ctx, p, key, der, parent.chain, true)
-	if err != nil {
-		return IssuerInfo{}, nil, err
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return info, warnings, e.record(ctx, parent.row.ID, cert)
+	info, err := e.storeIssuer(ctx, p, key, der, parent.chain, parent.row.ID)
+	return info, warnings, err
 }
 
 // storeIssuer seals key and stores the issuer with its first (empty) CRL.
-func (e *Engine) storeIssuer(ctx context.Context, p CAParams, key crypto.Signer, der []byte, above []string, makeDefault bool) (IssuerInfo, error) {
+// An intermediate (signedBy its parent's id) is stored with its
+// certificate's record and becomes the default, in one transaction; a
+// root (signedBy "") becomes the default only if there is none.
+func (e *Engine) storeIssuer(ctx context.Context, p CAParams, key crypto.Signer, der []byte, above []string, signedBy string) (IssuerInfo, error) {
 	id := uuid.NewString()
 	sealed, err := e.sealKey(id, key)
 	if err != nil {
@@ -157,7 +155,15 @@ func (e *Engine) storeIssuer(ctx context.Context, p CAParams, key crypto.Signer,
 	if err := e.firstCRL(&row, cert, key); err != nil {
 		return IssuerInfo{}, err
 	}
-	if err := e.store.CreatePKIIssuer(ctx, row, makeDefault); err != nil {
+	if signedBy == "" {
+		err = e.store.CreatePKIIssuer(ctx, row, false)
+	} else {
+		var signed storage.PKICertificate
+		if signed, err = certRecord(signedBy, cert); err == nil {
+			err = e.store.CreatePKIIntermediate(ctx, row, signed)
+		}
+	}
+	if err != nil {
 		return IssuerInfo{}, err
 	}
 	return e.issuerInfo(ctx, row)
@@ -234,7 +240,8 @@ func (e *Engine) IntermediateCSR(ctx context.Context, p CAParams) (csrPEM, id st
 
 // SetSigned completes a pending intermediate: bundle is its certificate
 // (PEM), optionally followed by the certificates above it. The certificate
-// must be a CA able to sign certificates and CRLs, for the key issuerID's
+// must be a CA able to sign certificates and CRLs, with a subject key
+// identifier (CRLs name it) and not expired, for the key issuerID's
 // CSR was made with (any pending key when issuerID is ""), and signed by the
 // next certificate of the bundle when there is one. It becomes the default.
 func (e *Engine) SetSigned(ctx context.Context, issuerID, bundle string) (IssuerInfo, error) {
@@ -246,6 +253,10 @@ func (e *Engine) SetSigned(ctx context.Context, issuerID, bundle string) (Issuer
 	switch {
 	case !leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign == 0 || leaf.KeyUsage&x509.KeyUsageCRLSign == 0:
 		return IssuerInfo{}, fault.Invalidf("certificate is not a CA that may sign certificates and CRLs (basic constraints CA, key usage certSign and cRLSign)")
+	case len(leaf.SubjectKeyId) == 0:
+		return IssuerInfo{}, fault.Invalidf("certificate has no subject key identifier, which its CRLs must name: sign it with one (openssl: subjectKeyIdentifier=hash)")
+	case !e.now().Before(leaf.NotAfter):
+		return IssuerInfo{}, fault.Invalidf("certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
 	case len(certs) > 1 && leaf.CheckSignatureFrom(certs[1]) != nil:
 		return IssuerInfo{}, fault.Invalidf("the certificate is not signed by the next certificate of the bundle")
 	}
@@ -327,6 +338,12 @@ func (e *Engine) Issuers(ctx context.Context) ([]IssuerInfo, error) {
 		out = append(out, info)
 	}
 	return out, nil
+}
+
+// Expiries lists each issuer that has a certificate with its expiry; it
+// is light enough for every metrics scrape.
+func (e *Engine) Expiries(ctx context.Context) ([]storage.PKIIssuerExpiry, error) {
+	return e.store.PKIIssuerExpiries(ctx)
 }
 
 // Issuer describes one issuer ("" : the default).

@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"math/big"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -63,18 +64,31 @@ func (e *Engine) OCSP(ctx context.Context, der []byte) ([]byte, error) {
 		SerialNumber: req.SerialNumber, Status: ocsp.Unknown, IssuerHash: req.HashAlgorithm,
 		ThisUpdate: now, NextUpdate: now.Add(OCSPValidity),
 	}
-	c, err := e.store.PKICertificate(ctx, FormatSerial(req.SerialNumber))
+	c, err := e.issuedBy(ctx, row.ID, req.SerialNumber)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 	case err != nil:
 		return nil, err
-	case c.IssuerID != row.ID:
 	case !c.RevokedAt.IsZero():
 		tmpl.Status, tmpl.RevokedAt, tmpl.RevocationReason = ocsp.Revoked, c.RevokedAt.Truncate(time.Second), ocsp.Unspecified
 	default:
 		tmpl.Status = ocsp.Good
 	}
 	return ocsp.CreateResponse(s.cert, s.cert, tmpl, s.key)
+}
+
+// issuedBy reads the certificate issuerID issued with serial; ErrNotFound
+// when there is none. Serials are positive: zero or a negative number
+// (which FormatSerial would write as its absolute value) is never found.
+func (e *Engine) issuedBy(ctx context.Context, issuerID string, serial *big.Int) (storage.PKICertificate, error) {
+	if serial.Sign() < 1 {
+		return storage.PKICertificate{}, storage.ErrNotFound
+	}
+	c, err := e.store.PKICertificate(ctx, FormatSerial(serial))
+	if err == nil && c.IssuerID != issuerID {
+		return storage.PKICertificate{}, storage.ErrNotFound
+	}
+	return c, err
 }
 
 // keyHashMatches compares the request's issuer key hash with the hash of

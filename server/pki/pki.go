@@ -28,10 +28,12 @@ var (
 // Store is what the engine needs from storage.
 type Store interface {
 	CreatePKIIssuer(ctx context.Context, i storage.PKIIssuer, makeDefault bool) error
+	CreatePKIIntermediate(ctx context.Context, i storage.PKIIssuer, signed storage.PKICertificate) error
 	CompletePKIIssuer(ctx context.Context, i storage.PKIIssuer) error
 	SetDefaultPKIIssuer(ctx context.Context, id string) error
 	PKIIssuer(ctx context.Context, id string) (storage.PKIIssuer, error)
 	PKIIssuers(ctx context.Context) ([]storage.PKIIssuer, string, error)
+	PKIIssuerExpiries(ctx context.Context) ([]storage.PKIIssuerExpiry, error)
 	PutPKIRole(ctx context.Context, name, document string, now time.Time) error
 	PKIRole(ctx context.Context, name string) (string, error)
 	PKIRoleNames(ctx context.Context) ([]string, error)
@@ -57,9 +59,11 @@ type Engine struct {
 	now     func() time.Time
 
 	// signers caches decrypted issuer keys by issuer id, checked against
-	// the stored ciphertext; Forget empties it when the node seals.
+	// the stored ciphertext; Forget empties it when the node seals and
+	// moves epoch on, so a key decrypted before the seal is not cached after.
 	mu      sync.Mutex
 	signers map[string]*signer
+	epoch   uint64
 }
 
 // New returns the engine.
@@ -75,6 +79,7 @@ func (e *Engine) Forget() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	clear(e.signers)
+	e.epoch++
 }
 
 // signer is an issuer ready to sign: its certificate, its chain as PEM
@@ -90,7 +95,8 @@ type signer struct {
 // copied to another issuer's row does not decrypt.
 func keyPath(id string) string { return "pki/issuers/" + id + "/key" }
 
-// signerFor loads an issuer (the default one for "") with its key.
+// signerFor loads an issuer (the default one for "") with its key, for
+// signing certificates: it refuses a pending or revoked issuer.
 func (e *Engine) signerFor(ctx context.Context, id string) (*signer, error) {
 	row, err := e.store.PKIIssuer(ctx, id)
 	switch {
@@ -103,13 +109,36 @@ func (e *Engine) signerFor(ctx context.Context, id string) (*signer, error) {
 	case row.Certificate == "":
 		return nil, fault.Invalidf("issuer %s has no certificate yet: its CSR must be signed and given to set-signed", row.ID)
 	}
-	return e.signerOf(ctx, row)
+	s, err := e.signerOf(ctx, row)
+	if err != nil {
+		return nil, err
+	}
+	return s, e.checkNotRevoked(ctx, s)
 }
 
-// signerOf decrypts and parses row's key, or reuses the cached one.
+// checkNotRevoked refuses an issuer whose own certificate, made here by
+// its parent, has been revoked: what it signs would not verify anyway.
+// The check reads storage each time, as another node may have revoked it.
+func (e *Engine) checkNotRevoked(ctx context.Context, s *signer) error {
+	c, err := e.store.PKICertificate(ctx, FormatSerial(s.cert.SerialNumber))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil // a root, or an intermediate signed elsewhere
+	case err != nil:
+		return err
+	case !c.RevokedAt.IsZero():
+		return fault.Invalidf("issuer %s is revoked (its certificate %s was revoked at %s): it can no longer issue",
+			s.row.ID, c.Serial, c.RevokedAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// signerOf decrypts and parses row's key, or reuses the cached one. The
+// decrypt runs without e.mu; if Forget runs meanwhile, the key serves this
+// call but is not cached.
 func (e *Engine) signerOf(ctx context.Context, row storage.PKIIssuer) (*signer, error) {
 	e.mu.Lock()
-	cached := e.signers[row.ID]
+	cached, epoch := e.signers[row.ID], e.epoch
 	e.mu.Unlock()
 	if cached != nil && bytes.Equal(cached.row.KeyCiphertext, row.KeyCiphertext) && cached.row.Certificate == row.Certificate {
 		return cached, nil
@@ -130,7 +159,9 @@ func (e *Engine) signerOf(ctx context.Context, row storage.PKIIssuer) (*signer, 
 	s := &signer{row: row, cert: cert, chain: append([]string{row.Certificate}, splitPEM(row.CAChain)...), key: key}
 	s.row.CRL = nil // the cache keeps what signing needs, not CRLs
 	e.mu.Lock()
-	e.signers[row.ID] = s
+	if e.epoch == epoch { // no seal since the decrypt began
+		e.signers[row.ID] = s
+	}
 	e.mu.Unlock()
 	return s, nil
 }

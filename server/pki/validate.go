@@ -123,8 +123,8 @@ func checkKey(role Role, req names) error {
 
 // lifetime is a leaf's validity: the requested TTL (or the role's),
 // capped by the role's max_ttl and by the issuer's own expiry. It returns
-// the warnings that explain a cap.
-func lifetime(role Role, issuerNotAfter, now time.Time, requested time.Duration) (time.Time, []string) {
+// the warnings that explain a cap, and refuses when the issuer has expired.
+func lifetime(role Role, issuerID string, issuerNotAfter, now time.Time, requested time.Duration) (time.Time, []string, error) {
 	var warnings []string
 	ttl := requested
 	if ttl <= 0 {
@@ -134,10 +134,19 @@ func lifetime(role Role, issuerNotAfter, now time.Time, requested time.Duration)
 		warnings = append(warnings, "ttl "+ttl.String()+" is above the role's max_ttl; capped to "+role.MaxTTL.String())
 		ttl = role.MaxTTL
 	}
-	notAfter := now.Add(ttl)
-	if notAfter.After(issuerNotAfter) {
-		warnings = append(warnings, "ttl reaches past the issuer's expiry; capped to "+issuerNotAfter.UTC().Format(time.RFC3339))
-		notAfter = issuerNotAfter
+	notAfter, capped, err := capToIssuer(now.Add(ttl), issuerID, issuerNotAfter, now)
+	return notAfter, append(warnings, capped...), err
+}
+
+// capToIssuer caps a certificate's end at its issuer's expiry, with a
+// warning, and refuses when nothing of the validity is left: an expired
+// issuer cannot make a certificate valid now.
+func capToIssuer(notAfter time.Time, issuerID string, issuerNotAfter, now time.Time) (time.Time, []string, error) {
+	if !issuerNotAfter.After(now) {
+		return time.Time{}, nil, fault.Invalidf("issuer %s expired at %s: it can no longer issue", issuerID, issuerNotAfter.UTC().Format(time.RFC3339))
 	}
-	return notAfter, warnings
+	if notAfter.After(issuerNotAfter) {
+		return issuerNotAfter, []string{"ttl reaches past the issuer's expiry; capped to " + issuerNotAfter.UTC().Format(time.RFC3339)}, nil
+	}
+	return notAfter, nil, nil
 }

@@ -124,17 +124,26 @@ func TestLifetime(t *testing.T) {
 		issuerEnd time.Time
 		want      time.Time
 		warnings  int
+		expired   bool
 	}{
-		{"no ttl takes the role's", 0, far, now.Add(24 * time.Hour), 0},
-		{"a ttl within max_ttl is kept", 36 * time.Hour, far, now.Add(36 * time.Hour), 0},
-		{"a ttl above max_ttl is capped", 100 * time.Hour, far, now.Add(48 * time.Hour), 1},
-		{"the issuer's expiry caps everything", 36 * time.Hour, now.Add(time.Hour), now.Add(time.Hour), 1},
+		{"no ttl takes the role's", 0, far, now.Add(24 * time.Hour), 0, false},
+		{"a ttl within max_ttl is kept", 36 * time.Hour, far, now.Add(36 * time.Hour), 0, false},
+		{"a ttl above max_ttl is capped", 100 * time.Hour, far, now.Add(48 * time.Hour), 1, false},
+		{"the issuer's expiry caps everything", 36 * time.Hour, now.Add(time.Hour), now.Add(time.Hour), 1, false},
+		{"an issuer that expired refuses", 36 * time.Hour, now.Add(-time.Hour), time.Time{}, 0, true},
+		{"an issuer that expires this instant refuses", 36 * time.Hour, now, time.Time{}, 0, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, w := lifetime(role, c.issuerEnd, now, c.requested)
-			if !got.Equal(c.want) || len(w) != c.warnings {
-				t.Fatalf("lifetime = %s %v, want %s with %d warnings", got, w, c.want, c.warnings)
+			got, w, err := lifetime(role, "iss-1", c.issuerEnd, now, c.requested)
+			if c.expired {
+				if err == nil || !strings.Contains(err.Error(), "issuer iss-1 expired at "+c.issuerEnd.Format(time.RFC3339)) {
+					t.Fatalf("lifetime = %s, %v; want an error naming the issuer's expiry", got, err)
+				}
+				return
+			}
+			if err != nil || !got.Equal(c.want) || len(w) != c.warnings {
+				t.Fatalf("lifetime = %s %v %v, want %s with %d warnings", got, w, err, c.want, c.warnings)
 			}
 		})
 	}
