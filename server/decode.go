@@ -188,9 +188,5 @@ func intParam(r *http.Request, name string) (int, error) {
 	return v, nil
 }
 
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
-}
+// clip shortens caller input quoted in an error message.
+func clip(s string) string { return fault.Clip(s, 64) }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind classifies an error for the API.
@@ -93,4 +94,18 @@ func Message(err error) string {
 		return f.Msg
 	}
 	return ""
+}
+
+// Clip shortens what a caller sent to at most max bytes, cut on a
+// character boundary and marked with "…", so an error message that quotes
+// it stays short and valid UTF-8 whatever was sent.
+func Clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/secrethub/secrethub/server/fault"
 )
@@ -124,6 +125,26 @@ func TestLimitCarriesItsWait(t *testing.T) {
 	for _, other := range []error{nil, io.EOF, errMissing} {
 		if got := fault.RetryAfterOf(other); got != 0 {
 			t.Fatalf("RetryAfterOf(%v) = %v, want 0", other, got)
+		}
+	}
+}
+
+func TestClipCutsOnACharacterBoundary(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"short", 64, "short"},
+		{"exactly", 7, "exactly"},
+		{"abcdef", 3, "abc…"},
+		{"aé", 2, "a…"}, // é is two bytes: not cut in half
+		{"日本語", 4, "日…"},
+		{"", 0, ""},
+	} {
+		got := fault.Clip(c.in, c.max)
+		if got != c.want || !utf8.ValidString(got) {
+			t.Errorf("Clip(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
 		}
 	}
 }

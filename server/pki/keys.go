@@ -137,9 +137,5 @@ func certPEM(der []byte) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
-}
+// clip shortens caller input quoted in an error message.
+func clip(s string) string { return fault.Clip(s, 64) }

@@ -375,9 +375,5 @@ func DocumentOf(p *Policy) Document {
 	return doc
 }
 
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
-}
+// clip shortens caller input quoted in an error message.
+func clip(s string) string { return fault.Clip(s, 64) }

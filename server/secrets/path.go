@@ -79,10 +79,5 @@ func isReserved(seg string) bool {
 	return false
 }
 
-// clip keeps error messages short when a caller sends a huge path.
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
-}
+// clip shortens caller input quoted in an error message.
+func clip(s string) string { return fault.Clip(s, 80) }
