@@ -328,22 +328,36 @@ type AppRoleSecretIDOptions struct {
 }
 
 // NewCmdAppRoleSecretID builds `approle secret-id`, which generates a
-// secret ID, with subcommands for the secret IDs that exist.
+// secret ID, with subcommands for the secret IDs that exist. `secret-id
+// create NAME` does the same as `secret-id NAME` for any role name,
+// including those the subcommands take (list, lookup, destroy, create).
 func NewCmdAppRoleSecretID(f *Factory) *cobra.Command {
+	cmd := newSecretIDGenerate(f, "secret-id NAME", "Generate a secret ID for a role; list, look up and destroy them")
+	cmd.Example = `  secrethub approle secret-id admin
+  secrethub approle secret-id agents -ttl=24h -num-uses=1 -cidr=10.1.0.0/16 -metadata=host=app-01
+  secrethub approle secret-id create list     # a role named like a subcommand
+  secrethub approle secret-id list agents`
+	create := newSecretIDGenerate(f, "create NAME", "Generate a secret ID for a role (for any role name)")
+	create.Example = `  secrethub approle secret-id create agents -ttl=24h`
+	cmd.AddCommand(create, NewCmdAppRoleSecretIDList(f), NewCmdAppRoleSecretIDLookup(f), NewCmdAppRoleSecretIDDestroy(f))
+	return cmd
+}
+
+// newSecretIDGenerate builds a command that generates a secret ID for the
+// role named by its one argument.
+func newSecretIDGenerate(f *Factory, use, short string) *cobra.Command {
 	opts := &AppRoleSecretIDOptions{}
 	var (
 		ttl  string
 		meta []string
 	)
 	cmd := &cobra.Command{
-		Use:   "secret-id NAME",
-		Short: "Generate a secret ID for a role; list, look up and destroy them",
+		Use:   use,
+		Short: short,
 		Long: `Generate a secret ID for the role NAME and print it with its accessor. The
 secret ID is shown only now (the server keeps a hash); the accessor names it
-later, for lookup and destroy. Unset flags take the role's settings.`,
-		Example: `  secrethub approle secret-id admin
-  secrethub approle secret-id agents -ttl=24h -num-uses=1 -cidr=10.1.0.0/16 -metadata=host=app-01
-  secrethub approle secret-id list agents`,
+later, for lookup and destroy. Unset flags take the role's settings. A role
+named list, lookup, destroy or create is reached with "secret-id create NAME".`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name = args[0]
@@ -367,7 +381,6 @@ later, for lookup and destroy. Unset flags take the role's settings.`,
 	fl.StringVar(&ttl, "ttl", "", "lifetime of the secret ID, such as 24h (default the role's)")
 	fl.IntVar(&opts.Request.NumUses, "num-uses", 0, "logins the secret ID allows (default the role's)")
 	fl.StringArrayVar(&meta, "metadata", nil, "KEY=VALUE to record with the secret ID (repeatable)")
-	cmd.AddCommand(NewCmdAppRoleSecretIDList(f), NewCmdAppRoleSecretIDLookup(f), NewCmdAppRoleSecretIDDestroy(f))
 	return cmd
 }
 

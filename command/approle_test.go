@@ -148,6 +148,20 @@ func TestAppRoleCommands(t *testing.T) {
 			t.Fatalf("lookup:\n%s", out)
 		}
 	})
+	t.Run("secret-id create reaches a role named like a subcommand", func(t *testing.T) {
+		if code, _, errOut := cli(t, srv.URL, root, "", "approle", "role", "create", "list", "-policy=default"); code != 0 {
+			t.Fatalf("creating role list: exit %d: %s", code, errOut)
+		}
+		code, out, errOut := cli(t, srv.URL, root, "", "approle", "secret-id", "create", "list", "-num-uses=2", "-format=json")
+		var got client.SecretID
+		if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || got.SecretID == "" || got.NumUses != 2 {
+			t.Fatalf("exit %d, %v: %s %s", code, err, out, errOut)
+		}
+		code, out, errOut = cli(t, srv.URL, root, "", "approle", "secret-id", "list", "list")
+		if code != 0 || !strings.Contains(out, "\n"+got.Accessor+"\n") {
+			t.Fatalf("the secret ID was not made for role list: exit %d:\n%s%s", code, out, errOut)
+		}
+	})
 	t.Run("secret-id list shows the accessors", func(t *testing.T) {
 		code, out, errOut := cli(t, srv.URL, root, "", "approle", "secret-id", "list", "agents")
 		if code != 0 || !strings.Contains(out, "\n"+sid.Accessor+"\n") {
