@@ -216,6 +216,32 @@ func (db *DB) PKIIssuerExpiries(ctx context.Context) ([]PKIIssuerExpiry, error) 
 	return out, classify(rows.Err())
 }
 
+// PKIIssuerCertificate is an issuer's id and certificate.
+type PKIIssuerCertificate struct {
+	ID          string
+	Certificate string // PEM
+}
+
+// PKIIssuerCertificates lists the issuers that have a certificate with it,
+// oldest first, reading neither keys nor CRLs: OCSP indexes issuers by it.
+func (db *DB) PKIIssuerCertificates(ctx context.Context) ([]PKIIssuerCertificate, error) {
+	rows, err := db.q().QueryContext(ctx, `SELECT id, certificate FROM pki_issuers
+		WHERE certificate IS NOT NULL ORDER BY created_at, id`)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var out []PKIIssuerCertificate
+	for rows.Next() {
+		var c PKIIssuerCertificate
+		if err := rows.Scan(&c.ID, &c.Certificate); err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, c)
+	}
+	return out, classify(rows.Err())
+}
+
 // PutPKIRole creates or replaces a role's settings document.
 func (db *DB) PutPKIRole(ctx context.Context, name, document string, now time.Time) error {
 	_, err := db.q().ExecContext(ctx, `INSERT INTO pki_roles (name, document, created_at, updated_at) VALUES ($1, $2, $3, $3)

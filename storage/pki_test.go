@@ -3,6 +3,7 @@ package storage_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ var pkiCases = []struct {
 	{"the first issuer becomes the default; pending keys never do", testPKIIssuerDefault},
 	{"a pending issuer is completed once", testPKICompleteIssuer},
 	{"issuer expiries list only issuers with a certificate", testPKIIssuerExpiries},
+	{"issuer certificates list only issuers with one, oldest first", testPKIIssuerCertificates},
 	{"an intermediate, its record and the default change in one transaction", testPKICreateIntermediate},
 	{"roles are put, read, listed and deleted", testPKIRoles},
 	{"certificates round-trip and serials are unique", testPKICertificates},
@@ -142,6 +144,32 @@ func testPKIIssuerExpiries(t *testing.T, db *storage.DB) {
 		if got[i].ID != want[i].ID || !got[i].NotAfter.Equal(want[i].NotAfter) {
 			t.Fatalf("expiries = %v, want %v", got, want)
 		}
+	}
+}
+
+func testPKIIssuerCertificates(t *testing.T, db *storage.DB) {
+	if got, err := db.PKIIssuerCertificates(ctx()); err != nil || len(got) != 0 {
+		t.Fatalf("certificates of no issuer: %v, %v", got, err)
+	}
+	later := issuer("later", true)
+	later.CreatedAt = t0.Add(time.Second)
+	for _, i := range []storage.PKIIssuer{later, issuer("pending", false), issuer("root", true)} {
+		if err := db.CreatePKIIssuer(ctx(), i, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.PKIIssuerCertificates(ctx())
+	want := []storage.PKIIssuerCertificate{{ID: "root", Certificate: "PEM root"}, {ID: "later", Certificate: "PEM later"}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("certificates = %v, %v; want %v", got, err, want)
+	}
+	if err := db.CompletePKIIssuer(ctx(), issuer("pending", true)); err != nil {
+		t.Fatal(err)
+	}
+	got, err = db.PKIIssuerCertificates(ctx())
+	want = append([]storage.PKIIssuerCertificate{{ID: "pending", Certificate: "PEM pending"}}, want...)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("after the pending issuer was completed: %v, %v; want %v", got, err, want)
 	}
 }
 

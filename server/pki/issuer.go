@@ -166,6 +166,7 @@ func (e *Engine) storeIssuer(ctx context.Context, p CAParams, key crypto.Signer,
 	if err != nil {
 		return IssuerInfo{}, err
 	}
+	e.ocspIndex.invalidate()
 	return e.issuerInfo(ctx, row)
 }
 
@@ -278,6 +279,7 @@ func (e *Engine) SetSigned(ctx context.Context, issuerID, bundle string) (Issuer
 		}
 		return IssuerInfo{}, err
 	}
+	e.ocspIndex.invalidate()
 	return e.issuerInfo(ctx, row)
 }
 

@@ -1,12 +1,8 @@
 package pki
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"errors"
 	"math/big"
 	"time"
@@ -31,28 +27,14 @@ func (e *Engine) OCSP(ctx context.Context, der []byte) ([]byte, error) {
 	if !req.HashAlgorithm.Available() {
 		return nil, fault.Invalidf("OCSP request uses an unsupported hash algorithm")
 	}
-	rows, _, err := e.store.PKIIssuers(ctx)
+	row, ok, err := e.ocspIssuer(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	var row *storage.PKIIssuer
-	for i := range rows {
-		if rows[i].Certificate == "" {
-			continue
-		}
-		cert, err := parseCertPEM(rows[i].Certificate)
-		if err != nil {
-			return nil, err
-		}
-		if keyHashMatches(cert, req) {
-			row = &rows[i]
-			break
-		}
-	}
-	if row == nil {
+	if !ok {
 		return ocsp.UnauthorizedErrorResponse, nil
 	}
-	s, err := e.signerOf(ctx, *row)
+	s, err := e.signerOf(ctx, row)
 	if err != nil {
 		return nil, err
 	}
@@ -91,17 +73,28 @@ func (e *Engine) issuedBy(ctx context.Context, issuerID string, serial *big.Int)
 	return c, err
 }
 
-// keyHashMatches compares the request's issuer key hash with the hash of
-// the certificate's public key bits.
-func keyHashMatches(cert *x509.Certificate, req *ocsp.Request) bool {
-	var spki struct {
-		Algorithm pkix.AlgorithmIdentifier
-		PublicKey asn1.BitString
+// ocspIssuer reads the issuer req names, found by the index (rebuilt on a
+// miss at most once per ocspRefresh); false when SecretHub holds none.
+// Only that issuer's row is read.
+func (e *Engine) ocspIssuer(ctx context.Context, req *ocsp.Request) (storage.PKIIssuer, bool, error) {
+	found, ok := e.ocspIndex.find(req)
+	if !ok {
+		if err := e.ocspIndex.refresh(ctx, e.now, e.store.PKIIssuerCertificates); err != nil {
+			return storage.PKIIssuer{}, false, err
+		}
+		if found, ok = e.ocspIndex.find(req); !ok {
+			return storage.PKIIssuer{}, false, nil
+		}
 	}
-	if _, err := asn1.Unmarshal(cert.RawSubjectPublicKeyInfo, &spki); err != nil {
-		return false
+	row, err := e.store.PKIIssuer(ctx, found.id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound), err == nil && row.Certificate != found.certificate:
+		// Not the issuer indexed (a database restored under this node):
+		// the next request rebuilds the index.
+		e.ocspIndex.invalidate()
+		return storage.PKIIssuer{}, false, nil
+	case err != nil:
+		return storage.PKIIssuer{}, false, err
 	}
-	h := req.HashAlgorithm.New()
-	h.Write(spki.PublicKey.RightAlign())
-	return bytes.Equal(h.Sum(nil), req.IssuerKeyHash)
+	return row, true, nil
 }

@@ -34,6 +34,7 @@ type Store interface {
 	PKIIssuer(ctx context.Context, id string) (storage.PKIIssuer, error)
 	PKIIssuers(ctx context.Context) ([]storage.PKIIssuer, string, error)
 	PKIIssuerExpiries(ctx context.Context) ([]storage.PKIIssuerExpiry, error)
+	PKIIssuerCertificates(ctx context.Context) ([]storage.PKIIssuerCertificate, error)
 	PutPKIRole(ctx context.Context, name, document string, now time.Time) error
 	PKIRole(ctx context.Context, name string) (string, error)
 	PKIRoleNames(ctx context.Context) ([]string, error)
@@ -64,6 +65,10 @@ type Engine struct {
 	mu      sync.Mutex
 	signers map[string]*signer
 	epoch   uint64
+
+	// ocspIndex finds the issuer an OCSP request names. It holds no key,
+	// so Forget leaves it.
+	ocspIndex issuerIndex
 }
 
 // New returns the engine.
