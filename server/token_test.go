@@ -125,6 +125,15 @@ func TestTokenLifecycle(t *testing.T) {
 			last, _ := n.createToken(root, `{"policies":["default"],"num_uses":1}`)
 			mustStatus(t, n.do("POST", "/v1/auth/token/revoke-self", last, ""), 204)
 			mustError(t, n.do("GET", "/v1/auth/token/lookup-self", last, ""), 403, "invalid or expired")
+
+			// Renewing with the last use is served (as in Vault), renews
+			// nothing, and the token is gone after it.
+			renewLast, _ := n.createToken(root, `{"policies":["default"],"num_uses":1,"ttl":"1h"}`)
+			a := mustStatus(t, n.do("POST", "/v1/auth/token/renew-self", renewLast, `{"increment":"2h"}`), 200).Auth(t)
+			if d, _ := a["lease_duration"].(float64); d <= 0 || d > 3600 {
+				t.Fatalf("renew-self on the last use: lease_duration %v, want the TTL left (at most 3600)", a["lease_duration"])
+			}
+			mustError(t, n.do("GET", "/v1/auth/token/lookup-self", renewLast, ""), 403, "invalid or expired")
 		})
 
 		t.Run("a token bound to CIDRs works only from inside them", func(t *testing.T) {

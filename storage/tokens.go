@@ -25,6 +25,9 @@ type Token struct {
 	CreatedAt      time.Time
 	ExpiresAt      time.Time // zero: never
 	MaxExpiresAt   time.Time // zero: no hard limit
+	// Spent is never stored: authentication sets it on the request that
+	// took a limited token's last use (the token is deleted by then).
+	Spent bool
 }
 
 const tokenColumns = `token_hash, accessor, parent_accessor, policies, display_name, meta, ttl_seconds,

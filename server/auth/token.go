@@ -391,7 +391,7 @@ func (s *Tokens) Authenticate(ctx context.Context, id string, client netip.Addr)
 		}
 		// On the last use the store has already deleted the token: this
 		// request is its final one.
-		t.NumUses = left
+		t.NumUses, t.Spent = left, left == 0
 	}
 	return t, nil
 }
@@ -455,12 +455,14 @@ func (s *Tokens) LookupAccessor(ctx context.Context, accessor string) (Token, er
 }
 
 // Renew extends a token's life by increment (its original TTL when zero),
-// never past its hard limit. Tokens without expiry are returned unchanged.
+// never past its hard limit. Tokens without expiry are returned unchanged,
+// and so is a token whose last use was the renewal itself: like Vault, the
+// request is served, and the token is gone after it.
 func (s *Tokens) Renew(ctx context.Context, t Token, increment time.Duration) (Token, error) {
 	if increment < 0 {
 		return Token{}, fault.Invalidf("increment must not be negative")
 	}
-	if t.ExpiresAt.IsZero() {
+	if t.ExpiresAt.IsZero() || t.Spent {
 		return t, nil
 	}
 	if !t.Renewable {
