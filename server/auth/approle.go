@@ -423,8 +423,27 @@ var dummyRoleID = sha256.Sum256([]byte("secrethub approle: no such secret_id"))
 // the role is unchanged and the secret ID still there, counts the use, and
 // stores the token and the record of where it came from, so a login racing
 // a role change or a secret ID's destruction never issues a token with
-// what the change replaced. Every refusal is ErrInvalidLogin.
+// what the change replaced. A login whose transaction finds such a change
+// starts over once from the read, so it gets what the change left (the new
+// policies) or a refusal (the secret ID or role gone), instead of failing
+// for having been unlucky. Every refusal is ErrInvalidLogin.
 func (a *AppRole) Login(ctx context.Context, roleID, secretID string, client netip.Addr) (Issued, Role, error) {
+	issued, role, err := a.login(ctx, roleID, secretID, client)
+	if errors.Is(err, errChangedSinceRead) {
+		issued, role, err = a.login(ctx, roleID, secretID, client)
+	}
+	if errors.Is(err, errChangedSinceRead) {
+		err = ErrInvalidLogin // changed again: give up rather than spin
+	}
+	return issued, role, err
+}
+
+// errChangedSinceRead is a login's transaction finding that its secret ID
+// or role changed after the read.
+var errChangedSinceRead = errors.New("approle: the secret ID or role changed since it was read")
+
+// login is one attempt of Login.
+func (a *AppRole) login(ctx context.Context, roleID, secretID string, client netip.Addr) (Issued, Role, error) {
 	lookup := roleID
 	if !validRoleID(lookup) {
 		// No role has such a role_id, and PostgreSQL cannot even compare
@@ -472,7 +491,7 @@ func (a *AppRole) Login(ctx context.Context, roleID, secretID string, client net
 	if errors.Is(err, storage.ErrNotFound) {
 		// Since the read: the secret ID was used up by a concurrent login
 		// or destroyed, or the role was changed or deleted.
-		return Issued{}, Role{}, ErrInvalidLogin
+		return Issued{}, Role{}, errChangedSinceRead
 	}
 	if err != nil {
 		return Issued{}, Role{}, err

@@ -922,9 +922,11 @@ func (h *hookStore) AppRoleSecretIDByHash(ctx context.Context, hash, roleID stri
 	return s, r, err
 }
 
-// A change committed between a login's read and its transaction refuses
-// the login: no token carries what the change replaced. The test clock
-// stands still, so the change has the very timestamp of the role read.
+// A change committed between a login's read and its transaction is never
+// ignored: the login starts over once, and then either gets what the change
+// left (new policies, new token CIDRs) or is refused (secret ID or role
+// gone); no token carries what the change replaced. The test clock stands
+// still, so the change has the very timestamp of the role read.
 func TestAppRoleLoginAfterAChangeSinceItsRead(t *testing.T) {
 	approleEngines(t, func(t *testing.T, f *approleFixture) {
 		hooked := &hookStore{DB: f.db}
@@ -933,37 +935,40 @@ func TestAppRoleLoginAfterAChangeSinceItsRead(t *testing.T) {
 			name   string
 			uses   int
 			change func(t *testing.T, sid auth.SecretID)
+			// retried: the second attempt logs in with what the change
+			// left; else the login is refused.
+			retried bool
 		}{
 			{"the secret ID destroyed", 0, func(t *testing.T, sid auth.SecretID) {
 				if err := f.approle.DestroySecretID(bg(), "web", sid.Accessor); err != nil {
 					t.Error(err)
 				}
-			}},
+			}, false},
 			{"a limited secret ID destroyed", 2, func(t *testing.T, sid auth.SecretID) {
 				if err := f.approle.DestroySecretID(bg(), "web", sid.Accessor); err != nil {
 					t.Error(err)
 				}
-			}},
+			}, false},
 			{"the role's policies changed", 0, func(t *testing.T, _ auth.SecretID) {
 				if _, err := f.approle.WriteRole(bg(), "web", auth.RoleSettings{Policies: ptr([]string{"reduced"})}); err != nil {
 					t.Error(err)
 				}
-			}},
+			}, true},
 			{"the role's token_bound_cidrs changed", 2, func(t *testing.T, _ auth.SecretID) {
 				if _, err := f.approle.WriteRole(bg(), "web", auth.RoleSettings{TokenBoundCIDRs: ptr([]string{"10.9.0.0/16"})}); err != nil {
 					t.Error(err)
 				}
-			}},
+			}, true},
 			{"the role_id changed", 0, func(t *testing.T, _ auth.SecretID) {
 				if err := f.approle.SetRoleID(bg(), "web", "new-"+fmt.Sprint(time.Now().UnixNano())); err != nil {
 					t.Error(err)
 				}
-			}},
+			}, false},
 			{"the role deleted", 0, func(t *testing.T, _ auth.SecretID) {
 				if err := f.approle.DeleteRole(bg(), "web"); err != nil {
 					t.Error(err)
 				}
-			}},
+			}, false},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -971,10 +976,25 @@ func TestAppRoleLoginAfterAChangeSinceItsRead(t *testing.T) {
 				defer func() { _ = f.approle.DeleteRole(bg(), "web") }()
 				roleID, _ := f.approle.RoleID(bg(), "web")
 				sid := f.secretID(t, "web", auth.SecretIDRequest{NumUses: c.uses})
-				hooked.afterRead = func() { c.change(t, sid) }
+				reads := 0
+				hooked.afterRead = func() {
+					if reads++; reads == 1 { // the change lands once, after the first read
+						c.change(t, sid)
+					}
+				}
 				defer func() { hooked.afterRead = nil }()
 				tokens := f.count(t, `SELECT count(*) FROM tokens`)
 				issued, _, err := racing.Login(bg(), roleID, sid.ID, client)
+				if c.retried {
+					if err != nil || reads != 2 {
+						t.Fatalf("login after %d reads = %v; want it to start over once and succeed", reads, err)
+					}
+					if stale := slices.Equal(issued.Token.Policies, []string{"default", "full"}) && c.name == "the role's policies changed"; stale ||
+						(c.name == "the role's token_bound_cidrs changed" && !slices.Equal(issued.Token.BoundCIDRs, []string{"10.9.0.0/16"})) {
+						t.Fatalf("the login's token carries what the change replaced: %+v", issued.Token)
+					}
+					return
+				}
 				if !errors.Is(err, auth.ErrInvalidLogin) {
 					t.Fatalf("login = %+v, %v; want ErrInvalidLogin", issued.Token, err)
 				}
