@@ -162,3 +162,39 @@ func (p *PKI) CRL(ctx context.Context) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// PKIURLs are where certificates say their issuer, CRLs and OCSP responder
+// are published (config/urls); each certificate signed carries them. To
+// SetURLs, a nil list keeps the server's and a non-nil empty one clears it.
+type PKIURLs struct {
+	IssuingCertificates   []string `json:"issuing_certificates"`
+	CRLDistributionPoints []string `json:"crl_distribution_points"`
+	OCSPServers           []string `json:"ocsp_servers"`
+}
+
+// pkiURLsBody is PKIURLs on the wire: only the lists that are set.
+type pkiURLsBody struct {
+	IssuingCertificates   *[]string `json:"issuing_certificates,omitempty"`
+	CRLDistributionPoints *[]string `json:"crl_distribution_points,omitempty"`
+	OCSPServers           *[]string `json:"ocsp_servers,omitempty"`
+}
+
+// URLs reads config/urls.
+func (p *PKI) URLs(ctx context.Context) (*PKIURLs, error) {
+	return p.urls(ctx, request{method: http.MethodGet, path: "pki/config/urls"})
+}
+
+// SetURLs writes the lists of u that are not nil and returns all three as
+// the server now holds them.
+func (p *PKI) SetURLs(ctx context.Context, u PKIURLs) (*PKIURLs, error) {
+	body := pkiURLsBody{listField(u.IssuingCertificates), listField(u.CRLDistributionPoints), listField(u.OCSPServers)}
+	return p.urls(ctx, request{method: http.MethodPost, path: "pki/config/urls", body: body})
+}
+
+func (p *PKI) urls(ctx context.Context, req request) (*PKIURLs, error) {
+	var out PKIURLs
+	if err := p.c.data(ctx, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

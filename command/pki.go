@@ -18,7 +18,7 @@ import (
 func NewCmdPKI(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pki",
-		Short: "Run the certificate authority: CAs, roles, issue, sign, revoke, CRL",
+		Short: "Run the certificate authority: CAs, roles, URLs, issue, sign, revoke, CRL",
 		Long: `The PKI engine issues X.509 certificates for Core, agents and services. Generate a
 root, then an intermediate (which becomes the default issuer), create roles that
 say which names may be certified, and issue. With --out-dir certificates are
@@ -30,7 +30,9 @@ written as PEM files; private keys are written with mode 0600.`,
 	inter.AddCommand(newCmdPKIGenerate(f, "intermediate"))
 	role := &cobra.Command{Use: "role", Short: "Create, read and list roles"}
 	role.AddCommand(NewCmdPKIRoleCreate(f), NewCmdPKIRoleRead(f), NewCmdPKIRoleList(f))
-	cmd.AddCommand(root, inter, role, NewCmdPKIIssue(f), NewCmdPKISign(f), NewCmdPKIRevoke(f), NewCmdPKIListCerts(f), NewCmdPKICRL(f))
+	config := &cobra.Command{Use: "config", Short: "Engine settings"}
+	config.AddCommand(NewCmdPKIConfigURLs(f))
+	cmd.AddCommand(root, inter, role, config, NewCmdPKIIssue(f), NewCmdPKISign(f), NewCmdPKIRevoke(f), NewCmdPKIListCerts(f), NewCmdPKICRL(f))
 	return cmd
 }
 
@@ -470,4 +472,75 @@ func runPKICRL(ctx context.Context, opts *PKICRLOptions) error {
 		return err
 	}
 	return writeFileAtomic(opts.OutDir, "crl.pem", crl, 0o644)
+}
+
+// PKIConfigURLsOptions configure `pki config urls`.
+type PKIConfigURLsOptions struct {
+	Deps
+	// URLs are the lists to write: nil keeps one, empty clears it. With
+	// all three nil the command reads.
+	URLs client.PKIURLs
+}
+
+// NewCmdPKIConfigURLs builds `pki config urls`.
+func NewCmdPKIConfigURLs(f *Factory) *cobra.Command {
+	opts := &PKIConfigURLsOptions{}
+	var issuing, crl, ocsp []string
+	cmd := &cobra.Command{
+		Use:   "urls",
+		Short: "Show or set the issuer, CRL and OCSP URLs written into certificates",
+		Long: `Without flags, show the URLs every certificate signed carries: where its issuer's
+certificate (AIA caIssuers), the CRL (CRL distribution points) and the OCSP
+responder (AIA OCSP) are published. With flags, set the lists given; the others
+keep their value, and an empty value clears a list (--ocsp-servers=). Each URL
+must be an absolute http or https URL. Certificates signed before keep theirs.`,
+		Example: `  secrethub pki config urls
+  secrethub pki config urls --issuing-certificates https://ca.example.com/v1/pki/ca/pem \
+      --crl-distribution-points https://ca.example.com/v1/pki/crl --ocsp-servers https://ca.example.com/v1/pki/ocsp`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fl := cmd.Flags()
+			for _, l := range []struct {
+				flag string
+				val  []string
+				dst  *[]string
+			}{
+				{"issuing-certificates", issuing, &opts.URLs.IssuingCertificates},
+				{"crl-distribution-points", crl, &opts.URLs.CRLDistributionPoints},
+				{"ocsp-servers", ocsp, &opts.URLs.OCSPServers},
+			} {
+				if fl.Changed(l.flag) {
+					*l.dst = nonEmpty(l.val)
+				}
+			}
+			opts.Deps = f.deps()
+			return runPKIConfigURLs(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&issuing, "issuing-certificates", nil, "URL of the issuer's certificate (repeatable)")
+	fl.StringArrayVar(&crl, "crl-distribution-points", nil, "URL of the CRL (repeatable)")
+	fl.StringArrayVar(&ocsp, "ocsp-servers", nil, "URL of the OCSP responder (repeatable)")
+	return cmd
+}
+
+func runPKIConfigURLs(ctx context.Context, opts *PKIConfigURLsOptions) error {
+	p, c, err := opts.connect()
+	if err != nil {
+		return err
+	}
+	u := opts.URLs
+	var urls *client.PKIURLs
+	if u.IssuingCertificates == nil && u.CRLDistributionPoints == nil && u.OCSPServers == nil {
+		if urls, err = c.PKI().URLs(ctx); err != nil {
+			return fmt.Errorf("reading the PKI URLs: %w", err)
+		}
+	} else if urls, err = c.PKI().SetURLs(ctx, u); err != nil {
+		return fmt.Errorf("setting the PKI URLs: %w", err)
+	}
+	return p.Print(urls, keyValues("",
+		[]string{"issuing_certificates", cell(urls.IssuingCertificates)},
+		[]string{"crl_distribution_points", cell(urls.CRLDistributionPoints)},
+		[]string{"ocsp_servers", cell(urls.OCSPServers)},
+	))
 }

@@ -6,11 +6,15 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/secrethub/secrethub/client"
 )
 
 func readPEMCert(t *testing.T, path string) *x509.Certificate {
@@ -30,19 +34,25 @@ func readPEMCert(t *testing.T, path string) *x509.Certificate {
 	return c
 }
 
-// The whole PKI workflow through the CLI: CAs, a role, issue and sign with
-// files in --out-dir (the private key 0600), listing, revoke and the CRL.
-func TestPKICommands(t *testing.T) {
-	srv := unsealedServer(t)
-	root := srv.RootToken
-	run := func(args ...string) string {
+// mustRun returns a runner of the command line against addr as token
+// that fails the test on a non-zero exit and returns the output.
+func mustRun(t *testing.T, addr, token string) func(args ...string) string {
+	return func(args ...string) string {
 		t.Helper()
-		code, out, errOut := cli(t, srv.URL, root, "", args...)
+		code, out, errOut := cli(t, addr, token, "", args...)
 		if code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errOut)
 		}
 		return out
 	}
+}
+
+// The whole PKI workflow through the CLI: CAs, a role, issue and sign with
+// files in --out-dir (the private key 0600), listing, revoke and the CRL.
+func TestPKICommands(t *testing.T) {
+	srv := unsealedServer(t)
+	root := srv.RootToken
+	run := mustRun(t, srv.URL, root)
 	caDir := t.TempDir()
 	out := run("pki", "root", "generate", "--common-name", "CLI Root", "--ttl", "8760h", "--key-type", "ec", "--out-dir", caDir)
 	if rowValue(t, out, "common_name") != "CLI Root" || rowValue(t, out, "is_default") != "true" {
@@ -110,5 +120,60 @@ func TestPKICommands(t *testing.T) {
 	crl, err := x509.ParseRevocationList(block.Bytes)
 	if err != nil || len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].SerialNumber.Cmp(leaf.SerialNumber) != 0 {
 		t.Fatalf("CRL: %v, %v", crl, err)
+	}
+}
+
+// `pki config urls` reads with no flags and sets the lists given with
+// flags, keeping the others; an empty value clears one. Certificates
+// issued afterwards carry the URLs; a bad URL fails naming it.
+func TestPKIConfigURLsCommand(t *testing.T) {
+	srv := unsealedServer(t)
+	root := srv.RootToken
+	run := mustRun(t, srv.URL, root)
+	rows := func(out string) [3]string {
+		return [3]string{rowValue(t, out, "issuing_certificates"), rowValue(t, out, "crl_distribution_points"), rowValue(t, out, "ocsp_servers")}
+	}
+	if got := rows(run("pki", "config", "urls")); got != [3]string{"n/a", "n/a", "n/a"} {
+		t.Fatalf("URLs before any were set: %q", got)
+	}
+
+	issuing := []string{"https://ca.example.com/v1/pki/ca/pem", "https://ca2.example.com/v1/pki/ca/pem"}
+	want := [3]string{`["https://ca.example.com/v1/pki/ca/pem","https://ca2.example.com/v1/pki/ca/pem"]`,
+		`["https://ca.example.com/v1/pki/crl"]`, `["https://ca.example.com/v1/pki/ocsp"]`}
+	out := run("pki", "config", "urls", "--issuing-certificates", issuing[0], "--issuing-certificates", issuing[1],
+		"--crl-distribution-points", "https://ca.example.com/v1/pki/crl", "--ocsp-servers", "https://ca.example.com/v1/pki/ocsp")
+	if got := rows(out); got != want {
+		t.Fatalf("set printed %q, want %q", got, want)
+	}
+	if got := rows(run("pki", "config", "urls")); got != want {
+		t.Fatalf("read printed %q, want %q", got, want)
+	}
+
+	run("pki", "root", "generate", "--common-name", "CLI Root", "--key-type", "ec")
+	run("pki", "role", "create", "web", "--allow-any-name", "--key-type", "ec")
+	dir := t.TempDir()
+	run("pki", "issue", "web", "--common-name", "www.example.com", "--out-dir", dir)
+	leaf := readPEMCert(t, filepath.Join(dir, "certificate.pem"))
+	if !slices.Equal(leaf.IssuingCertificateURL, issuing) || !slices.Equal(leaf.CRLDistributionPoints, []string{"https://ca.example.com/v1/pki/crl"}) ||
+		!slices.Equal(leaf.OCSPServer, []string{"https://ca.example.com/v1/pki/ocsp"}) {
+		t.Fatalf("issued leaf: AIA %v, OCSP %v, CDP %v", leaf.IssuingCertificateURL, leaf.OCSPServer, leaf.CRLDistributionPoints)
+	}
+
+	want[2] = "n/a"
+	if got := rows(run("pki", "config", "urls", "--ocsp-servers=")); got != want {
+		t.Fatalf("clearing ocsp_servers printed %q, want %q", got, want)
+	}
+	var asJSON client.PKIURLs
+	if err := json.Unmarshal([]byte(run("pki", "config", "urls", "-format=json")), &asJSON); err != nil ||
+		!slices.Equal(asJSON.IssuingCertificates, issuing) || len(asJSON.OCSPServers) != 0 {
+		t.Fatalf("-format=json: %+v, %v", asJSON, err)
+	}
+
+	code, _, errOut := cli(t, srv.URL, root, "", "pki", "config", "urls", "--crl-distribution-points", "ldap://ca.example.com/crl")
+	if code == 0 || !strings.Contains(errOut, `crl_distribution_points[0]: "ldap://ca.example.com/crl"`) {
+		t.Fatalf("a bad URL: exit %d: %s", code, errOut)
+	}
+	if got := rows(run("pki", "config", "urls")); got != want {
+		t.Fatalf("a refused write changed the URLs to %q", got)
 	}
 }

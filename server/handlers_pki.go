@@ -14,6 +14,7 @@ import (
 
 	"github.com/secrethub/secrethub/server/fault"
 	"github.com/secrethub/secrethub/server/pki"
+	"github.com/secrethub/secrethub/storage"
 )
 
 // pkiRoleResource names pki/<kind>/<role> routes.
@@ -179,6 +180,52 @@ func (s *Server) handlePKIConfigIssuersWrite(w http.ResponseWriter, r *http.Requ
 		return err
 	}
 	s.respondData(w, r, map[string]any{"default": req.Default})
+	return nil
+}
+
+// pkiURLsRequest is a config/urls write: each list as JSON or a
+// comma-separated string; lists left out keep their value, as in Vault.
+// enable_templating is taken for Vault's clients when false.
+type pkiURLsRequest struct {
+	IssuingCertificates   *stringList `json:"issuing_certificates"`
+	CRLDistributionPoints *stringList `json:"crl_distribution_points"`
+	OCSPServers           *stringList `json:"ocsp_servers"`
+	EnableTemplating      bool        `json:"enable_templating"`
+}
+
+func urlsData(u storage.PKIURLs) map[string]any {
+	return map[string]any{
+		"issuing_certificates": nonNil(u.IssuingCertificates), "crl_distribution_points": nonNil(u.CRLDistributionPoints),
+		"ocsp_servers": nonNil(u.OCSPServers),
+	}
+}
+
+func (s *Server) handlePKIConfigURLsRead(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.pki.URLs(r.Context())
+	if err != nil {
+		return err
+	}
+	s.respondData(w, r, urlsData(u))
+	return nil
+}
+
+func (s *Server) handlePKIConfigURLsWrite(w http.ResponseWriter, r *http.Request) error {
+	var req pkiURLsRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if req.EnableTemplating {
+		return fault.Invalidf("enable_templating is not supported: URLs are written into certificates as given")
+	}
+	u, err := s.pki.SetURLs(r.Context(), storage.PKIURLsChange{
+		IssuingCertificates: listPtr(req.IssuingCertificates), CRLDistributionPoints: listPtr(req.CRLDistributionPoints),
+		OCSPServers: listPtr(req.OCSPServers),
+	})
+	if err != nil {
+		return err
+	}
+	s.log.Info("pki urls written", "by_accessor", callerToken(r.Context()).Accessor)
+	s.respondData(w, r, urlsData(u))
 	return nil
 }
 

@@ -158,6 +158,8 @@ func (s *Server) routes() []route {
 		{"pki.issuer-list", "LIST", "/v1/pki/issuers", api("pki/issuers", list), s.handlePKIIssuerList},
 		{"pki.config-issuers-read", "GET", "/v1/pki/config/issuers", api("pki/config/issuers", read), s.handlePKIConfigIssuersRead},
 		{"pki.config-issuers-write", "POST,PUT", "/v1/pki/config/issuers", api("pki/config/issuers", update), s.handlePKIConfigIssuersWrite},
+		{"pki.config-urls-read", "GET", "/v1/pki/config/urls", api("pki/config/urls", read), s.handlePKIConfigURLsRead},
+		{"pki.config-urls-write", "POST,PUT", "/v1/pki/config/urls", api("pki/config/urls", update), s.handlePKIConfigURLsWrite},
 		{"pki.role-list", "LIST", "/v1/pki/roles", api("pki/roles", list), s.handlePKIRoleList},
 		{"pki.role-read", "GET", "/v1/pki/roles/{name}", access{resource: pkiRoleResource("roles"), capability: read}, s.handlePKIRoleRead},
 		{"pki.role-write", "POST,PUT", "/v1/pki/roles/{name}", access{resource: pkiRoleResource("roles"), write: true, exists: s.pkiRoleExists}, s.handlePKIRoleWrite},

@@ -34,6 +34,8 @@ var pkiCases = []struct {
 	{"a revocation bumps the CRL number and lists the serial", testPKIRevoke},
 	{"concurrent revocations each get their own CRL number", testPKIConcurrentRevoke},
 	{"tidy removes expired certificates and names their issuers", testPKITidy},
+	{"URL lists are set one by one, kept, cleared and read with the signing issuer", testPKIURLs},
+	{"concurrent writes of different URL lists all hold", testPKIConcurrentURLWrites},
 }
 
 func issuer(id string, withCert bool) storage.PKIIssuer {

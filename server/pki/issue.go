@@ -188,9 +188,10 @@ func requestedNames(cn string, alt, ips []string, excludeCN bool) (names, error)
 	return n, nil
 }
 
-// certify signs a leaf for pub under the role's issuer and records it.
+// certify signs a leaf for pub under the role's issuer, with the URLs of
+// config/urls, and records it.
 func (e *Engine) certify(ctx context.Context, role Role, n names, pub crypto.PublicKey, ttl time.Duration) (Issued, error) {
-	iss, err := e.signerFor(ctx, role.IssuerID)
+	iss, urls, err := e.signerFor(ctx, role.IssuerID)
 	if err != nil {
 		return Issued{}, err
 	}
@@ -220,6 +221,7 @@ func (e *Engine) certify(ctx context.Context, role Role, n names, pub crypto.Pub
 		NotBefore: now.Add(-backdate), NotAfter: notAfter,
 		KeyUsage: usage, ExtKeyUsage: ext, BasicConstraintsValid: true,
 	}
+	publish(tmpl, urls)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, iss.cert, pub, iss.key)
 	if err != nil {
 		return Issued{}, fault.Invalidf("the certificate cannot be made: %v", err)

@@ -102,13 +102,13 @@ func (e *Engine) GenerateRoot(ctx context.Context, p CAParams) (IssuerInfo, erro
 // the default issuer), its lifetime capped by the signer's. The new
 // intermediate becomes the default issuer, so roles that name none issue
 // from it rather than from the root. Its certificate is recorded among the
-// signer's, so it can be revoked.
+// signer's, so it can be revoked, and carries the URLs of config/urls.
 func (e *Engine) GenerateIntermediate(ctx context.Context, p CAParams) (IssuerInfo, []string, error) {
 	p, err := p.check(DefaultIntermediateTTL)
 	if err != nil {
 		return IssuerInfo{}, nil, err
 	}
-	parent, err := e.signerFor(ctx, p.IssuerID)
+	parent, urls, err := e.signerFor(ctx, p.IssuerID)
 	if err != nil {
 		return IssuerInfo{}, nil, err
 	}
@@ -126,6 +126,7 @@ func (e *Engine) GenerateIntermediate(ctx context.Context, p CAParams) (IssuerIn
 		return IssuerInfo{}, nil, err
 	}
 	tmpl := caTemplate(p.CommonName, serial, now.Add(-backdate), notAfter)
+	publish(tmpl, urls)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent.cert, key.Public(), parent.key)
 	if err != nil {
 		return IssuerInfo{}, nil, err

@@ -35,6 +35,9 @@ type Store interface {
 	PKIIssuers(ctx context.Context) ([]storage.PKIIssuer, string, error)
 	PKIIssuerExpiries(ctx context.Context) ([]storage.PKIIssuerExpiry, error)
 	PKIIssuerCertificates(ctx context.Context) ([]storage.PKIIssuerCertificate, error)
+	PKISigningIssuer(ctx context.Context, id string) (storage.PKIIssuer, storage.PKIURLs, error)
+	UpdatePKIURLs(ctx context.Context, change storage.PKIURLsChange) (storage.PKIURLs, error)
+	PKIURLs(ctx context.Context) (storage.PKIURLs, error)
 	PutPKIRole(ctx context.Context, name, document string, now time.Time) error
 	PKIRole(ctx context.Context, name string) (string, error)
 	PKIRoleNames(ctx context.Context) ([]string, error)
@@ -101,24 +104,26 @@ type signer struct {
 func keyPath(id string) string { return "pki/issuers/" + id + "/key" }
 
 // signerFor loads an issuer (the default one for "") with its key, for
-// signing certificates: it refuses a pending or revoked issuer.
-func (e *Engine) signerFor(ctx context.Context, id string) (*signer, error) {
-	row, err := e.store.PKIIssuer(ctx, id)
+// signing certificates, and the URLs they must carry, read in the same
+// query: a URL change on any node reaches the next certificate. It refuses
+// a pending or revoked issuer.
+func (e *Engine) signerFor(ctx context.Context, id string) (*signer, storage.PKIURLs, error) {
+	row, urls, err := e.store.PKISigningIssuer(ctx, id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound) && id == "":
-		return nil, ErrNoIssuer
+		return nil, urls, ErrNoIssuer
 	case errors.Is(err, storage.ErrNotFound):
-		return nil, ErrIssuerNotFound
+		return nil, urls, ErrIssuerNotFound
 	case err != nil:
-		return nil, err
+		return nil, urls, err
 	case row.Certificate == "":
-		return nil, fault.Invalidf("issuer %s has no certificate yet: its CSR must be signed and given to set-signed", row.ID)
+		return nil, urls, fault.Invalidf("issuer %s has no certificate yet: its CSR must be signed and given to set-signed", row.ID)
 	}
 	s, err := e.signerOf(ctx, row)
 	if err != nil {
-		return nil, err
+		return nil, urls, err
 	}
-	return s, e.checkNotRevoked(ctx, s)
+	return s, urls, e.checkNotRevoked(ctx, s)
 }
 
 // checkNotRevoked refuses an issuer whose own certificate, made here by
