@@ -18,16 +18,9 @@ import (
 // also gets a second, plain connection to the same database to check rows
 // no storage method reads back.
 
-func TestAppRoleConformance(t *testing.T) {
-	for _, c := range appRoleCases {
-		t.Run(c.name, func(t *testing.T) { enginesWithRaw(t, c.run) })
-	}
-}
+func TestAppRoleConformance(t *testing.T) { runRawCases(t, appRoleCases) }
 
-var appRoleCases = []struct {
-	name string
-	run  func(t *testing.T, db *storage.DB, raw *sql.DB)
-}{
+var appRoleCases = []rawCase{
 	{"roles round-trip every field and list in byte order", testRoleRoundTrip},
 	{"an update sees the stored role, may change its role_id and keeps its creation time", testRoleUpdate},
 	{"every write moves a role's updated_at forward, whatever the clock says", testRoleUpdatedAtMovesForward},

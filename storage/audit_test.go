@@ -16,16 +16,9 @@ import (
 // The audit part of the conformance suite, on both engines. Storage only
 // keeps what server/audit computes, so the hashes here are placeholders.
 
-func TestAuditConformance(t *testing.T) {
-	for _, c := range auditCases {
-		t.Run(c.name, func(t *testing.T) { enginesWithRaw(t, c.run) })
-	}
-}
+func TestAuditConformance(t *testing.T) { runRawCases(t, auditCases) }
 
-var auditCases = []struct {
-	name string
-	run  func(t *testing.T, db *storage.DB, raw *sql.DB)
-}{
+var auditCases = []rawCase{
 	{"a batch stores every field, and an outcome lands only once", testAuditRoundTrip},
 	{"batches of any size are stored whole and read back in pages", testAuditBatchSizes},
 	{"a taken seq fails the whole batch and stores nothing", testAuditTakenSeq},

@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,16 +20,36 @@ import (
 var t0 = time.Date(2026, 11, 29, 10, 0, 0, 123456000, time.UTC)
 
 // Each case gets a fresh database of each engine.
-func TestConformance(t *testing.T) {
-	for _, c := range conformanceCases {
+func TestConformance(t *testing.T) { runCases(t, conformanceCases) }
+
+// engineCase is one storage behaviour, checked on every engine.
+type engineCase struct {
+	name string
+	run  func(t *testing.T, db *storage.DB)
+}
+
+// runCases runs each case on a fresh database of each engine.
+func runCases(t *testing.T, cases []engineCase) {
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { storagetest.Engines(t, c.run) })
 	}
 }
 
-var conformanceCases = []struct {
+// rawCase is an engineCase that also checks rows through raw, a plain
+// connection to the same database (for columns no method reads back).
+type rawCase struct {
 	name string
-	run  func(t *testing.T, db *storage.DB)
-}{
+	run  func(t *testing.T, db *storage.DB, raw *sql.DB)
+}
+
+// runRawCases runs each case on a fresh database of each engine.
+func runRawCases(t *testing.T, cases []rawCase) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { enginesWithRaw(t, c.run) })
+	}
+}
+
+var conformanceCases = []engineCase{
 	{"initialization happens once and keeps its keyring", testInitialize},
 	{"a keyring swap only succeeds against the current keyring", testSwapKeyring},
 	{"tokens round-trip every field", testTokenRoundTrip},

@@ -9,21 +9,13 @@ import (
 	"time"
 
 	"github.com/secrethub/secrethub/storage"
-	"github.com/secrethub/secrethub/storage/storagetest"
 )
 
 // The PKI part of the conformance suite, on both engines.
 
-func TestPKIConformance(t *testing.T) {
-	for _, c := range pkiCases {
-		t.Run(c.name, func(t *testing.T) { storagetest.Engines(t, c.run) })
-	}
-}
+func TestPKIConformance(t *testing.T) { runCases(t, pkiCases) }
 
-var pkiCases = []struct {
-	name string
-	run  func(t *testing.T, db *storage.DB)
-}{
+var pkiCases = []engineCase{
 	{"the first issuer becomes the default; pending keys never do", testPKIIssuerDefault},
 	{"a pending issuer is completed once", testPKICompleteIssuer},
 	{"issuer expiries list only issuers with a certificate", testPKIIssuerExpiries},
