@@ -267,6 +267,7 @@ func decode(t *testing.T, s string) map[string]any {
 // copy of the tree with no ./data, with no PORT or data directory set, it
 // builds, serves on :4000 and keeps its data in SQLite under ./data.
 func TestMakeRun(t *testing.T) {
+	holdPort4000(t)
 	if l, err := net.Listen("tcp", ":4000"); err != nil {
 		t.Fatalf("port 4000 is in use, so `make run` cannot be checked on its default port: %v", err)
 	} else {
@@ -290,6 +291,22 @@ func TestMakeRun(t *testing.T) {
 		t.Fatalf("start-up line should name 0.0.0.0:4000 and sqlite:\n%s", logs)
 	}
 	p.stop()
+}
+
+// holdPort4000 takes a machine-wide lock for the test's use of port 4000,
+// so two test runs on one machine (two checkouts) take turns rather than
+// one finding the other's server there.
+func holdPort4000(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "secrethub-e2e-port-4000.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }
 
 // copyTree copies what a fresh checkout would hold (tracked files and new,
