@@ -94,6 +94,9 @@ type AuditFilter struct {
 	AfterNode string
 	AfterSeq  int64
 	Limit     int
+	// MaxBytes, when positive, ends the page early: once the events read
+	// take MaxBytes (by Size), no more are read.
+	MaxBytes int
 }
 
 // The audit tables' names are the one difference between the engines'
@@ -480,7 +483,7 @@ func (db *DB) AuditEvents(ctx context.Context, node string, after int64, limit i
 	if err != nil {
 		return nil, classify(err)
 	}
-	return scanAuditEvents(rows)
+	return scanAuditEvents(rows, 0)
 }
 
 // AuditCheckpoints returns up to limit of a node's checkpoints after
@@ -593,13 +596,36 @@ func (db *DB) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent,
 	if err != nil {
 		return nil, classify(err)
 	}
-	return scanAuditEvents(rows)
+	return scanAuditEvents(rows, f.MaxBytes)
 }
 
-func scanAuditEvents(rows *sql.Rows) ([]AuditEvent, error) {
+// Size is roughly how many bytes e takes in memory and in an answer, to
+// bound pages of events by size as well as by count.
+func (e AuditEvent) Size() int {
+	n := 128 + len(e.Node) + len(e.RequestID) + len(e.ClientIP) + len(e.TokenAccessor) + len(e.TokenHMAC) +
+		len(e.AuthMethod) + len(e.Operation) + len(e.Path) + len(e.Resource) + len(e.Capability) +
+		len(e.Decision) + len(e.RequestData) + len(e.PrevHash) + len(e.Hash)
+	for _, p := range e.Policies {
+		n += len(p) + 3
+	}
+	if o := e.Outcome; o != nil {
+		n += 32 + len(o.Error) + len(o.MAC)
+	}
+	return n
+}
+
+// scanAuditEvents reads events until rows end or, when maxBytes is
+// positive, until those read take maxBytes.
+func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 	defer rows.Close()
-	var out []AuditEvent
-	for rows.Next() {
+	var (
+		out   []AuditEvent
+		total int
+	)
+	for maxBytes <= 0 || total < maxBytes {
+		if !rows.Next() {
+			break
+		}
 		var (
 			e               AuditEvent
 			policies        string
@@ -622,6 +648,7 @@ func scanAuditEvents(rows *sql.Rows) ([]AuditEvent, error) {
 				LatencyMicros: latency.Int64, MAC: mac.String}
 		}
 		out = append(out, e)
+		total += e.Size()
 	}
 	return out, classify(rows.Err())
 }

@@ -11,10 +11,13 @@ import (
 	"github.com/secrethub/secrethub/storage"
 )
 
-// Page sizes for List.
+// Page sizes for List: a page holds at most Limit events, and stops early
+// once its events take MaxPageBytes (request bodies can be large), so an
+// answer never holds more than a few MiB.
 const (
 	DefaultListLimit = 100
 	MaxListLimit     = 1000
+	MaxPageBytes     = 4 << 20
 )
 
 // ErrInvalidCursor: a cursor List did not make.
@@ -46,7 +49,7 @@ func List(ctx context.Context, a Archive, f Filter) ([]Event, Cursor, error) {
 		return nil, "", fault.Invalidf("limit must be between 1 and %d", MaxListLimit)
 	}
 	sf := storage.AuditFilter{Since: f.Since, Until: f.Until, PathPrefix: f.Path, Accessor: f.Accessor,
-		Decision: f.Decision, Node: f.Node, Limit: limit + 1}
+		Decision: f.Decision, Node: f.Node, Limit: limit + 1, MaxBytes: MaxPageBytes}
 	if f.After != "" {
 		var err error
 		if sf.AfterTime, sf.AfterNode, sf.AfterSeq, err = f.After.position(); err != nil {
@@ -57,10 +60,20 @@ func List(ctx context.Context, a Archive, f Filter) ([]Event, Cursor, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	var next Cursor
+	// More follow when the extra event asked for came back, or may follow
+	// when storage stopped reading at MaxPageBytes (the next page may then
+	// be empty).
+	size := 0
+	for _, r := range rows {
+		size += r.Size()
+	}
+	more := size >= MaxPageBytes
 	if len(rows) > limit {
-		rows = rows[:limit]
-		last := rows[limit-1]
+		rows, more = rows[:limit], true
+	}
+	var next Cursor
+	if n := len(rows); more && n > 0 {
+		last := rows[n-1]
 		next = cursorAt(last.Time, last.Node, last.Seq)
 	}
 	out := make([]Event, len(rows))

@@ -3,6 +3,7 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -76,4 +77,58 @@ func TestListRefusesBadCursorsAndLimits(t *testing.T) {
 	if _, _, err := List(ctx(), db, Filter{After: "%%%"}); !errors.Is(err, ErrInvalidCursor) {
 		t.Fatalf("a bad cursor: %v", err)
 	}
+}
+
+// Large request bodies cut pages short of Limit, so no answer holds more
+// than about MaxPageBytes, and paging still reaches every event once.
+func TestListBoundsPagesBySize(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		w := newWriter(t, db, "a", Options{})
+		// 9,000 string values, each stored as its ~80-byte HMAC: about 700 KiB.
+		raw := `{"v":[` + strings.TrimSuffix(strings.Repeat(`"x",`, 9000), ",") + `]}`
+		body := RedactJSON([]byte(raw), testKeys)
+		if len(body) < 600<<10 {
+			t.Fatalf("the redacted body is only %d bytes", len(body))
+		}
+		const n = 14
+		for i := 1; i <= n; i++ {
+			e := sample(i)
+			e.RequestData = body
+			seq, err := w.Append(ctx(), e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Complete(seq, Outcome{Status: 200})
+		}
+		closeWriter(t, w)
+		seen := map[int64]bool{}
+		var cursor Cursor
+		for pages := 1; ; pages++ {
+			evs, next, err := List(ctx(), db, Filter{After: cursor, Limit: MaxListLimit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			size := 0
+			for _, e := range evs {
+				if seen[e.Seq] {
+					t.Fatalf("event %d listed twice", e.Seq)
+				}
+				seen[e.Seq] = true
+				size += len(e.RequestData)
+			}
+			if size > MaxPageBytes+len(body) {
+				t.Fatalf("page %d holds %d bytes of request data, past the %d bound", pages, size, MaxPageBytes)
+			}
+			if next == "" {
+				if pages < 3 {
+					t.Fatalf("%d events of 700 KiB came in %d page(s): pages are not bounded by size", n, pages)
+				}
+				break
+			}
+			cursor = next
+		}
+		if len(seen) != n {
+			t.Fatalf("paging reached %d of %d events", len(seen), n)
+		}
+	})
 }
