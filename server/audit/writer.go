@@ -58,7 +58,11 @@ type Options struct {
 	// Sink, when set, receives every committed event as one JSON line
 	// (Event.MarshalJSON's form plus "type":"event"), and each outcome
 	// written later as a line of type "outcome" keyed by node and seq.
-	// Lines are written after the commit, an event's before its outcome's.
+	// Lines are written after the commit, an event's before its outcome's,
+	// by a goroutine of their own: a sink that stalls (a stuck pipe, a full
+	// disk) never stalls requests. Lines it cannot keep up with are
+	// dropped (the database keeps every event) and OnError says so, once
+	// when dropping starts and once, with the count, when it ends.
 	Sink io.Writer
 	// OnError receives what no caller can be told: outcomes or
 	// checkpoints that failed to store (they are retried), sink failures,
@@ -112,7 +116,11 @@ type Writer struct {
 	quit        chan struct{} // Close was called
 	appendsDone chan struct{} // the appender has ended: no more events
 	stopped     chan struct{} // both goroutines have ended
-	sinkMu      sync.Mutex
+	sinkLines   chan []byte   // encoded lines waiting for the sink
+	sinkDone    chan struct{} // the sink goroutine has ended
+	sinkClose   sync.Once
+	dropping    atomic.Bool  // the sink queue is full
+	dropped     atomic.Int64 // lines dropped since dropping began
 
 	mu       sync.Mutex
 	head     int64 // the last committed seq and its hash
@@ -178,6 +186,10 @@ func NewWriter(ctx context.Context, store Store, node string, opt Options) (*Wri
 		base:        context.Background(),
 	}
 	w.adoptHead(h)
+	if opt.Sink != nil {
+		w.sinkLines, w.sinkDone = make(chan []byte, sinkQueue), make(chan struct{})
+		go w.sinkWriter()
+	}
 	go w.appender()
 	go w.outcomeWriter()
 	return w, nil
@@ -365,9 +377,27 @@ func (w *Writer) Close(ctx context.Context) error {
 		close(w.quit)
 	}
 	<-w.stopped // the shutdown ends soon after ctx does: its commits run under ctx
+	sinkErr := w.closeSink(ctx)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.closeErr
+	return errors.Join(w.closeErr, sinkErr)
+}
+
+// closeSink lets the sink goroutine write what is queued and end, waiting
+// until ctx ends at the latest.
+func (w *Writer) closeSink(ctx context.Context) error {
+	if w.sinkLines == nil {
+		return nil
+	}
+	w.sinkClose.Do(func() { close(w.sinkLines) })
+	select {
+	case <-w.sinkDone:
+		return nil
+	case <-ctx.Done():
+		err := fmt.Errorf("audit: node %s: closed with %d batch(es) of lines not written to the sink: %w", w.node, len(w.sinkLines), ctx.Err())
+		w.opt.OnError(err)
+		return err
+	}
 }
 
 // appender is the goroutine that commits events in batches.
@@ -506,9 +536,13 @@ func (w *Writer) committed(batch []*request, b storage.AuditBatch) {
 	}
 }
 
-// sink writes committed events' and outcomes' lines to Options.Sink.
+// sinkQueue is how many batches of lines may wait for a slow sink.
+const sinkQueue = 1024
+
+// sink queues committed events' and outcomes' lines for Options.Sink, or
+// drops them if the sink is that far behind.
 func (w *Writer) sink(events []storage.AuditEvent, outs []storage.AuditOutcome) {
-	if w.opt.Sink == nil || len(events)+len(outs) == 0 {
+	if w.sinkLines == nil || len(events)+len(outs) == 0 {
 		return
 	}
 	var buf bytes.Buffer
@@ -523,11 +557,26 @@ func (w *Writer) sink(events []storage.AuditEvent, outs []storage.AuditOutcome) 
 			w.opt.OnError(fmt.Errorf("audit: node %s: encoding outcome %d for the sink: %w", w.node, o.Seq, err))
 		}
 	}
-	w.sinkMu.Lock()
-	_, err := w.opt.Sink.Write(buf.Bytes())
-	w.sinkMu.Unlock()
-	if err != nil {
-		w.opt.OnError(fmt.Errorf("audit: node %s: writing to the sink: %w", w.node, err))
+	select {
+	case w.sinkLines <- buf.Bytes():
+		if w.dropping.CompareAndSwap(true, false) {
+			w.opt.OnError(fmt.Errorf("audit: node %s: the sink caught up; %d line(s) were dropped (the database has them)", w.node, w.dropped.Swap(0)))
+		}
+	default:
+		w.dropped.Add(int64(len(events) + len(outs)))
+		if w.dropping.CompareAndSwap(false, true) {
+			w.opt.OnError(fmt.Errorf("audit: node %s: the sink is not keeping up; dropping lines until it does (the database keeps every event)", w.node))
+		}
+	}
+}
+
+// sinkWriter is the goroutine that writes queued lines to the sink.
+func (w *Writer) sinkWriter() {
+	defer close(w.sinkDone)
+	for b := range w.sinkLines {
+		if _, err := w.opt.Sink.Write(b); err != nil {
+			w.opt.OnError(fmt.Errorf("audit: node %s: writing to the sink: %w", w.node, err))
+		}
 	}
 }
 

@@ -453,7 +453,7 @@ func TestNothingSensitiveReachesTheTablesOrTheSink(t *testing.T) {
 		closeWriter(t, w)
 
 		var stored strings.Builder
-		for _, table := range []string{db.events, db.chain} {
+		for _, table := range []string{db.events, db.outcomes, db.chain} {
 			rows, err := db.raw.Query(`SELECT * FROM ` + table)
 			if err != nil {
 				t.Fatal(err)
@@ -542,4 +542,67 @@ func BenchmarkAppend(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 	b.ReportMetric(float64(b.N)/float64(db.RoundTrips().Transactions), "events/tx")
+}
+
+// gatedWriter blocks every Write until gate is closed: a sink that has
+// stalled (a stuck pipe, a full disk).
+type gatedWriter struct {
+	gate chan struct{}
+	syncBuffer
+}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	<-g.gate
+	return g.syncBuffer.Write(p)
+}
+
+// A stalled sink does not stall appends: lines it cannot take are dropped
+// and reported, once when dropping starts and once with the count when it
+// catches up; what was queued is written, the rest is in the database.
+func TestAStalledSinkNeverStallsAppends(t *testing.T) {
+	db := postgresLog(t)
+	errs := &errorLog{}
+	sink := &gatedWriter{gate: make(chan struct{})}
+	w := newWriter(t, db, "n1", Options{Sink: sink, OnError: errs.add})
+	const n = sinkQueue + 300
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			seq, err := w.Append(ctx(), sample(i))
+			if err != nil {
+				done <- err
+				return
+			}
+			w.Complete(seq, Outcome{Status: 200})
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("appends stalled behind a stalled sink")
+	}
+	if got := errs.all(); len(got) == 0 || !strings.Contains(got[0].Error(), "not keeping up") {
+		t.Fatalf("dropping was not reported: %v", got)
+	}
+	close(sink.gate)
+	eventually(t, "the sink catches up and says how much it dropped", func() bool {
+		if _, err := w.Append(ctx(), sample(n)); err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range errs.all() {
+			if strings.Contains(err.Error(), "caught up") {
+				return true
+			}
+		}
+		return false
+	})
+	closeWriter(t, w)
+	events := strings.Count(sink.String(), `"type":"event"`)
+	if events == 0 || events >= n {
+		t.Fatalf("%d event lines reached the sink of %d events: want some, not all (the rest were dropped)", events, n+1)
+	}
 }
