@@ -329,3 +329,37 @@ func TestConcurrentRequestsKeepTheChainWhole(t *testing.T) {
 		}
 	})
 }
+
+// A prune over several nodes prunes those whose logs verify, refuses the
+// one that does not, and says both: the count is not lost in the 409.
+func TestAPartialPruneSaysWhatItPruned(t *testing.T) {
+	db := storagetest.SQLite(t)
+	a := startNode(t, db, server.Config{NodeName: "a"})
+	keys, root := a.initUnseal(1, 1)
+	b := startNode(t, db, server.Config{NodeName: "b"})
+	b.unseal(keys[0])
+	for i := range 5 {
+		mustStatus(t, a.do("POST", fmt.Sprintf("/v1/secrets/static/a/s%d", i), root, `{"data":{"k":"v"}}`), 200)
+		mustStatus(t, b.do("POST", fmt.Sprintf("/v1/secrets/static/b/s%d", i), root, `{"data":{"k":"v"}}`), 200)
+	}
+	// Each node's events are anchored by the checkpoint it writes as it stops.
+	for _, n := range []*node{a, b} {
+		if err := n.srv.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rawExec(t, db, `UPDATE audit_events SET path = '/v1/elsewhere' WHERE node = 'a' AND seq = 3`)
+	c := startNode(t, db, server.Config{NodeName: "c"})
+	c.unseal(keys[0])
+	r := c.do("POST", "/v1/sys/audit/prune", root, `{"before":"2999-01-01"}`)
+	mustError(t, r, 409, "node a")
+	if msg := r.Errors(t)[0]; !strings.Contains(msg, "event(s) were pruned on the nodes whose logs verify") {
+		t.Fatalf("a partial prune's answer does not say what it pruned: %q", msg)
+	}
+	if left, err := db.AuditEvents(context.Background(), "b", 0, 100); err != nil || len(left) != 0 {
+		t.Fatalf("node b kept %d events (%v); its log verifies, so the prune should have removed them", len(left), err)
+	}
+	if kept, err := db.AuditEvents(context.Background(), "a", 0, 100); err != nil || len(kept) < 5 {
+		t.Fatalf("node a has %d events left (%v): the evidence of its tampering is gone", len(kept), err)
+	}
+}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -120,11 +122,23 @@ func (s *Server) handleAuditPrune(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	removed, err := audit.Prune(r.Context(), s.db, k, before)
-	if err != nil {
-		return err
+	if removed > 0 {
+		s.log.Info("audit log pruned", "before", before.UTC().Format(time.RFC3339), "removed", removed,
+			"by_accessor", callerToken(r.Context()).Accessor)
 	}
-	s.log.Info("audit log pruned", "before", before.UTC().Format(time.RFC3339), "removed", removed,
-		"by_accessor", callerToken(r.Context()).Accessor)
+	if err != nil {
+		return partialPrune(err, removed)
+	}
 	s.respondData(w, r, map[string]any{"removed": removed})
 	return nil
+}
+
+// partialPrune adds to a prune's error what was pruned all the same (on
+// the nodes whose logs verify), so the caller is not left to guess.
+func partialPrune(err error, removed int64) error {
+	var f *fault.Error
+	if removed == 0 || !errors.As(err, &f) {
+		return err
+	}
+	return &fault.Error{Kind: f.Kind, Msg: fmt.Sprintf("%s (%d event(s) were pruned on the nodes whose logs verify)", f.Msg, removed), Err: err}
 }
