@@ -184,6 +184,7 @@ func TestAuditFailureRefusesRequestsAndRecovers(t *testing.T) {
 	n := startNode(t, storagetest.Open(t, storage.Config{DatabaseURL: url}), server.Config{})
 	_, root := n.initUnseal(1, 1)
 	mustStatus(t, n.do("POST", "/v1/secrets/static/app/db", root, `{"data":{"v":"before"}}`), 200)
+	limited, _ := n.createToken(root, `{"policies":["default"],"num_uses":2}`)
 
 	admin, err := sql.Open("postgres", url)
 	if err != nil {
@@ -221,7 +222,15 @@ func TestAuditFailureRefusesRequestsAndRecovers(t *testing.T) {
 		t.Fatalf("a refused write created a secret: %v, %v", exists, err)
 	}
 
+	// Refused requests take none of a limited token's uses.
+	for range 3 {
+		mustError(t, n.do("GET", "/v1/auth/token/lookup-self", limited, ""), 503, "audit")
+	}
+
 	exec(`DROP TRIGGER refuse_audit ON audit.events`)
+	if d := mustStatus(t, n.do("GET", "/v1/auth/token/lookup-self", limited, ""), 200).Data(t); d["num_uses"] != 1.0 {
+		t.Fatalf("after the outage and one served request, num_uses = %v, want 1 of 2", d["num_uses"])
+	}
 	mustStatus(t, n.do("POST", "/v1/secrets/static/app/db", root, `{"data":{"v":"after"}}`), 200)
 	got := mustStatus(t, n.do("GET", "/v1/secrets/static/app/db", root, ""), 200).Data(t)
 	if got["data"].(map[string]any)["v"] != "after" {

@@ -197,14 +197,18 @@ func (s *Server) guard(template string, a access, h handlerFunc) http.Handler {
 		default:
 			err = s.authorize(r, a)
 		}
-		if err == nil && a.readOnly() {
+		if err == nil && a.readOnly() && !limitedUses(r) {
 			// Its answer is held until its event is stored.
 			s.serveRead(w, r, h)
 			return
 		}
 		if err == nil {
-			// No request reaches its handler before its event is stored.
+			// No request reaches its handler before its event is stored,
+			// nor takes one of its token's uses.
 			err = s.auditRequest(r)
+		}
+		if err == nil {
+			err = s.spendUse(r)
 		}
 		if err != nil {
 			s.respondError(w, r, err)
@@ -214,6 +218,31 @@ func (s *Server) guard(template string, a access, h handlerFunc) http.Handler {
 			s.respondError(w, r, err)
 		}
 	})
+}
+
+// limitedUses tells whether the request's token has a limited number of
+// uses: such a request takes one after its event is stored and before its
+// handler runs, so it never overlaps the two (the handler may show the
+// uses left).
+func limitedUses(r *http.Request) bool {
+	t := stateOf(r.Context()).token
+	return t != nil && t.NumUses > 0
+}
+
+// spendUse takes one of the request's token's uses, if they are limited.
+// The token may have run out since authorization checked it: then the
+// request is refused as unauthenticated.
+func (s *Server) spendUse(r *http.Request) error {
+	if !limitedUses(r) {
+		return nil
+	}
+	st := stateOf(r.Context())
+	t, err := s.tokens.Spend(r.Context(), *st.token)
+	if err != nil {
+		return err
+	}
+	st.token = &t
+	return nil
 }
 
 var errMissingToken = fault.New(fault.Denied, "permission denied: missing client token (send X-Vault-Token or Authorization: Bearer)")
@@ -230,7 +259,9 @@ func (s *Server) authorize(r *http.Request, a access) error {
 		st.decision = audit.DecisionDeny
 		return errMissingToken
 	}
-	tok, err := s.tokens.Authenticate(r.Context(), id, st.clientIP)
+	// The token is checked now; a use is taken only once the request's
+	// event is stored (spendUse), so a refused request costs none.
+	tok, err := s.tokens.Check(r.Context(), id, st.clientIP)
 	if err != nil {
 		if fault.KindOf(err) == fault.Denied {
 			st.decision = audit.DecisionDeny

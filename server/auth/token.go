@@ -364,10 +364,20 @@ func normalizeCIDRs(in []string) ([]string, error) {
 // SecretHub is read.
 func parsePrefix(s string) (netip.Prefix, error) { return policy.ParsePrefix(s) }
 
-// Authenticate resolves a token presented by a client: it must exist, be
-// unexpired, allow the client's address, and have uses left (one is
-// consumed). Every failure is ErrInvalidToken.
+// Authenticate finds the live token id names, usable from client, and
+// takes one of its uses if they are limited (Check, then Spend).
 func (s *Tokens) Authenticate(ctx context.Context, id string, client netip.Addr) (Token, error) {
+	t, err := s.Check(ctx, id, client)
+	if err != nil {
+		return Token{}, err
+	}
+	return s.Spend(ctx, t)
+}
+
+// Check finds the live token id names, usable from client, without taking
+// a use: the server checks first and spends once the request's audit event
+// is stored, so a request refused for the audit log costs no use.
+func (s *Tokens) Check(ctx context.Context, id string, client netip.Addr) (Token, error) {
 	if !looksLikeToken(id) {
 		return Token{}, ErrInvalidToken
 	}
@@ -381,18 +391,26 @@ func (s *Tokens) Authenticate(ctx context.Context, id string, client netip.Addr)
 	if !s.live(t) || !cidrAllows(t.BoundCIDRs, client) {
 		return Token{}, ErrInvalidToken
 	}
-	if t.NumUses > 0 {
-		left, err := s.store.UseToken(ctx, t.Accessor)
-		if errors.Is(err, storage.ErrNotFound) {
-			return Token{}, ErrInvalidToken
-		}
-		if err != nil {
-			return Token{}, err
-		}
-		// On the last use the store has already deleted the token: this
-		// request is its final one.
-		t.NumUses, t.Spent = left, left == 0
+	return t, nil
+}
+
+// Spend takes one use of a checked token whose uses are limited and returns
+// it with the uses left; other tokens are returned as they are.
+// ErrInvalidToken means its uses ran out since the check.
+func (s *Tokens) Spend(ctx context.Context, t Token) (Token, error) {
+	if t.NumUses <= 0 {
+		return t, nil
 	}
+	left, err := s.store.UseToken(ctx, t.Accessor)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Token{}, ErrInvalidToken
+	}
+	if err != nil {
+		return Token{}, err
+	}
+	// On the last use the store has already deleted the token: this
+	// request is its final one.
+	t.NumUses, t.Spent = left, left == 0
 	return t, nil
 }
 
