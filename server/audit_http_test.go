@@ -339,30 +339,34 @@ func TestConcurrentRequestsKeepTheChainWhole(t *testing.T) {
 	})
 }
 
-// A prune over several nodes prunes those whose logs verify, refuses the
-// one that does not, and says both: the count is not lost in the 409.
+// A prune over several nodes prunes those whose logs verify, refuses those
+// that do not, and says both: every refused node is named and the count is
+// not lost in the 409.
 func TestAPartialPruneSaysWhatItPruned(t *testing.T) {
 	db := storagetest.SQLite(t)
 	a := startNode(t, db, server.Config{NodeName: "a"})
 	keys, root := a.initUnseal(1, 1)
 	b := startNode(t, db, server.Config{NodeName: "b"})
 	b.unseal(keys[0])
+	d := startNode(t, db, server.Config{NodeName: "d"})
+	d.unseal(keys[0])
 	for i := range 5 {
-		mustStatus(t, a.do("POST", fmt.Sprintf("/v1/secrets/static/a/s%d", i), root, `{"data":{"k":"v"}}`), 200)
-		mustStatus(t, b.do("POST", fmt.Sprintf("/v1/secrets/static/b/s%d", i), root, `{"data":{"k":"v"}}`), 200)
+		for _, n := range []*node{a, b, d} {
+			mustStatus(t, n.do("POST", fmt.Sprintf("/v1/secrets/static/x/s%d", i), root, `{"data":{"k":"v"}}`), 200)
+		}
 	}
 	// Each node's events are anchored by the checkpoint it writes as it stops.
-	for _, n := range []*node{a, b} {
+	for _, n := range []*node{a, b, d} {
 		if err := n.srv.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rawExec(t, db, `UPDATE audit_events SET path = '/v1/elsewhere' WHERE node = 'a' AND seq = 3`)
+	rawExec(t, db, `UPDATE audit_events SET path = '/v1/elsewhere' WHERE node IN ('a', 'd') AND seq = 3`)
 	c := startNode(t, db, server.Config{NodeName: "c"})
 	c.unseal(keys[0])
 	r := c.do("POST", "/v1/sys/audit/prune", root, `{"before":"2999-01-01"}`)
 	mustError(t, r, 409, "node a")
-	if msg := r.Errors(t)[0]; !strings.Contains(msg, "event(s) were pruned on the nodes whose logs verify") {
+	if msg := r.Errors(t)[0]; !strings.Contains(msg, "node d") || !strings.Contains(msg, "event(s) were pruned on the nodes whose logs verify") {
 		t.Fatalf("a partial prune's answer does not say what it pruned: %q", msg)
 	}
 	if left, err := db.AuditEvents(context.Background(), "b", 0, 100); err != nil || len(left) != 0 {

@@ -53,6 +53,11 @@ type Options struct {
 	// are waiting already: outcomes make no request wait, so they are
 	// written in large groups, which costs the database less.
 	OutcomeDelay time.Duration
+	// MaxQueuedOutcomes bounds the outcomes waiting to be stored (default
+	// 100,000): while the store refuses them, memory stays bounded; the
+	// excess is dropped and reported (Verify counts their events as
+	// missing an outcome).
+	MaxQueuedOutcomes int
 	// CommitTimeout bounds one transaction (default 10s).
 	CommitTimeout time.Duration
 	// Sink, when set, receives every committed event as one JSON line
@@ -84,6 +89,9 @@ func (o *Options) defaults() {
 	}
 	if o.OutcomeDelay <= 0 {
 		o.OutcomeDelay = 20 * time.Millisecond
+	}
+	if o.MaxQueuedOutcomes <= 0 {
+		o.MaxQueuedOutcomes = 100_000
 	}
 	if o.CommitTimeout <= 0 {
 		o.CommitTimeout = 10 * time.Second
@@ -119,24 +127,31 @@ type Writer struct {
 	sinkLines   chan []byte   // encoded lines waiting for the sink
 	sinkDone    chan struct{} // the sink goroutine has ended
 	sinkClose   sync.Once
-	dropping    atomic.Bool  // the sink queue is full
-	dropped     atomic.Int64 // lines dropped since dropping began
+	sinkMu      sync.Mutex // orders the two below with the queueing
+	dropping    bool       // the sink queue was full at the last try
+	dropped     int64      // lines dropped since dropping began
 
 	mu       sync.Mutex
 	head     int64 // the last committed seq and its hash
 	headHash string
 	awaiting map[int64]string       // hash of each appended event awaiting Complete
 	outcomes []storage.AuditOutcome // completed, MAC'd, waiting to be stored
-	closed   bool
-	ended    bool // the outcome writer has written its last outcome
-	closeCtx context.Context
-	closeErr error
+	// outcomesDropped counts outcomes dropped because the queue was full,
+	// since the last report.
+	outcomesDropped int64
+	closed          bool
+	ended           bool // the outcome writer has written its last outcome
+	closeCtx        context.Context
+	closeErr        error
 
 	// Owned by the appender.
 	base           context.Context // commits run under it: Close's context once closing
 	lastCheckpoint int64
 	checkpointDue  bool
 	reload         bool // a seq was taken: re-read the head first
+	// unsure holds the events of a batch whose commit failed in a way that
+	// does not say whether it happened (a timeout, a lost connection).
+	unsure []storage.AuditEvent
 
 	// Owned by the outcome writer.
 	backoff time.Duration
@@ -351,6 +366,12 @@ func (w *Writer) queueOutcome(out storage.AuditOutcome) error {
 	if w.ended {
 		return fmt.Errorf("audit: node %s: outcome of seq %d lost: %w", w.node, out.Seq, ErrClosed)
 	}
+	if len(w.outcomes) >= w.opt.MaxQueuedOutcomes {
+		if w.outcomesDropped++; w.outcomesDropped == 1 {
+			return fmt.Errorf("audit: node %s: %d outcomes wait to be stored; dropping new ones until they are (seq %d is the first)", w.node, len(w.outcomes), out.Seq)
+		}
+		return nil
+	}
 	w.outcomes = append(w.outcomes, out)
 	return nil
 }
@@ -390,6 +411,16 @@ func (w *Writer) closeSink(ctx context.Context) error {
 		return nil
 	}
 	w.sinkClose.Do(func() { close(w.sinkLines) })
+	// The sink does not depend on the database: however long Close's
+	// context lasted (retrying a store that was down), it gets sinkGrace
+	// to write what is queued.
+	grace := time.NewTimer(sinkGrace)
+	defer grace.Stop()
+	select {
+	case <-w.sinkDone:
+		return nil
+	case <-grace.C:
+	}
 	select {
 	case <-w.sinkDone:
 		return nil
@@ -445,6 +476,7 @@ func (w *Writer) flush(batch []*request) error {
 			return err
 		}
 		w.adoptHead(h)
+		w.settleUnsure(h)
 		w.reload = false
 	}
 	keys := w.keys.Load()
@@ -478,11 +510,53 @@ func (w *Writer) flush(batch []*request) error {
 	err := w.store.AppendAudit(ctx, b)
 	cancel()
 	if err != nil {
+		if len(b.Events) > 0 && !errors.Is(err, storage.ErrConflict) {
+			// The commit may have happened all the same: read the head
+			// before the next batch, rather than reuse these seqs.
+			w.unsure, w.reload = b.Events, true
+		}
 		w.fail(batch, b.Checkpoint, err)
 		return err
 	}
 	w.committed(batch, b)
 	return nil
+}
+
+// unconfirmedError is the outcome of a request whose event was stored by a
+// commit that reported failure: the request was refused (503).
+const unconfirmedError = "the request was refused: its audit event's commit did not confirm"
+
+// settleUnsure looks at the head read after an unconfirmed commit: if it
+// ends with that batch, the batch was stored, and its requests, which were
+// refused, get outcomes that say so (and their sink lines).
+func (w *Writer) settleUnsure(h storage.AuditHead) {
+	evs := w.unsure
+	w.unsure = nil
+	if len(evs) == 0 {
+		return
+	}
+	last := evs[len(evs)-1]
+	if h.Seq != last.Seq || h.Hash != last.Hash {
+		return // not stored (or overwritten by a writer using this node's name)
+	}
+	w.sink(evs, nil)
+	keys := w.keys.Load()
+	queued := false
+	for _, ev := range evs {
+		if ev.Outcome != nil {
+			continue // a complete event: its outcome was stored with it
+		}
+		out := storage.AuditOutcome{Seq: ev.Seq, Status: 503, Error: unconfirmedError}
+		out.MAC = outcomeMAC(keys, ev.Hash, out)
+		if err := w.queueOutcome(out); err != nil {
+			w.opt.OnError(err)
+			continue
+		}
+		queued = true
+	}
+	if queued {
+		w.signalOutcome()
+	}
 }
 
 // fail hands err to every waiter of a batch that did not commit; the head
@@ -536,8 +610,12 @@ func (w *Writer) committed(batch []*request, b storage.AuditBatch) {
 	}
 }
 
-// sinkQueue is how many batches of lines may wait for a slow sink.
-const sinkQueue = 1024
+// sinkQueue is how many batches of lines may wait for a slow sink, and
+// sinkGrace how long Close waits for them at least.
+const (
+	sinkQueue = 1024
+	sinkGrace = 5 * time.Second
+)
 
 // sink queues committed events' and outcomes' lines for Options.Sink, or
 // drops them if the sink is that far behind.
@@ -557,14 +635,18 @@ func (w *Writer) sink(events []storage.AuditEvent, outs []storage.AuditOutcome) 
 			w.opt.OnError(fmt.Errorf("audit: node %s: encoding outcome %d for the sink: %w", w.node, o.Seq, err))
 		}
 	}
+	w.sinkMu.Lock()
+	defer w.sinkMu.Unlock()
 	select {
 	case w.sinkLines <- buf.Bytes():
-		if w.dropping.CompareAndSwap(true, false) {
-			w.opt.OnError(fmt.Errorf("audit: node %s: the sink caught up; %d line(s) were dropped (the database has them)", w.node, w.dropped.Swap(0)))
+		if w.dropping {
+			w.opt.OnError(fmt.Errorf("audit: node %s: the sink caught up; %d line(s) were dropped (the database has them)", w.node, w.dropped))
+			w.dropping, w.dropped = false, 0
 		}
 	default:
-		w.dropped.Add(int64(len(events) + len(outs)))
-		if w.dropping.CompareAndSwap(false, true) {
+		w.dropped += int64(len(events) + len(outs))
+		if !w.dropping {
+			w.dropping = true
 			w.opt.OnError(fmt.Errorf("audit: node %s: the sink is not keeping up; dropping lines until it does (the database keeps every event)", w.node))
 		}
 	}
@@ -678,7 +760,12 @@ func (w *Writer) writeOutcomes(base context.Context) error {
 	w.backoff, w.retryAt = 0, time.Time{}
 	w.mu.Lock()
 	w.outcomes = w.outcomes[len(outs):] // only this goroutine removes; Complete appends
+	dropped := w.outcomesDropped
+	w.outcomesDropped = 0
 	w.mu.Unlock()
+	if dropped > 0 {
+		w.opt.OnError(fmt.Errorf("audit: node %s: the outcome queue has room again; %d outcome(s) were dropped (their events show no outcome)", w.node, dropped))
+	}
 	if stored < int64(len(outs)) {
 		w.opt.OnError(fmt.Errorf("audit: node %s: %d of %d outcome(s) found an outcome already stored for their event", w.node, int64(len(outs))-stored, len(outs)))
 	}

@@ -606,3 +606,112 @@ func TestAStalledSinkNeverStallsAppends(t *testing.T) {
 		t.Fatalf("%d event lines reached the sink of %d events: want some, not all (the rest were dropped)", events, n+1)
 	}
 }
+
+// lyingStore reports the first append as failed after storing it, as a
+// commit whose confirmation was lost (a timeout, a dropped connection)
+// looks to the writer.
+type lyingStore struct {
+	Store
+	lied bool
+}
+
+func (l *lyingStore) AppendAudit(ctx context.Context, b storage.AuditBatch) error {
+	if err := l.Store.AppendAudit(ctx, b); err != nil {
+		return err
+	}
+	if !l.lied && len(b.Events) > 0 {
+		l.lied = true
+		return fmt.Errorf("%w: connection reset during commit", storage.ErrUnavailable)
+	}
+	return nil
+}
+
+// A batch reported failed that was stored all the same is found by
+// re-reading the head: the next batch does not collide with it, and its
+// requests (refused with 503) get outcomes that say so.
+func TestAnUnconfirmedCommitIsSettledNotReused(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		errs := &errorLog{}
+		w := newWriter(t, &lyingStore{Store: db}, "n1", Options{OnError: errs.add})
+		if _, err := w.Append(ctx(), sample(1)); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("append whose commit did not confirm: %v, want ErrUnavailable", err)
+		}
+		seq, err := w.Append(ctx(), sample(2))
+		if err != nil || seq != 2 {
+			t.Fatalf("the next append = %d, %v; want seq 2 without a conflict", seq, err)
+		}
+		w.Complete(seq, Outcome{Status: 200})
+		closeWriter(t, w)
+		evs, err := db.AuditEvents(ctx(), "n1", 0, 10)
+		if err != nil || len(evs) != 2 {
+			t.Fatalf("events = %v, %v", evs, err)
+		}
+		if o := evs[0].Outcome; o == nil || o.Status != 503 || o.Error != unconfirmedError {
+			t.Fatalf("the unconfirmed event's outcome = %+v, want 503 %q", o, unconfirmedError)
+		}
+		if rep := mustVerify(t, db, map[string]int64{"n1": 2}); !rep.OK {
+			t.Fatalf("%+v %v", rep.Nodes, rep.Problem)
+		}
+		for _, err := range errs.all() {
+			if strings.Contains(err.Error(), "conflict") {
+				t.Fatalf("the writer reused a stored seq: %v", err)
+			}
+		}
+	})
+}
+
+// The sink does not depend on the database: Close gives it time to write
+// what is queued even when Close's context has already ended.
+func TestCloseWritesTheQueuedSinkLinesAfterItsContextEnds(t *testing.T) {
+	db := postgresLog(t)
+	sink := &gatedWriter{gate: make(chan struct{})}
+	w, err := NewWriter(ctx(), db, "n1", Options{Sink: sink, OnError: (&errorLog{}).add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := w.Append(ctx(), sample(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ended, cancel := context.WithCancel(ctx())
+	cancel()
+	time.AfterFunc(200*time.Millisecond, func() { close(sink.gate) })
+	_ = w.Close(ended) // outcomes were never completed: Close reports them
+	if got := strings.Count(sink.String(), `"type":"event"`); got != 5 {
+		t.Fatalf("%d of 5 event lines reached the sink", got)
+	}
+}
+
+// While the store refuses outcomes, their queue stays bounded: the excess
+// is dropped and reported, once when dropping starts and once, with the
+// count, when outcomes are stored again.
+func TestTheOutcomeQueueIsBounded(t *testing.T) {
+	db := postgresLog(t)
+	errs := &errorLog{}
+	w := newWriter(t, db, "n1", Options{OnError: errs.add, MaxQueuedOutcomes: 10})
+	lift := refuse(t, db, "{outcomes}")
+	for i := range 25 {
+		seq, err := w.Append(ctx(), sample(i))
+		if err != nil {
+			t.Fatalf("appends must go on while outcomes are refused: %v", err)
+		}
+		w.Complete(seq, Outcome{Status: 200})
+	}
+	if n := w.queuedOutcomes(); n != 10 {
+		t.Fatalf("%d outcomes queued, want the bound of 10", n)
+	}
+	lift()
+	eventually(t, "the dropped outcomes are reported", func() bool {
+		for _, err := range errs.all() {
+			if strings.Contains(err.Error(), "15 outcome(s) were dropped") {
+				return true
+			}
+		}
+		return false
+	})
+	closeWriter(t, w)
+	if n := db.count(t, `SELECT count(*) FROM {outcomes}`); n != 10 {
+		t.Fatalf("%d outcomes stored, want the 10 that were queued", n)
+	}
+}
