@@ -94,8 +94,9 @@ type AuditFilter struct {
 	AfterNode string
 	AfterSeq  int64
 	Limit     int
-	// MaxBytes, when positive, ends the page early: once the events read
-	// take MaxBytes (by Size), no more are read.
+	// MaxBytes, when positive, ends the page early: once the events kept
+	// take MaxBytes (by Size, an estimate), no more are kept (the driver
+	// may still receive, and discard, the rest of the LIMIT).
 	MaxBytes int
 }
 
