@@ -33,6 +33,10 @@ const pkiURLColumns = `issuing_certificates, crl_distribution_points, ocsp_serve
 // the queries that join pki_config (which has an id too).
 var pkiIssuerColumnsOfI = qualify("i", pkiIssuerColumns)
 
+// pkiSigningColumnsOfI is pkiIssuerColumnsOfI without the CRL, which
+// signing never needs and which grows with every revocation.
+var pkiSigningColumnsOfI = strings.Replace(pkiIssuerColumnsOfI, "i.crl, ", "NULL, ", 1)
+
 func qualify(alias, columns string) string {
 	parts := strings.Split(columns, ",")
 	for k, p := range parts {
@@ -132,10 +136,10 @@ func (db *DB) PKISigningIssuer(ctx context.Context, id string) (PKIIssuer, PKIUR
 	)
 	dest := append(row.dest(), urls.dest()...)
 	if id == "" {
-		err = db.q().QueryRowContext(ctx, `SELECT `+pkiIssuerColumnsOfI+`, c.issuing_certificates, c.crl_distribution_points, c.ocsp_servers
+		err = db.q().QueryRowContext(ctx, `SELECT `+pkiSigningColumnsOfI+`, c.issuing_certificates, c.crl_distribution_points, c.ocsp_servers
 			FROM pki_config c JOIN pki_issuers i ON i.id = c.default_issuer WHERE c.id = 1`).Scan(dest...)
 	} else {
-		err = db.q().QueryRowContext(ctx, `SELECT `+pkiIssuerColumnsOfI+`, c.issuing_certificates, c.crl_distribution_points, c.ocsp_servers
+		err = db.q().QueryRowContext(ctx, `SELECT `+pkiSigningColumnsOfI+`, c.issuing_certificates, c.crl_distribution_points, c.ocsp_servers
 			FROM pki_issuers i LEFT JOIN pki_config c ON c.id = 1 WHERE i.id = $1`, id).Scan(dest...)
 	}
 	if err != nil {

@@ -56,6 +56,9 @@ func testPKIURLs(t *testing.T, db *storage.DB) {
 		if err != nil || i.ID != wantID || string(i.KeyCiphertext) != "sealed-"+wantID || fmt.Sprintf("%+v", u) != fmt.Sprintf("%+v", want) {
 			t.Fatalf("signing issuer %q = %s with %+v, %v; want %s with %+v", id, i.ID, u, err, wantID, want)
 		}
+		if i.CRL != nil || i.Certificate != "PEM "+wantID || i.CRLNumber != 1 {
+			t.Fatalf("signing issuer %q: CRL %q (signing never needs it), certificate %q, CRL number %d", id, i.CRL, i.Certificate, i.CRLNumber)
+		}
 	}
 	if _, _, err := db.PKISigningIssuer(ctx(), "nope"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("an unknown issuer: %v", err)

@@ -63,6 +63,11 @@ func (s *countingStore) PKIIssuer(ctx context.Context, id string) (storage.PKIIs
 	return s.DB.PKIIssuer(ctx, id)
 }
 
+func (s *countingStore) PKISigningIssuer(ctx context.Context, id string) (storage.PKIIssuer, storage.PKIURLs, error) {
+	s.count(func(r *issuerReads) { r.Rows++ })
+	return s.DB.PKISigningIssuer(ctx, id)
+}
+
 func (s *countingStore) PKICertificate(ctx context.Context, serial string) (storage.PKICertificate, error) {
 	s.count(func(r *issuerReads) { r.Statuses++ })
 	return s.DB.PKICertificate(ctx, serial)
