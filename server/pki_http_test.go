@@ -817,3 +817,37 @@ func TestPKIPublicationSealedTidyAndDefault(t *testing.T) {
 		}
 	})
 }
+
+// A token whose policy grants update on pki/issue/web issues from role web
+// and nothing else: not from another role, not a CA, not a revocation;
+// what it issues still chains to the CA. Resources are as docs/pki.md says.
+func TestPKIAPolicyScopedToOneRole(t *testing.T) {
+	n := startNode(t, storagetest.SQLite(t), server.Config{})
+	_, root := n.initUnseal(1, 1)
+	ca := n.setupPKI(root)
+	for _, role := range []string{"web", "db"} {
+		mustStatus(t, n.do("POST", "/v1/pki/roles/"+role, root, `{"allowed_domains":"`+role+`.example.com","allow_subdomains":true,"key_type":"ec"}`), 200)
+	}
+	mustStatus(t, n.do("POST", "/v1/policies", root, `{"name":"web-certs","rules":[
+		{"path":"pki/issue/web","capabilities":["update"]},
+		{"path":"pki/roles/web","capabilities":["read"]}]}`), 204)
+	tok, _ := n.createToken(root, `{"policies":["web-certs"]}`)
+
+	issued := mustStatus(t, n.do("POST", "/v1/pki/issue/web", tok, `{"common_name":"api.web.example.com"}`), 200).Data(t)
+	leaf := pemCert(t, issued["certificate"].(string))
+	if err := verifyLeaf(leaf, ca.inter, ca.root, "api.web.example.com", x509.ExtKeyUsageServerAuth); err != nil {
+		t.Fatalf("the scoped token's certificate does not verify: %v", err)
+	}
+	mustStatus(t, n.do("GET", "/v1/pki/roles/web", tok, ""), 200)
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/pki/issue/db", `{"common_name":"x.db.example.com"}`},
+		{"GET", "/v1/pki/roles/db", ""},
+		{"POST", "/v1/pki/roles/web", `{"allowed_domains":"example.com","allow_subdomains":true}`},
+		{"POST", "/v1/pki/revoke", `{"serial_number":"` + issued["serial_number"].(string) + `"}`},
+		{"POST", "/v1/pki/ca/intermediate/generate", `{"common_name":"Rogue CA","key_type":"ec"}`},
+		{"POST", "/v1/pki/sign/web", `{"csr":"-"}`},
+		{"GET", "/v1/pki/cert/" + issued["serial_number"].(string), ""},
+	} {
+		mustError(t, n.do(c.method, c.path, tok, c.body), 403, "permission denied")
+	}
+}
