@@ -27,6 +27,7 @@ var pkiCases = []engineCase{
 	{"concurrent revocations each get their own CRL number", testPKIConcurrentRevoke},
 	{"tidy removes expired certificates and names their issuers", testPKITidy},
 	{"URL lists are set one by one, kept, cleared and read with the signing issuer", testPKIURLs},
+	{"the signing read tells whether a serial was issued here and revoked", testPKISigningSerial},
 	{"concurrent writes of different URL lists all hold", testPKIConcurrentURLWrites},
 }
 
@@ -332,5 +333,34 @@ func testPKITidy(t *testing.T, db *storage.DB) {
 	}
 	if serials, _ := db.PKICertificateSerials(ctx()); fmt.Sprint(serials) != "[03]" {
 		t.Fatalf("left: %v", serials)
+	}
+}
+
+func testPKISigningSerial(t *testing.T, db *storage.DB) {
+	if err := db.CreatePKIIssuer(ctx(), issuer("ca", true), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreatePKICertificate(ctx(), cert("0a:01", "ca", t0.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"", "ca"} {
+		sg, err := db.PKISigningIssuer(ctx(), id, "0a:01")
+		if err != nil || sg.Issuer.ID != "ca" || !sg.SerialIssued || !sg.SerialRevokedAt.IsZero() {
+			t.Fatalf("issuer %q, a live serial: %+v, %v", id, sg, err)
+		}
+		if sg, err := db.PKISigningIssuer(ctx(), id, "0a:02"); err != nil || sg.SerialIssued {
+			t.Fatalf("issuer %q, a serial never issued here: %+v, %v", id, sg, err)
+		}
+	}
+	var (
+		seen []int64
+		mu   sync.Mutex
+	)
+	if _, err := db.RevokePKICertificate(ctx(), "0a:01", t0, countingBuild(&seen, &mu)); err != nil {
+		t.Fatal(err)
+	}
+	sg, err := db.PKISigningIssuer(ctx(), "", "0a:01")
+	if err != nil || !sg.SerialIssued || !sg.SerialRevokedAt.Equal(t0) {
+		t.Fatalf("a revoked serial: %+v, %v; want revoked at %s", sg, err, t0)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // PKIURLs are where the engine's issuers, CRLs and OCSP responder are
@@ -125,29 +126,47 @@ func (db *DB) PKIURLs(ctx context.Context) (PKIURLs, error) {
 	return row.urls()
 }
 
+// PKISigning is what issuance reads in one round trip: the issuer
+// (without its CRL), the URLs the certificates it signs must carry, and the
+// revocation of the certificate with the serial the caller asked about
+// (the issuer's own, when the caller knows it).
+type PKISigning struct {
+	Issuer PKIIssuer
+	URLs   PKIURLs
+	// SerialIssued is true when the serial asked about is a certificate
+	// stored here, SerialRevokedAt when it was revoked (zero: it was not).
+	SerialIssued    bool
+	SerialRevokedAt time.Time
+}
+
 // PKISigningIssuer reads an issuer as PKIIssuer does ("" : the default)
-// and, in the same query, the URLs the certificates it signs must carry:
-// issuance reads both per request without a second round trip.
-func (db *DB) PKISigningIssuer(ctx context.Context, id string) (PKIIssuer, PKIURLs, error) {
+// and, in the same query, the URLs and the revocation of the certificate
+// serial names ("" asks about none).
+func (db *DB) PKISigningIssuer(ctx context.Context, id, serial string) (PKISigning, error) {
 	var (
-		row  issuerRow
-		urls urlRow
-		err  error
+		row     issuerRow
+		urls    urlRow
+		issued  bool
+		revoked sql.NullTime
+		err     error
 	)
-	dest := append(row.dest(), urls.dest()...)
+	dest := append(append(row.dest(), urls.dest()...), &issued, &revoked)
+	const cols = `, c.issuing_certificates, c.crl_distribution_points, c.ocsp_servers, r.serial IS NOT NULL, r.revoked_at`
 	if id == "" {
-		err = db.q().QueryRowContext(ctx, `SELECT `+pkiSigningColumnsOfI+`, c.issuing_certificates, c.crl_distribution_points, c.ocsp_servers
-			FROM pki_config c JOIN pki_issuers i ON i.id = c.default_issuer WHERE c.id = 1`).Scan(dest...)
+		err = db.q().QueryRowContext(ctx, `SELECT `+pkiSigningColumnsOfI+cols+`
+			FROM pki_config c JOIN pki_issuers i ON i.id = c.default_issuer
+			LEFT JOIN certificates r ON r.serial = $1 WHERE c.id = 1`, serial).Scan(dest...)
 	} else {
-		err = db.q().QueryRowContext(ctx, `SELECT `+pkiSigningColumnsOfI+`, c.issuing_certificates, c.crl_distribution_points, c.ocsp_servers
-			FROM pki_issuers i LEFT JOIN pki_config c ON c.id = 1 WHERE i.id = $1`, id).Scan(dest...)
+		err = db.q().QueryRowContext(ctx, `SELECT `+pkiSigningColumnsOfI+cols+`
+			FROM pki_issuers i LEFT JOIN pki_config c ON c.id = 1
+			LEFT JOIN certificates r ON r.serial = $2 WHERE i.id = $1`, id, serial).Scan(dest...)
 	}
 	if err != nil {
-		return PKIIssuer{}, PKIURLs{}, notFound(err)
+		return PKISigning{}, notFound(err)
 	}
 	u, err := urls.urls()
 	if err != nil {
-		return PKIIssuer{}, PKIURLs{}, err
+		return PKISigning{}, err
 	}
-	return row.issuer(), u, nil
+	return PKISigning{Issuer: row.issuer(), URLs: u, SerialIssued: issued, SerialRevokedAt: timeOf(revoked)}, nil
 }

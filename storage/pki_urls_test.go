@@ -19,10 +19,10 @@ func testPKIURLs(t *testing.T, db *storage.DB) {
 	if err := db.CreatePKIIssuer(ctx(), issuer("pending", false), false); err != nil {
 		t.Fatal(err)
 	}
-	if i, u, err := db.PKISigningIssuer(ctx(), "pending"); err != nil || i.ID != "pending" || u.OCSPServers != nil {
-		t.Fatalf("an issuer without a config row: %+v, %+v, %v", i, u, err)
+	if sg, err := db.PKISigningIssuer(ctx(), "pending", ""); err != nil || sg.Issuer.ID != "pending" || sg.URLs.OCSPServers != nil || sg.SerialIssued {
+		t.Fatalf("an issuer without a config row: %+v, %v", sg, err)
 	}
-	if _, _, err := db.PKISigningIssuer(ctx(), ""); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := db.PKISigningIssuer(ctx(), "", ""); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("the default issuer before there is one: %v", err)
 	}
 
@@ -48,7 +48,8 @@ func testPKIURLs(t *testing.T, db *storage.DB) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"", "inter", "root"} {
-		i, u, err := db.PKISigningIssuer(ctx(), id)
+		sg, err := db.PKISigningIssuer(ctx(), id, "")
+		i, u := sg.Issuer, sg.URLs
 		wantID := id
 		if id == "" {
 			wantID = "inter"
@@ -60,7 +61,7 @@ func testPKIURLs(t *testing.T, db *storage.DB) {
 			t.Fatalf("signing issuer %q: CRL %q (signing never needs it), certificate %q, CRL number %d", id, i.CRL, i.Certificate, i.CRLNumber)
 		}
 	}
-	if _, _, err := db.PKISigningIssuer(ctx(), "nope"); !errors.Is(err, storage.ErrNotFound) {
+	if _, err := db.PKISigningIssuer(ctx(), "nope", ""); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("an unknown issuer: %v", err)
 	}
 

@@ -86,7 +86,8 @@ func (e *Engine) ocspIssuer(ctx context.Context, req *ocsp.Request) (storage.PKI
 			return storage.PKIIssuer{}, false, nil
 		}
 	}
-	row, _, err := e.store.PKISigningIssuer(ctx, found.id) // without its CRL
+	sg, err := e.store.PKISigningIssuer(ctx, found.id, "") // without its CRL
+	row := sg.Issuer
 	switch {
 	case errors.Is(err, storage.ErrNotFound), err == nil && row.Certificate != found.certificate:
 		// Not the issuer indexed (a database restored under this node):

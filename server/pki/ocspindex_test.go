@@ -63,9 +63,9 @@ func (s *countingStore) PKIIssuer(ctx context.Context, id string) (storage.PKIIs
 	return s.DB.PKIIssuer(ctx, id)
 }
 
-func (s *countingStore) PKISigningIssuer(ctx context.Context, id string) (storage.PKIIssuer, storage.PKIURLs, error) {
+func (s *countingStore) PKISigningIssuer(ctx context.Context, id, serial string) (storage.PKISigning, error) {
 	s.count(func(r *issuerReads) { r.Rows++ })
-	return s.DB.PKISigningIssuer(ctx, id)
+	return s.DB.PKISigningIssuer(ctx, id, serial)
 }
 
 func (s *countingStore) PKICertificate(ctx context.Context, serial string) (storage.PKICertificate, error) {
@@ -384,3 +384,33 @@ func TestOCSPChecksTheIssuerNameHash(t *testing.T) {
 		})
 	}
 }
+
+// Issuing with a warm signer cache is one issuer read that also answers
+// whether the issuer's own certificate is revoked: no separate status read.
+// A cold cache reads the status apart, once.
+func TestIssuanceAsksAboutItsIssuerInTheSameRead(t *testing.T) {
+	f := newOCSPFixture(t)
+	ctx := context.Background()
+	anyName := true
+	if _, err := f.e.WriteRole(ctx, "web", RoleSettings{AllowAnyName: &anyName, KeyType: ptrTo(KeyEC)}); err != nil {
+		t.Fatal(err)
+	}
+	f.e.Forget() // a cold cache, as after an unseal
+	issue := func() issuerReads {
+		before := f.store.since(issuerReads{})
+		if _, err := f.e.Issue(ctx, "web", IssueRequest{CommonName: "a.example.com"}); err != nil {
+			t.Fatal(err)
+		}
+		return f.store.since(before)
+	}
+	if got := issue(); got.Rows != 1 || got.Statuses != 1 {
+		t.Fatalf("a cold issuance read %+v; want one issuer row and one status", got)
+	}
+	for range 3 {
+		if got := issue(); got.Rows != 1 || got.Statuses != 0 {
+			t.Fatalf("a warm issuance read %+v; want one issuer row and no separate status", got)
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }

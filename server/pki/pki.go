@@ -35,7 +35,7 @@ type Store interface {
 	PKIIssuers(ctx context.Context) ([]storage.PKIIssuer, string, error)
 	PKIIssuerExpiries(ctx context.Context) ([]storage.PKIIssuerExpiry, error)
 	PKIIssuerCertificates(ctx context.Context) ([]storage.PKIIssuerCertificate, error)
-	PKISigningIssuer(ctx context.Context, id string) (storage.PKIIssuer, storage.PKIURLs, error)
+	PKISigningIssuer(ctx context.Context, id, serial string) (storage.PKISigning, error)
 	UpdatePKIURLs(ctx context.Context, change storage.PKIURLsChange) (storage.PKIURLs, error)
 	PKIURLs(ctx context.Context) (storage.PKIURLs, error)
 	PutPKIRole(ctx context.Context, name, document string, now time.Time) error
@@ -68,6 +68,9 @@ type Engine struct {
 	mu      sync.Mutex
 	signers map[string]*signer
 	epoch   uint64
+	// lastDefault is the id the default issuer had at the last signing
+	// read: its cached certificate's serial is asked about with the next.
+	lastDefault string
 
 	// ocspIndex finds the issuer an OCSP request names. It holds no key,
 	// so Forget leaves it.
@@ -108,22 +111,51 @@ func keyPath(id string) string { return "pki/issuers/" + id + "/key" }
 // query: a URL change on any node reaches the next certificate. It refuses
 // a pending or revoked issuer.
 func (e *Engine) signerFor(ctx context.Context, id string) (*signer, storage.PKIURLs, error) {
-	row, urls, err := e.store.PKISigningIssuer(ctx, id)
+	guess := e.cachedSerial(id)
+	sg, err := e.store.PKISigningIssuer(ctx, id, guess)
 	switch {
 	case errors.Is(err, storage.ErrNotFound) && id == "":
-		return nil, urls, ErrNoIssuer
+		return nil, sg.URLs, ErrNoIssuer
 	case errors.Is(err, storage.ErrNotFound):
-		return nil, urls, ErrIssuerNotFound
+		return nil, sg.URLs, ErrIssuerNotFound
 	case err != nil:
-		return nil, urls, err
-	case row.Certificate == "":
-		return nil, urls, fault.Invalidf("issuer %s has no certificate yet: its CSR must be signed and given to set-signed", row.ID)
+		return nil, sg.URLs, err
+	case sg.Issuer.Certificate == "":
+		return nil, sg.URLs, fault.Invalidf("issuer %s has no certificate yet: its CSR must be signed and given to set-signed", sg.Issuer.ID)
 	}
-	s, err := e.signerOf(ctx, row)
+	s, err := e.signerOf(ctx, sg.Issuer)
 	if err != nil {
-		return nil, urls, err
+		return nil, sg.URLs, err
 	}
-	return s, urls, e.checkNotRevoked(ctx, s)
+	if id == "" {
+		e.mu.Lock()
+		e.lastDefault = sg.Issuer.ID
+		e.mu.Unlock()
+	}
+	serial := FormatSerial(s.cert.SerialNumber)
+	if guess != serial {
+		// The read asked about another certificate (nothing cached yet,
+		// or the issuer changed): ask about this one.
+		return s, sg.URLs, e.checkNotRevoked(ctx, s)
+	}
+	if !sg.SerialRevokedAt.IsZero() {
+		return nil, sg.URLs, revokedIssuer(s, serial, sg.SerialRevokedAt)
+	}
+	return s, sg.URLs, nil
+}
+
+// cachedSerial is the serial of the certificate of the issuer id names
+// ("" : the default as last read), as cached, or "" if none is.
+func (e *Engine) cachedSerial(id string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if id == "" {
+		id = e.lastDefault
+	}
+	if s := e.signers[id]; s != nil {
+		return FormatSerial(s.cert.SerialNumber)
+	}
+	return ""
 }
 
 // checkNotRevoked refuses an issuer whose own certificate, made here by
@@ -137,10 +169,14 @@ func (e *Engine) checkNotRevoked(ctx context.Context, s *signer) error {
 	case err != nil:
 		return err
 	case !c.RevokedAt.IsZero():
-		return fault.Invalidf("issuer %s is revoked (its certificate %s was revoked at %s): it can no longer issue",
-			s.row.ID, c.Serial, c.RevokedAt.UTC().Format(time.RFC3339))
+		return revokedIssuer(s, c.Serial, c.RevokedAt)
 	}
 	return nil
+}
+
+func revokedIssuer(s *signer, serial string, at time.Time) error {
+	return fault.Invalidf("issuer %s is revoked (its certificate %s was revoked at %s): it can no longer issue",
+		s.row.ID, serial, at.UTC().Format(time.RFC3339))
 }
 
 // signerOf decrypts and parses row's key, or reuses the cached one. The
