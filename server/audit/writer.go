@@ -144,6 +144,11 @@ type Writer struct {
 	closeCtx        context.Context
 	closeErr        error
 
+	// run is the context every commit runs under; it ends when Close's
+	// context does, so no commit outlives Close by CommitTimeout.
+	run       context.Context
+	cancelRun context.CancelFunc
+
 	// Owned by the appender.
 	base           context.Context // commits run under it: Close's context once closing
 	lastCheckpoint int64
@@ -198,8 +203,9 @@ func NewWriter(ctx context.Context, store Store, node string, opt Options) (*Wri
 		appendsDone: make(chan struct{}),
 		stopped:     make(chan struct{}),
 		awaiting:    map[int64]string{},
-		base:        context.Background(),
 	}
+	w.run, w.cancelRun = context.WithCancel(context.Background())
+	w.base = w.run
 	w.adoptHead(h)
 	if opt.Sink != nil {
 		w.sinkLines, w.sinkDone = make(chan []byte, sinkQueue), make(chan struct{})
@@ -395,9 +401,12 @@ func (w *Writer) Close(ctx context.Context) error {
 	}
 	w.mu.Unlock()
 	if first {
+		// Commits under way when ctx ends are cancelled with it.
+		context.AfterFunc(ctx, w.cancelRun)
 		close(w.quit)
 	}
 	<-w.stopped // the shutdown ends soon after ctx does: its commits run under ctx
+	w.cancelRun()
 	sinkErr := w.closeSink(ctx)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -725,7 +734,7 @@ func (w *Writer) outcomeWriter() {
 			return
 		}
 		if !time.Now().Before(w.retryAt) {
-			_ = w.writeOutcomes(context.Background())
+			_ = w.writeOutcomes(w.run)
 		}
 		if w.queuedOutcomes() > 0 && !armed {
 			timer.Reset(max(w.opt.OutcomeDelay, time.Until(w.retryAt)))

@@ -243,17 +243,7 @@ func TestNodesKeepTheirOwnChains(t *testing.T) {
 // A node whose store transaction is stuck must not hold up another node.
 func TestANodeNeverWaitsOnAnother(t *testing.T) {
 	db := postgresLog(t)
-	db.exec(t, `CREATE FUNCTION audit.hold() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN IF NEW.node = 'a' THEN PERFORM pg_advisory_xact_lock(4242); END IF; RETURN NEW; END $$`)
-	db.exec(t, `CREATE TRIGGER hold BEFORE INSERT ON {events} FOR EACH ROW EXECUTE FUNCTION audit.hold()`)
-	lock, err := db.raw.Conn(ctx())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if _, err := lock.ExecContext(ctx(), `SELECT pg_advisory_lock(4242)`); err != nil {
-		t.Fatal(err)
-	}
+	release := holdInserts(t, db, `NEW.node = 'a'`)
 	a, b := newWriter(t, db, "a", Options{}), newWriter(t, db, "b", Options{})
 	aDone := make(chan error, 1)
 	go func() {
@@ -274,9 +264,7 @@ func TestANodeNeverWaitsOnAnother(t *testing.T) {
 		t.Fatalf("node a's append finished while its store was held: %v", err)
 	default:
 	}
-	if _, err := lock.ExecContext(ctx(), `SELECT pg_advisory_unlock(4242)`); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if err := <-aDone; err != nil {
 		t.Fatalf("node a after the release: %v", err)
 	}
@@ -713,5 +701,61 @@ func TestTheOutcomeQueueIsBounded(t *testing.T) {
 	closeWriter(t, w)
 	if n := db.count(t, `SELECT count(*) FROM {outcomes}`); n != 10 {
 		t.Fatalf("%d outcomes stored, want the 10 that were queued", n)
+	}
+}
+
+// Close returns soon after its context ends even with a commit stuck in
+// the database (here, behind a lock): the commit is cancelled with it
+// rather than left to run out its CommitTimeout.
+func TestCloseDoesNotOutliveItsContext(t *testing.T) {
+	db := postgresLog(t)
+	holdInserts(t, db, `true`)
+	w, err := NewWriter(ctx(), db, "n1", Options{CommitTimeout: time.Minute, OnError: (&errorLog{}).add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appended := make(chan error, 1)
+	go func() {
+		_, err := w.Append(ctx(), sample(1))
+		appended <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the batch is now waiting on the lock
+	c, cancel := context.WithTimeout(ctx(), 300*time.Millisecond)
+	defer cancel()
+	closed := make(chan struct{})
+	go func() {
+		_ = w.Close(c)
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close outlived its context by the commit timeout")
+	}
+	if err := <-appended; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("the append cut short by Close: %v, want ErrUnavailable", err)
+	}
+}
+
+// holdInserts makes inserts into {events} whose row meets cond (SQL on NEW)
+// wait on an advisory lock the test holds, as a stuck transaction would;
+// release lets them through (and so does the test's end).
+func holdInserts(t *testing.T, db logDB, cond string) (release func()) {
+	t.Helper()
+	db.exec(t, `CREATE FUNCTION audit.hold() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF `+cond+` THEN PERFORM pg_advisory_xact_lock(4242); END IF; RETURN NEW; END $$`)
+	db.exec(t, `CREATE TRIGGER hold BEFORE INSERT ON {events} FOR EACH ROW EXECUTE FUNCTION audit.hold()`)
+	lock, err := db.raw.Conn(ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
+	if _, err := lock.ExecContext(ctx(), `SELECT pg_advisory_lock(4242)`); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if _, err := lock.ExecContext(ctx(), `SELECT pg_advisory_unlock(4242)`); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
