@@ -212,6 +212,11 @@ func (s *Server) auditRefusal(r *http.Request, status int, msg string) error {
 		return errAuditUnavailable
 	}
 	st.auditSeq = -1 // recorded complete: nothing to complete later
+	// A refused request that authenticated still takes one of a limited
+	// token's uses, as in Vault (so a limited token cannot probe its
+	// policies without end) — but only now that its event is stored.
+	// If the uses ran out meanwhile, the answer is an error anyway.
+	_ = s.spendUse(r)
 	return nil
 }
 

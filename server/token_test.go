@@ -122,11 +122,12 @@ func TestTokenLifecycle(t *testing.T) {
 			mustError(t, n.do("GET", "/v1/auth/token/lookup-self", tok, ""), 403, "invalid or expired")
 			mustError(t, n.do("POST", "/v1/auth/token/lookup-accessor", root, `{"accessor":"`+acc+`"}`), 404, "token not found")
 
-			// A request its policies refuse takes no use: it did nothing.
-			denied, _ := n.createToken(root, `{"policies":["default"],"num_uses":2}`)
+			// A request its policies refuse takes a use too, as in Vault: a
+			// limited token cannot probe its policies without end.
+			denied, _ := n.createToken(root, `{"policies":["default"],"num_uses":3}`)
 			mustStatus(t, n.do("GET", "/v1/secrets/static/not/allowed", denied, ""), 403)
 			if d := mustStatus(t, n.do("GET", "/v1/auth/token/lookup-self", denied, ""), 200).Data(t); d["num_uses"] != 1.0 {
-				t.Fatalf("after a denied request and a lookup, num_uses = %v, want 1 of 2", d["num_uses"])
+				t.Fatalf("after a denied request and a lookup, num_uses = %v, want 1 of 3", d["num_uses"])
 			}
 
 			last, _ := n.createToken(root, `{"policies":["default"],"num_uses":1}`)

@@ -391,8 +391,11 @@ func (w *Writer) signalOutcome() {
 
 // Close stops accepting events, writes what is queued, flushes outcomes
 // (retrying until ctx ends) and writes a final checkpoint if keys are set.
-// It returns, soon after ctx ends at the latest, an error if outcomes or
-// the checkpoint could not be written (also given to OnError).
+// It returns soon after ctx ends at the latest, an error if outcomes or
+// the checkpoint could not be written (also given to OnError); with a
+// sink, the lines still queued get sinkGrace after that even if ctx has
+// ended, as the sink does not depend on the database. A second Close
+// waits for the first, or for its own ctx.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
 	first := !w.closed
@@ -400,12 +403,19 @@ func (w *Writer) Close(ctx context.Context) error {
 		w.closed, w.closeCtx = true, ctx
 	}
 	w.mu.Unlock()
-	if first {
+	if !first {
+		select {
+		case <-w.stopped:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	} else {
 		// Commits under way when ctx ends are cancelled with it.
-		context.AfterFunc(ctx, w.cancelRun)
+		stop := context.AfterFunc(ctx, w.cancelRun)
 		close(w.quit)
+		<-w.stopped // the shutdown ends soon after ctx does: its commits run under ctx
+		stop()
 	}
-	<-w.stopped // the shutdown ends soon after ctx does: its commits run under ctx
 	w.cancelRun()
 	sinkErr := w.closeSink(ctx)
 	w.mu.Lock()
