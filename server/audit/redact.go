@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -12,13 +13,21 @@ import (
 // are recorded as null rather than walked on an attacker's terms.
 const maxRedactDepth = 256
 
+// MaxRedactedBytes bounds a redacted body. Every string becomes a 77-byte
+// HMAC, so a 1 MiB body of short strings would grow twentyfold (and cost
+// a quarter of a million HMACs), from anyone, since refused requests are
+// audited too. Past the bound redaction stops and the event records a
+// summary instead: {"truncated":true,"bytes":N,"body":"<HMAC of the body>"}.
+const MaxRedactedBytes = 64 << 10
+
 var null = json.RawMessage("null")
 
 // RedactJSON returns body with every string value, at any depth, replaced
 // by its k.HMAC; object keys, numbers (as written), booleans and nulls stay
 // and the order is kept. Invalid JSON, trailing data, nesting deeper than
 // 256 levels or nil keys (sealed) give null: nothing of the body is
-// recorded then.
+// recorded then. A body whose redaction would pass MaxRedactedBytes gives
+// a summary with the HMAC of the whole body.
 func RedactJSON(body []byte, k *Keys) json.RawMessage {
 	if k == nil {
 		return null
@@ -26,7 +35,13 @@ func RedactJSON(body []byte, k *Keys) json.RawMessage {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var out bytes.Buffer
-	if err := redactValue(dec, &out, k, 0); err != nil {
+	if err := redactValue(dec, &out, k, 0); errors.Is(err, errTooBig) {
+		var sum bytes.Buffer
+		sum.WriteString(`{"truncated":true,"bytes":` + strconv.Itoa(len(body)) + `,"body":`)
+		writeString(&sum, k.HMAC(string(body)))
+		sum.WriteByte('}')
+		return sum.Bytes()
+	} else if err != nil {
 		return null
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -35,7 +50,10 @@ func RedactJSON(body []byte, k *Keys) json.RawMessage {
 	return out.Bytes()
 }
 
-var errTooDeep = errors.New("audit: JSON nested too deeply")
+var (
+	errTooDeep = errors.New("audit: JSON nested too deeply")
+	errTooBig  = errors.New("audit: redacted body too big")
+)
 
 func redactValue(dec *json.Decoder, out *bytes.Buffer, k *Keys, depth int) error {
 	tok, err := dec.Token()
@@ -84,6 +102,9 @@ func redactValue(dec *json.Decoder, out *bytes.Buffer, k *Keys, depth int) error
 		}
 	case nil:
 		out.WriteString("null")
+	}
+	if out.Len() > MaxRedactedBytes {
+		return errTooBig // stop now: no more HMACs for this body
 	}
 	return nil
 }

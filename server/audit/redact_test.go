@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRedactJSON(t *testing.T) {
@@ -116,4 +117,35 @@ func stringValues(doc []byte) []string {
 	}
 	walk()
 	return out
+}
+
+// A body whose redaction would be huge (short strings each become a 77-byte
+// HMAC) is recorded as a summary: its size and the HMAC of the whole body,
+// which still matches the body by sys/audit-hash, and passes the writer.
+func TestRedactJSONSummarizesWhatWouldBeHuge(t *testing.T) {
+	for name, body := range map[string]string{
+		"short strings": `[` + strings.TrimSuffix(strings.Repeat(`"a",`, 50000), ",") + `]`,
+		"numbers":       `[` + strings.TrimSuffix(strings.Repeat(`12345678,`, 20000), ",") + `]`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := RedactJSON([]byte(body), testKeys)
+			var sum struct {
+				Truncated bool   `json:"truncated"`
+				Bytes     int    `json:"bytes"`
+				Body      string `json:"body"`
+			}
+			if err := json.Unmarshal(got, &sum); err != nil || !sum.Truncated || sum.Bytes != len(body) || sum.Body != testKeys.HMAC(body) {
+				t.Fatalf("redacting a %d-byte body gave %d bytes: %.200s", len(body), len(got), got)
+			}
+			e := sample(1)
+			e.RequestData = got
+			if _, err := e.stored(time.Now); err != nil {
+				t.Fatalf("the writer refuses the summary: %v", err)
+			}
+		})
+	}
+	small := `{"password":"hunter2","n":[1,2]}`
+	if got := string(RedactJSON([]byte(small), testKeys)); strings.Contains(got, "truncated") || !strings.Contains(got, testKeys.HMAC("hunter2")) {
+		t.Fatalf("a small body was summarized: %s", got)
+	}
 }
