@@ -354,6 +354,11 @@ func reloadCertificate(cert *servedCertificate, log *slog.Logger) {
 	log.Info("TLS certificate reloaded", cert.describe()...)
 }
 
+// maxHeaderBytes bounds a request's line and headers. Go's default is
+// 1 MiB; every request, even an anonymous one, is audited with its path,
+// so a path is kept to what a real client sends.
+const maxHeaderBytes = 64 << 10
+
 // newHTTPServer serves handler with the connection deadlines above.
 //
 // WriteTimeout stays unset on purpose: it would bound every response,
@@ -366,6 +371,7 @@ func newHTTPServer(handler http.Handler, log *slog.Logger) *http.Server {
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }

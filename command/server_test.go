@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -293,6 +294,43 @@ func TestServerCommandStartFailures(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A request whose line and headers pass 64 KiB is refused by the HTTP
+// server itself (431) and never reaches the audit log, which would keep
+// its path.
+func TestServerRefusesHugeRequestLines(t *testing.T) {
+	var reached atomic.Bool
+	hs := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Store(true) }), slog.New(slog.DiscardHandler))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = hs.Serve(l) }()
+	t.Cleanup(func() { hs.Close() })
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"/v1/secrets/static/" + strings.Repeat("a", 2000), http.StatusOK},
+		{"/v1/secrets/static/" + strings.Repeat("a", 100<<10), http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		reached.Store(false)
+		resp, err := http.Get("http://" + l.Addr().String() + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if c.want == http.StatusOK {
+			if !reached.Load() || resp.StatusCode != http.StatusOK {
+				t.Fatalf("a %d-byte path did not reach the handler", len(c.path))
+			}
+			continue
+		}
+		if resp.StatusCode != c.want || reached.Load() {
+			t.Fatalf("a %d-byte path: status %d (handler reached: %t), want %d", len(c.path), resp.StatusCode, reached.Load(), c.want)
+		}
 	}
 }
 
