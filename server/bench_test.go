@@ -17,15 +17,17 @@ import (
 	"github.com/secrethub/secrethub/storage/storagetest"
 )
 
+// benchEngines are the stores the benchmarks run on, each fresh.
+var benchEngines = []struct {
+	name string
+	open func(testing.TB) *storage.DB
+}{{"sqlite", storagetest.SQLite}, {"postgres", storagetest.Postgres}}
+
 // BenchmarkKV measures a static secret read and write through the whole
 // stack: a real loopback listener, token check, policy decision, barrier
 // and database, on each engine. Run with `make bench`.
 func BenchmarkKV(b *testing.B) {
-	engines := []struct {
-		name string
-		open func(testing.TB) *storage.DB
-	}{{"sqlite", storagetest.SQLite}, {"postgres", storagetest.Postgres}}
-	for _, e := range engines {
+	for _, e := range benchEngines {
 		b.Run(e.name, func(b *testing.B) {
 			hs, root := benchNode(b, e.open(b))
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -67,11 +69,7 @@ func BenchmarkKV(b *testing.B) {
 // stack on each engine: one read of the secret ID with its role, then one
 // transaction storing the token. (Secret IDs here have unlimited uses.)
 func BenchmarkAppRoleLogin(b *testing.B) {
-	engines := []struct {
-		name string
-		open func(testing.TB) *storage.DB
-	}{{"sqlite", storagetest.SQLite}, {"postgres", storagetest.Postgres}}
-	for _, e := range engines {
+	for _, e := range benchEngines {
 		b.Run(e.name, func(b *testing.B) {
 			hs, root := benchNode(b, e.open(b))
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

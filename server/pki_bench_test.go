@@ -4,9 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/secrethub/secrethub/storage"
-	"github.com/secrethub/secrethub/storage/storagetest"
 )
 
 // BenchmarkPKIIssue measures issuing through the whole HTTP stack, each
@@ -14,11 +11,7 @@ import (
 // 1e9/ns_per_op), signing a P-256 CSR, and an RSA-2048 leaf, which is
 // bound by key generation and reported apart. The CA is EC P-256.
 func BenchmarkPKIIssue(b *testing.B) {
-	engines := []struct {
-		name string
-		open func(testing.TB) *storage.DB
-	}{{"sqlite", storagetest.SQLite}, {"postgres", storagetest.Postgres}}
-	for _, e := range engines {
+	for _, e := range benchEngines {
 		b.Run(e.name, func(b *testing.B) {
 			hs, root := benchNode(b, e.open(b))
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

@@ -459,22 +459,10 @@ func (db *DB) AuditHead(ctx context.Context, node string) (AuditHead, error) {
 	return h, nil
 }
 
-// AuditNodes lists every node with a stored event or checkpoint, by name.
+// AuditNodes lists every node with a stored event or checkpoint, by name
+// in byte order.
 func (db *DB) AuditNodes(ctx context.Context) ([]string, error) {
-	rows, err := db.q().QueryContext(ctx, db.auditSQL(`SELECT node FROM {events} UNION SELECT node FROM {chain} ORDER BY node`))
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, classify(err)
-		}
-		out = append(out, n)
-	}
-	return out, classify(rows.Err())
+	return sortedStrings(db.q().QueryContext(ctx, db.auditSQL(`SELECT node FROM {events} UNION SELECT node FROM {chain}`)))
 }
 
 // AuditEvents returns up to limit of a node's events after seq, in seq order.

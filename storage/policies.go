@@ -66,22 +66,9 @@ func (db *DB) Policy(ctx context.Context, name string) (PolicyRecord, error) {
 	return p, nil
 }
 
-// PolicyNames lists every stored policy's name, sorted.
+// PolicyNames lists every stored policy's name in byte order.
 func (db *DB) PolicyNames(ctx context.Context) ([]string, error) {
-	rows, err := db.q().QueryContext(ctx, `SELECT name FROM policies ORDER BY name`)
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, classify(err)
-		}
-		out = append(out, n)
-	}
-	return out, classify(rows.Err())
+	return sortedStrings(db.q().QueryContext(ctx, `SELECT name FROM policies`))
 }
 
 // DeletePolicy removes a policy; ErrNotFound if there was none.
