@@ -1,11 +1,8 @@
 package server
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/secrethub/secrethub/server/audit"
@@ -128,33 +125,8 @@ func (s *Server) handleAuditPrune(w http.ResponseWriter, r *http.Request) error 
 			"by_accessor", callerToken(r.Context()).Accessor)
 	}
 	if err != nil {
-		return partialPrune(err, removed)
+		return err
 	}
 	s.respondData(w, r, map[string]any{"removed": removed})
 	return nil
-}
-
-// partialPrune turns a prune's refusals (one per node whose log fails
-// verification) into one answer naming every such node and saying what
-// was pruned all the same on the others, so the caller is not left to
-// guess. Other errors pass through (the count is in the log).
-func partialPrune(err error, removed int64) error {
-	var msgs []string
-	for _, e := range flatten(err) {
-		var f *fault.Error
-		if !errors.As(e, &f) || f.Kind != fault.Conflict {
-			return err
-		}
-		msgs = append(msgs, f.Msg)
-	}
-	return &fault.Error{Kind: fault.Conflict, Err: err,
-		Msg: fmt.Sprintf("%s (%d event(s) were pruned on the nodes whose logs verify)", strings.Join(msgs, "; "), removed)}
-}
-
-// flatten lists the errors errors.Join put together (err itself otherwise).
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }

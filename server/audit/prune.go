@@ -3,6 +3,8 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/secrethub/secrethub/server/fault"
@@ -21,7 +23,8 @@ var ErrTampered = errors.New("audit: the log fails verification")
 // and not yet checkpointed wait for a later prune; and it never removes an
 // event at or after before, even when times and seqs disagree. A node whose
 // chain fails verification there is left whole and its problem returned
-// (wrapping ErrTampered), after the other nodes are pruned.
+// (wrapping ErrTampered), after the other nodes are pruned: one Conflict
+// fault naming every such node and saying how many events went elsewhere.
 func Prune(ctx context.Context, a Archive, k *Keys, before time.Time) (removed int64, err error) {
 	if k == nil {
 		return 0, ErrKeysUnavailable
@@ -30,7 +33,7 @@ func Prune(ctx context.Context, a Archive, k *Keys, before time.Time) (removed i
 	if err != nil {
 		return 0, err
 	}
-	var refused error
+	var refused []string
 	for _, node := range nodes {
 		seq, _, err := a.AuditPruneBoundary(ctx, node, before)
 		if errors.Is(err, storage.ErrNotFound) {
@@ -44,8 +47,7 @@ func Prune(ctx context.Context, a Archive, k *Keys, before time.Time) (removed i
 			return removed, err
 		}
 		if p := nr.Problem; p != nil {
-			refused = errors.Join(refused, &fault.Error{Kind: fault.Conflict,
-				Msg: "audit log fails verification, nothing pruned on node " + node + ": " + p.String(), Err: ErrTampered})
+			refused = append(refused, "audit log fails verification, nothing pruned on node "+node+": "+p.String())
 			continue
 		}
 		if nr.Anchored <= nr.PrunedThrough {
@@ -59,5 +61,12 @@ func Prune(ctx context.Context, a Archive, k *Keys, before time.Time) (removed i
 		}
 		removed += n
 	}
-	return removed, refused
+	if len(refused) == 0 {
+		return removed, nil
+	}
+	msg := strings.Join(refused, "; ")
+	if removed > 0 {
+		msg += fmt.Sprintf(" (%d event(s) were pruned on the nodes whose logs verify)", removed)
+	}
+	return removed, &fault.Error{Kind: fault.Conflict, Msg: msg, Err: ErrTampered}
 }
