@@ -55,11 +55,20 @@ func checkURLList(field string, list *[]string) (*[]string, error) {
 	for k, raw := range *list {
 		u := strings.TrimSpace(raw)
 		if err := checkURL(u); err != nil {
-			return nil, fault.Invalidf("%s[%d]: %q %s", field, k, clip(raw), err.Error())
+			return nil, fault.Invalidf("%s[%d]: %q %s", field, k, clip(withoutPassword(raw)), err.Error())
 		}
 		out = append(out, u)
 	}
 	return &out, nil
+}
+
+// withoutPassword is raw with the password of its user information, if
+// any, masked: error messages reach logs and the audit log in the clear.
+func withoutPassword(raw string) string {
+	if u, err := url.Parse(strings.TrimSpace(raw)); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return raw
 }
 
 // checkURL refuses what is not an absolute http or https URL a client can

@@ -58,3 +58,13 @@ func TestCheckURLList(t *testing.T) {
 		t.Fatalf("a list not named = %v, %v; want it left out", got, err)
 	}
 }
+
+// A URL refused for carrying user information is named without its
+// password: the message reaches the caller, the log and the audit log.
+func TestCheckURLListNeverQuotesAPassword(t *testing.T) {
+	list := []string{"https://ca.example.com/crl", "https://admin:hunter22@ca.example.com/crl"}
+	_, err := checkURLList("crl_distribution_points", &list)
+	if err == nil || strings.Contains(err.Error(), "hunter22") || !strings.Contains(err.Error(), "admin:xxxxx@ca.example.com") {
+		t.Fatalf("error = %v; want the URL named with its password masked", err)
+	}
+}
