@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -70,4 +71,36 @@ func TestNewMasterIsRandom(t *testing.T) {
 	if len(a) != MasterSize || bytes.Equal(a, b) {
 		t.Fatalf("masters %x and %x", a, b)
 	}
+}
+
+// The keys reuse their HMAC states: a reused state must start afresh, and
+// goroutines must not share one.
+func TestKeysReuseMACStatesSafely(t *testing.T) {
+	master := bytes.Repeat([]byte{9}, MasterSize)
+	k := NewKeys(master)
+	want := map[string]string{}
+	for _, v := range []string{"a", "bb", ""} {
+		want[v] = NewKeys(master).HMAC(v) // each from a state never used before
+	}
+	wantMAC := NewKeys(master).mac([]byte("x"), []byte("y"))
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				for v, w := range want {
+					if got := k.HMAC(v); got != w {
+						t.Errorf("HMAC(%q) = %s, want %s", v, got, w)
+						return
+					}
+				}
+				if got := k.mac([]byte("x"), []byte("y")); got != wantMAC {
+					t.Errorf("mac = %s, want %s", got, wantMAC)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -360,25 +360,35 @@ func (w *Writer) Complete(seq int64, o Outcome) {
 	}
 	if err != nil {
 		w.opt.OnError(err)
-		return
 	}
-	w.signalOutcome()
 }
 
-// queueOutcome hands out to the outcome writer, unless it has ended.
+// queueOutcome hands out to the outcome writer, unless it has ended. It
+// wakes the writer only when that changes what it does: for the first
+// outcome of a group (which starts its OutcomeDelay) and once a full group
+// waits. Waking it for every outcome cost a goroutine switch per request
+// for nothing.
 func (w *Writer) queueOutcome(out storage.AuditOutcome) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.ended {
+		w.mu.Unlock()
 		return fmt.Errorf("audit: node %s: outcome of seq %d lost: %w", w.node, out.Seq, ErrClosed)
 	}
 	if len(w.outcomes) >= w.opt.MaxQueuedOutcomes {
-		if w.outcomesDropped++; w.outcomesDropped == 1 {
-			return fmt.Errorf("audit: node %s: %d outcomes wait to be stored; dropping new ones until they are (seq %d is the first)", w.node, len(w.outcomes), out.Seq)
+		w.outcomesDropped++
+		n := w.outcomesDropped
+		w.mu.Unlock()
+		if n == 1 {
+			return fmt.Errorf("audit: node %s: %d outcomes wait to be stored; dropping new ones until they are (seq %d is the first)", w.node, w.opt.MaxQueuedOutcomes, out.Seq)
 		}
 		return nil
 	}
 	w.outcomes = append(w.outcomes, out)
+	n := len(w.outcomes)
+	w.mu.Unlock()
+	if n == 1 || n >= w.opt.MaxBatch {
+		w.signalOutcome()
+	}
 	return nil
 }
 
