@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -110,11 +111,22 @@ var (
 )
 
 func (db *DB) auditSQL(query string) string {
+	cache, names := &liteAuditSQL, liteAuditNames
 	if db.engine == Postgres {
-		return pgAuditNames.Replace(query)
+		cache, names = &pgAuditSQL, pgAuditNames
 	}
-	return liteAuditNames.Replace(query)
+	if q, ok := cache.Load(query); ok {
+		return q.(string)
+	}
+	q := names.Replace(query)
+	cache.Store(query, q)
+	return q
 }
+
+// pgAuditSQL and liteAuditSQL remember rewritten statements: the audit
+// writer builds the same few on every batch. The statements are made of
+// constants and chunk sizes (powers of two), so the caches stay small.
+var pgAuditSQL, liteAuditSQL sync.Map
 
 // auditRequestColumns are the columns of the events table: the request
 // part of an event, its seq and its chain hashes.
@@ -258,15 +270,19 @@ func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) er
 }
 
 // pgArray builds the text form of a PostgreSQL array: {1,2} or
-// {"a","b",NULL}, elements quoted with backslash escapes.
+// {"a","b",NULL}, elements quoted with backslash escapes. String ends it.
 type pgArray struct {
-	b strings.Builder
-	n int
+	b     strings.Builder
+	n     int
+	ended bool
 }
 
 func (a *pgArray) grow(n int) { a.b.Grow(2 + n*16) }
 
 func (a *pgArray) sep() {
+	if a.ended {
+		panic("storage: an element added to an array already ended")
+	}
 	if a.n == 0 {
 		a.b.WriteByte('{')
 	} else {
@@ -297,12 +313,18 @@ func (a *pgArray) text(s string) {
 	a.b.WriteByte('"')
 }
 
-// String returns the array's text ({} when empty).
+// String returns the array's text ({} when empty) and ends it: no
+// element may be added afterwards. It closes the builder's own bytes
+// rather than copy them, as batches make these strings kilobytes long.
 func (a *pgArray) String() string {
 	if a.n == 0 {
 		return "{}"
 	}
-	return a.b.String() + "}"
+	if !a.ended {
+		a.b.WriteByte('}')
+		a.ended = true
+	}
+	return a.b.String()
 }
 
 // writeAuditBatch writes a batch with multi-row INSERTs, for SQLite.
