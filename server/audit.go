@@ -107,6 +107,19 @@ func (s *Server) auditEvent(r *http.Request) audit.Event {
 	return e
 }
 
+// auditMessage is msg, the caller-facing message of err, as the audit log
+// keeps it: the values the caller sent that it quotes (fault.Input) are
+// replaced by their HMACs, as everywhere else in an event, or, while
+// sealed, by a placeholder.
+func (s *Server) auditMessage(msg string, err error) string {
+	return fault.Redact(msg, fault.InputsOf(err), func(v string) string {
+		if keys := s.auditKeys.Load(); keys != nil {
+			return keys.HMAC(v)
+		}
+		return "(not recorded while sealed)"
+	})
+}
+
 // auditPending is a request's auditSeq while its event is queued and its
 // handler runs: not yet stored, so nothing may be sent, and no other event
 // may be recorded for the request.

@@ -125,6 +125,18 @@ func TestAuditHoldsNoPlaintext(t *testing.T) {
 		const badToken = "s.Not-A-Token-But-Secret-Anyway"
 		mustError(t, n.do("GET", "/v1/secrets/static/app/db", badToken, ""), 403, "")
 
+		// Secrets typed where they do not belong: the error tells the
+		// caller what they sent, the audit log keeps only its HMAC. (Body
+		// keys, like Vault's, are recorded as they are: values are HMAC'd.)
+		const misplaced = "Misplaced-Canary-7c1d"
+		for _, c := range []struct{ method, path, body string }{
+			{"POST", "/v1/auth/token/create", `{"ttl":"` + misplaced + `"}`},
+			{"GET", "/v1/sys/audit/events?since=" + misplaced, ""},
+			{"PUT", "/v1/policies/p", `{"rules":[{"path":"app/*","capabilities":["` + misplaced + `"]}]}`},
+		} {
+			mustError(t, n.do(c.method, c.path, root, c.body), 400, misplaced)
+		}
+		misplacedHash := mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":"`+misplaced+`"}`), 200).Data(t)["hash"].(string)
 		hash := mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":"`+badToken+`"}`), 200).Data(t)["hash"].(string)
 		valueHash := mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":"`+secretValue+`"}`), 200).Data(t)["hash"].(string)
 		events := auditedEvents(t, n)
@@ -139,7 +151,10 @@ func TestAuditHoldsNoPlaintext(t *testing.T) {
 		}
 
 		dump := auditTablesText(t, n.db)
-		for _, secret := range []string{secretValue, secretID, appToken, root, testAdminPassword, badToken, keys[0]} {
+		if got := strings.Count(dump, misplacedHash); got < 3 {
+			t.Errorf("the misplaced value's HMAC is in %d places of the audit tables, want its 3 error messages at least", got)
+		}
+		for _, secret := range []string{secretValue, secretID, appToken, root, testAdminPassword, badToken, keys[0], misplaced} {
 			if strings.Contains(dump, secret) {
 				t.Errorf("the audit tables hold %q in the clear", secret)
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -84,7 +83,7 @@ func describeJSONError(err error, body []byte) error {
 		}
 		return fault.Invalidf("field %q must be %s, got %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 	case errors.As(err, &durErr):
-		return fault.Invalidf("%s", durErr.Error())
+		return fault.Invalidf("%q"+durationHint, fault.Input(clip(durErr.value)))
 	case errors.As(err, &unmarshal):
 		return err // a programming error, reported as 500
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
@@ -113,11 +112,13 @@ func jsonKind(goKind string) string {
 // string ("90s", "30m", "24h", "87600h", "7d").
 type Duration time.Duration
 
-type durationError struct{ raw string }
+// durationError keeps what was sent where a duration belongs: the string,
+// or the JSON text of anything else.
+type durationError struct{ value string }
 
-func (e *durationError) Error() string {
-	return fmt.Sprintf("%s is not a duration: use seconds (3600) or a duration string (\"1h\", \"30m\", \"7d\")", e.raw)
-}
+const durationHint = ` is not a duration: use seconds (3600) or a duration string ("1h", "30m", "7d")`
+
+func (e *durationError) Error() string { return strconv.Quote(e.value) + durationHint }
 
 // UnmarshalJSON accepts a number or a string.
 func (d *Duration) UnmarshalJSON(b []byte) error {
@@ -129,18 +130,18 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if strings.HasPrefix(raw, `"`) {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
-			return &durationError{raw: raw}
+			return &durationError{value: raw}
 		}
 		v, err := ParseDuration(s)
 		if err != nil {
-			return &durationError{raw: raw}
+			return &durationError{value: s}
 		}
 		*d = Duration(v)
 		return nil
 	}
 	secs, err := strconv.ParseFloat(raw, 64)
 	if err != nil || secs < 0 || secs > maxDurationSeconds {
-		return &durationError{raw: raw}
+		return &durationError{value: raw}
 	}
 	*d = Duration(time.Duration(secs * float64(time.Second)))
 	return nil
@@ -183,7 +184,7 @@ func intParam(r *http.Request, name string) (int, error) {
 	}
 	v, err := strconv.Atoi(raw)
 	if err != nil || v < 0 {
-		return 0, fault.Invalidf("query parameter %s must be a non-negative integer, got %q", name, clip(raw))
+		return 0, fault.Invalidf("query parameter %s must be a non-negative integer, got %q", name, fault.Input(clip(raw)))
 	}
 	return v, nil
 }

@@ -108,7 +108,7 @@ func (req *roleRequest) vaultRoleFields() (*Duration, error) {
 		switch *req.TokenType {
 		case "", "default", "service":
 		default:
-			return nil, fault.Invalidf("token_type %q is not supported (only \"service\" or \"default\", which is service)", clip(*req.TokenType))
+			return nil, fault.Invalidf("token_type %q is not supported (only \"service\" or \"default\", which is service)", fault.Input(clip(*req.TokenType)))
 		}
 	}
 	maxTTL := req.TokenMaxTTL
@@ -166,7 +166,7 @@ func (s *Server) handleRoleWrite(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.RoleName != "" && req.RoleName != name {
-		return fault.Invalidf("role_name %q does not match %q in the path", clip(req.RoleName), clip(name))
+		return fault.Invalidf("role_name %q does not match %q in the path", fault.Input(clip(req.RoleName)), fault.Input(clip(name)))
 	}
 	maxTTL, err := req.vaultRoleFields()
 	if err != nil {

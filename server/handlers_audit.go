@@ -47,7 +47,7 @@ func timeParam(r *http.Request, name string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fault.Invalidf("%s must be an RFC 3339 time or a date (2026-11-30), got %q", name, clip(raw))
+	return time.Time{}, fault.Invalidf("%s must be an RFC 3339 time or a date (2026-11-30), got %q", name, fault.Input(clip(raw)))
 }
 
 // handleAuditEvents lists events, a page at a time: ?since=&until=&path=

@@ -64,7 +64,7 @@ func (s *Server) handlePolicyWrite(w http.ResponseWriter, r *http.Request) error
 	}
 	if name, ok := mux.Vars(r)["name"]; ok {
 		if doc.Name != "" && doc.Name != name {
-			return fault.Invalidf("name %q in the body does not match %q in the path", clip(doc.Name), name)
+			return fault.Invalidf("name %q in the body does not match %q in the path", fault.Input(clip(doc.Name)), name)
 		}
 		doc.Name = name
 	}
@@ -184,25 +184,25 @@ func (s *Server) simulation(r *http.Request, req simulateRequest) (policy.Reques
 	for _, name := range strings.Split(req.Capability, ",") {
 		one, ok := policy.CapabilityNamed(strings.TrimSpace(name))
 		if !ok {
-			return q, nil, fault.Invalidf("capability %q is not one (or a comma-separated list) of create, read, update, delete, list, sudo", clip(req.Capability))
+			return q, nil, fault.Invalidf("capability %q is not one (or a comma-separated list) of create, read, update, delete, list, sudo", fault.Input(clip(req.Capability)))
 		}
 		c |= one
 	}
 	if strings.HasPrefix(req.Path, "/") || strings.ContainsFunc(req.Path, unicode.IsSpace) {
-		return q, nil, fault.Invalidf("path %q: name a resource without a leading \"/\" (prod/db, sys/seal)", clip(req.Path))
+		return q, nil, fault.Invalidf("path %q: name a resource without a leading \"/\" (prod/db, sys/seal)", fault.Input(clip(req.Path)))
 	}
 	q = policy.Request{Resource: req.Path, Capability: c, ClientIP: stateOf(r.Context()).clientIP, Time: s.now()}
 	if req.SourceIP != "" {
 		ip, err := netip.ParseAddr(req.SourceIP)
 		if err != nil {
-			return q, nil, fault.Invalidf("source_ip %q is not an IP address", clip(req.SourceIP))
+			return q, nil, fault.Invalidf("source_ip %q is not an IP address", fault.Input(clip(req.SourceIP)))
 		}
 		q.ClientIP = ip.Unmap()
 	}
 	if req.Time != "" {
 		at, err := time.Parse(time.RFC3339, req.Time)
 		if err != nil {
-			return q, nil, fault.Invalidf("time %q is not an RFC 3339 time (2026-11-30T09:00:00Z)", clip(req.Time))
+			return q, nil, fault.Invalidf("time %q is not an RFC 3339 time (2026-11-30T09:00:00Z)", fault.Input(clip(req.Time)))
 		}
 		q.Time = at
 	}

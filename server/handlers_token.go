@@ -51,7 +51,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, orphan bool
 	case req.Period != 0:
 		return fault.Invalidf("periodic tokens are not supported")
 	case req.Type != "" && req.Type != "service":
-		return fault.Invalidf("token type %q is not supported (only \"service\")", req.Type)
+		return fault.Invalidf("token type %q is not supported (only \"service\")", fault.Input(clip(req.Type)))
 	case req.EntityAlias != "":
 		return fault.Invalidf("entity aliases are not supported")
 	}

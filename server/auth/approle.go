@@ -542,7 +542,7 @@ func RolePolicies(in []string) ([]string, error) {
 			return nil, fault.Invalidf("a role cannot grant the root policy")
 		}
 		if err := policy.ValidateName(p); err != nil {
-			return nil, fault.Invalidf("policies: %s", fault.Message(err))
+			return nil, fault.Invalidf("policies: %s", err) // passes err's inputs on
 		}
 		if !slices.Contains(out, p) {
 			out = append(out, p)
@@ -579,7 +579,7 @@ func prefixes(field string, in []string) ([]string, error) {
 		}
 		p, err := parsePrefix(c)
 		if err != nil {
-			return nil, fault.Invalidf("%s: %q is not a CIDR or IP address", field, c)
+			return nil, fault.Invalidf("%s: %q is not a CIDR or IP address", field, fault.Input(fault.Clip(c, 64)))
 		}
 		out = append(out, p.String())
 	}
@@ -600,7 +600,7 @@ func within(inner, outer []string) error {
 			inside = inside || err == nil && p.Bits() <= q.Bits() && p.Contains(q.Addr())
 		}
 		if !inside {
-			return fault.Invalidf("cidr_list: %s is not within the role's secret_id_bound_cidrs", c)
+			return fault.Invalidf("cidr_list: %q is not within the role's secret_id_bound_cidrs", fault.Input(fault.Clip(c, 64)))
 		}
 	}
 	return nil

@@ -353,7 +353,7 @@ func normalizeCIDRs(in []string) ([]string, error) {
 		}
 		p, err := parsePrefix(c)
 		if err != nil {
-			return nil, fault.Invalidf("bound_cidrs: %q is not a CIDR or IP address", c)
+			return nil, fault.Invalidf("bound_cidrs: %q is not a CIDR or IP address", fault.Input(fault.Clip(c, 64)))
 		}
 		out = append(out, p.String())
 	}

@@ -7,6 +7,10 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -33,6 +37,8 @@ type Error struct {
 	Err error
 	// RetryAfter is how long a Limited caller should wait before trying again.
 	RetryAfter time.Duration
+	// Inputs are the caller's values that Msg quotes (see Input).
+	Inputs []string
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -52,9 +58,58 @@ func (e *Error) Is(target error) bool {
 // New returns a sentinel fault.
 func New(kind Kind, msg string) *Error { return &Error{Kind: kind, Msg: msg} }
 
-// Invalidf reports bad input.
+// Invalidf reports bad input. Arguments of type Input are quoted and
+// remembered as the caller's values; a fault among the arguments passes
+// its own Inputs on.
 func Invalidf(format string, args ...any) error {
-	return &Error{Kind: Invalid, Msg: fmt.Sprintf(format, args...)}
+	var inputs []string
+	for _, a := range args {
+		switch v := a.(type) {
+		case Input:
+			inputs = append(inputs, string(v))
+		case error:
+			inputs = append(inputs, InputsOf(v)...)
+		}
+	}
+	return &Error{Kind: Invalid, Msg: fmt.Sprintf(format, args...), Inputs: inputs}
+}
+
+// Input is a value the caller sent, quoted in a fault's message. The
+// caller is shown it (it is theirs), but the audit log records its HMAC
+// instead, as it does every other value of a request: a secret pasted into
+// the wrong field must not reach the log in the clear through the error
+// that rejects it. Whatever the verb, it prints as Go's %q does.
+type Input string
+
+// Format prints the value quoted.
+func (in Input) Format(f fmt.State, _ rune) {
+	_, _ = io.WriteString(f, strconv.Quote(string(in)))
+}
+
+// InputsOf returns the caller's values quoted in the outermost fault's
+// message.
+func InputsOf(err error) []string {
+	var f *Error
+	if errors.As(err, &f) {
+		return f.Inputs
+	}
+	return nil
+}
+
+// Redact returns msg with each of inputs, where msg quotes it, replaced by
+// hash of it, quoted: how an error message that repeats what the caller
+// sent is kept in the audit log. Longer values go first, so a value that
+// contains another is replaced whole.
+func Redact(msg string, inputs []string, hash func(string) string) string {
+	if len(inputs) == 0 {
+		return msg
+	}
+	sorted := slices.Clone(inputs)
+	slices.SortFunc(sorted, func(a, b string) int { return len(b) - len(a) })
+	for _, in := range sorted {
+		msg = strings.ReplaceAll(msg, strconv.Quote(in), strconv.Quote(hash(in)))
+	}
+	return msg
 }
 
 // Wrap classifies cause under kind with a caller-facing message.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -146,5 +147,35 @@ func TestClipCutsOnACharacterBoundary(t *testing.T) {
 		if got != c.want || !utf8.ValidString(got) {
 			t.Errorf("Clip(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
 		}
+	}
+}
+
+func TestInputsAreQuotedAndRemembered(t *testing.T) {
+	err := fault.Invalidf("ttl %q is not a duration; %s neither", fault.Input(`s.secret"x`), fault.Input("two"))
+	if got, want := err.Error(), `ttl "s.secret\"x" is not a duration; "two" neither`; got != want {
+		t.Fatalf("message = %s, want %s", got, want)
+	}
+	if got := fault.InputsOf(err); !slices.Equal(got, []string{`s.secret"x`, "two"}) {
+		t.Fatalf("inputs = %q", got)
+	}
+	outer := fault.Invalidf("policies: %v", err)
+	if got := fault.InputsOf(fmt.Errorf("wrapped: %w", outer)); !slices.Equal(got, []string{`s.secret"x`, "two"}) {
+		t.Fatalf("a fault quoting a fault lost its inputs: %q", got)
+	}
+	if fault.InputsOf(errors.New("plain")) != nil || fault.InputsOf(fault.Invalidf("no %s", "input")) != nil {
+		t.Fatal("inputs found where none were given")
+	}
+}
+
+func TestRedactReplacesEveryQuotedInput(t *testing.T) {
+	hash := func(s string) string { return "H(" + s + ")" }
+	msg := `name "ab" is not "abc", and "ab" again; ab unquoted stays`
+	got := fault.Redact(msg, []string{"ab", "abc"}, hash)
+	want := `name "H(ab)" is not "H(abc)", and "H(ab)" again; ab unquoted stays`
+	if got != want {
+		t.Fatalf("Redact = %s\nwant     %s", got, want)
+	}
+	if fault.Redact(msg, nil, hash) != msg {
+		t.Fatal("Redact without inputs changed the message")
 	}
 }

@@ -181,7 +181,7 @@ func requestedNames(cn string, alt, ips []string, excludeCN bool) (names, error)
 	for _, raw := range ips {
 		ip := net.ParseIP(strings.TrimSpace(raw))
 		if ip == nil {
-			return names{}, fault.Invalidf("ip_sans: %q is not an IP address", clip(raw))
+			return names{}, fault.Invalidf("ip_sans: %q is not an IP address", fault.Input(clip(raw)))
 		}
 		n.IPs = append(n.IPs, ip)
 	}

@@ -64,7 +64,7 @@ func (k KeySpec) Normalize(allowAny bool) (KeySpec, error) {
 		}
 		k.Bits = 0
 	default:
-		return k, fault.Invalidf("key_type %q is not supported: use rsa, ec or ed25519", clip(k.Type))
+		return k, fault.Invalidf("key_type %q is not supported: use rsa, ec or ed25519", fault.Input(clip(k.Type)))
 	}
 	return k, nil
 }

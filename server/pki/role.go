@@ -89,7 +89,7 @@ var roleName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 // CheckRoleName refuses names that could not be a single path segment.
 func CheckRoleName(name string) error {
 	if !roleName.MatchString(name) {
-		return fault.Invalidf("role name %q is not valid: use up to 128 letters, digits, '.', '_' or '-'", clip(name))
+		return fault.Invalidf("role name %q is not valid: use up to 128 letters, digits, '.', '_' or '-'", fault.Input(clip(name)))
 	}
 	return nil
 }
@@ -106,7 +106,7 @@ func (r *Role) check() error {
 	for i, d := range r.AllowedDomains {
 		d = strings.ToLower(strings.TrimSpace(d))
 		if !validHostname(d, false) {
-			return fault.Invalidf("allowed_domains: %q is not a domain name", clip(d))
+			return fault.Invalidf("allowed_domains: %q is not a domain name", fault.Input(clip(d)))
 		}
 		r.AllowedDomains[i] = d
 	}

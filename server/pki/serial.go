@@ -45,11 +45,11 @@ func FormatSerial(n *big.Int) string {
 func ParseSerial(s string) (string, *big.Int, error) {
 	raw := strings.ToLower(strings.NewReplacer(":", "", "-", "").Replace(strings.TrimSpace(s)))
 	if raw == "" || len(raw) > 64 || len(raw)%2 != 0 {
-		return "", nil, fault.Invalidf("serial_number %q is not a serial: give hex byte pairs such as 1f:2a:…", clip(s))
+		return "", nil, fault.Invalidf("serial_number %q is not a serial: give hex byte pairs such as 1f:2a:…", fault.Input(clip(s)))
 	}
 	b, err := hex.DecodeString(raw)
 	if err != nil {
-		return "", nil, fault.Invalidf("serial_number %q is not a serial: give hex byte pairs such as 1f:2a:…", clip(s))
+		return "", nil, fault.Invalidf("serial_number %q is not a serial: give hex byte pairs such as 1f:2a:…", fault.Input(clip(s)))
 	}
 	n := new(big.Int).SetBytes(b)
 	return FormatSerial(n), n, nil

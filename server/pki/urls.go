@@ -55,7 +55,7 @@ func checkURLList(field string, list *[]string) (*[]string, error) {
 	for k, raw := range *list {
 		u := strings.TrimSpace(raw)
 		if err := checkURL(u); err != nil {
-			return nil, fault.Invalidf("%s[%d]: %q %s", field, k, clip(withoutPassword(raw)), err.Error())
+			return nil, fault.Invalidf("%s[%d]: %q %s", field, k, fault.Input(clip(withoutPassword(raw))), err.Error())
 		}
 		out = append(out, u)
 	}

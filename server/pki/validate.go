@@ -66,7 +66,7 @@ func checkCommonName(role Role, req names) error {
 	case role.AllowAnyName && len(cn) <= 64 && printable(cn):
 		return nil
 	case !allowedName(role, strings.ToLower(cn)):
-		return fault.Invalidf("common_name %q is not allowed by role %s", clip(cn), role.Name)
+		return fault.Invalidf("common_name %q is not allowed by role %s", fault.Input(clip(cn)), role.Name)
 	}
 	return nil
 }
@@ -84,7 +84,7 @@ func printable(s string) bool {
 func checkAltNames(role Role, req names) error {
 	for _, n := range req.DNSNames {
 		if !allowedName(role, strings.ToLower(n)) {
-			return fault.Invalidf("alt_names: %q is not allowed by role %s", clip(n), role.Name)
+			return fault.Invalidf("alt_names: %q is not allowed by role %s", fault.Input(clip(n)), role.Name)
 		}
 	}
 	return nil

@@ -179,7 +179,7 @@ func ValidateName(name string) error {
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fault.Invalidf("name %q may only hold lowercase letters, digits, '.', '_' and '-'", clip(name))
+			return fault.Invalidf("name %q may only hold lowercase letters, digits, '.', '_' and '-'", fault.Input(clip(name)))
 		}
 	}
 	return nil
@@ -195,7 +195,7 @@ func Compile(doc Document) (*Policy, error) {
 	if doc.Timezone != "" {
 		loc, err := time.LoadLocation(doc.Timezone)
 		if err != nil || doc.Timezone == "Local" {
-			return nil, fault.Invalidf("timezone %q is not an IANA time zone name (like \"UTC\" or \"Europe/Berlin\")", clip(doc.Timezone))
+			return nil, fault.Invalidf("timezone %q is not an IANA time zone name (like \"UTC\" or \"Europe/Berlin\")", fault.Input(clip(doc.Timezone)))
 		}
 		p.Location = loc
 	}
@@ -226,7 +226,7 @@ func compileRule(rd RuleDocument, at string) (Rule, error) {
 	for j, name := range rd.Capabilities {
 		c, ok := CapabilityNamed(name)
 		if !ok {
-			return r, fault.Invalidf("%s.capabilities[%d]: unknown capability %q (create, read, update, delete, list, sudo)", at, j, clip(name))
+			return r, fault.Invalidf("%s.capabilities[%d]: unknown capability %q (create, read, update, delete, list, sudo)", at, j, fault.Input(clip(name)))
 		}
 		r.Capabilities |= c
 	}
@@ -235,7 +235,7 @@ func compileRule(rd RuleDocument, at string) (Rule, error) {
 	case "deny":
 		r.Deny = true
 	default:
-		return r, fault.Invalidf("%s.effect: unknown effect %q (allow or deny)", at, clip(rd.Effect))
+		return r, fault.Invalidf("%s.effect: unknown effect %q (allow or deny)", at, fault.Input(clip(rd.Effect)))
 	}
 	if rd.Conditions != nil {
 		c, err := compileConditions(*rd.Conditions, at+".conditions")
@@ -267,7 +267,7 @@ func compileConditions(cd ConditionsDocument, at string) (*Conditions, error) {
 		for j, d := range cd.DaysOfWeek {
 			n := slices.Index(days, strings.ToLower(d))
 			if n < 0 {
-				return nil, fault.Invalidf("%s.days_of_week[%d]: unknown day %q (mon, tue, wed, thu, fri, sat, sun)", at, j, clip(d))
+				return nil, fault.Invalidf("%s.days_of_week[%d]: unknown day %q (mon, tue, wed, thu, fri, sat, sun)", at, j, fault.Input(clip(d)))
 			}
 			c.Days |= 1 << uint(n)
 		}
@@ -279,7 +279,7 @@ func compileConditions(cd ConditionsDocument, at string) (*Conditions, error) {
 		for j, s := range cd.SourceIP {
 			p, err := ParsePrefix(s)
 			if err != nil {
-				return nil, fault.Invalidf("%s.source_ip[%d]: %q is not a CIDR or IP address", at, j, clip(s))
+				return nil, fault.Invalidf("%s.source_ip[%d]: %q is not a CIDR or IP address", at, j, fault.Input(clip(s)))
 			}
 			c.SourceIPs = append(c.SourceIPs, p)
 		}
@@ -324,9 +324,9 @@ func validatePath(path, at string) error {
 	case len(path) > MaxPathLength:
 		return fault.Invalidf("%s is longer than %d bytes", at, MaxPathLength)
 	case strings.HasPrefix(path, "/"):
-		return fault.Invalidf("%s %q starts with \"/\": paths are written without it (prod/*, sys/seal)", at, clip(path))
+		return fault.Invalidf("%s %q starts with \"/\": paths are written without it (prod/*, sys/seal)", at, fault.Input(clip(path)))
 	case strings.HasPrefix(path, "v1/"), strings.HasPrefix(path, "secrets/static/"):
-		return fault.Invalidf("%s %q: name secrets by their bare path (prod/db) and other APIs by their path after /v1/ (sys/seal)", at, clip(path))
+		return fault.Invalidf("%s %q: name secrets by their bare path (prod/db) and other APIs by their path after /v1/ (sys/seal)", at, fault.Input(clip(path)))
 	}
 	for _, r := range path {
 		if unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar {
@@ -334,11 +334,11 @@ func validatePath(path, at string) error {
 		}
 	}
 	if i := strings.IndexByte(path, '*'); i >= 0 && i != len(path)-1 {
-		return fault.Invalidf("%s %q: \"*\" may only end a path", at, clip(path))
+		return fault.Invalidf("%s %q: \"*\" may only end a path", at, fault.Input(clip(path)))
 	}
 	for _, seg := range strings.Split(path, "/") {
 		if strings.Contains(seg, "+") && seg != "+" {
-			return fault.Invalidf("%s %q: \"+\" must be a whole segment (prod/+/password)", at, clip(path))
+			return fault.Invalidf("%s %q: \"+\" must be a whole segment (prod/+/password)", at, fault.Input(clip(path)))
 		}
 	}
 	return nil

@@ -24,7 +24,7 @@ func NormalizePath(p string) (string, error) {
 		return "", fault.Invalidf("secret path is empty")
 	}
 	if strings.HasSuffix(p, "/") {
-		return "", fault.Invalidf("secret path %q ends with \"/\": that names a folder; use LIST to see what is inside", clip(p))
+		return "", fault.Invalidf("secret path %q ends with \"/\": that names a folder; use LIST to see what is inside", fault.Input(clip(p)))
 	}
 	if err := checkSegments(p); err != nil {
 		return "", err
@@ -60,9 +60,9 @@ func checkSegments(p string) error {
 	for i, seg := range strings.Split(p, "/") {
 		switch {
 		case seg == "":
-			return fault.Invalidf("secret path %q has an empty segment", clip(p))
+			return fault.Invalidf("secret path %q has an empty segment", fault.Input(clip(p)))
 		case seg == "." || seg == "..":
-			return fault.Invalidf("secret path %q contains a %q segment", clip(p), seg)
+			return fault.Invalidf("secret path %q contains a %q segment", fault.Input(clip(p)), seg)
 		case i == 0 && isReserved(seg):
 			return fault.Invalidf("secret path may not start with %q: it is reserved for the %s/ API", seg, strings.ToLower(seg))
 		}
