@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secrethub/secrethub/server/audit"
 	"github.com/secrethub/secrethub/storage/storagetest"
 )
 
@@ -82,5 +85,30 @@ func TestEntryBoundsEveryRequestInTime(t *testing.T) {
 	})).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/anything", nil))
 	if left <= 0 || left > 250*time.Millisecond {
 		t.Fatalf("time left = %v, want within the 250ms request timeout", left)
+	}
+}
+
+// refusingAudit is an audit log whose store refuses every event.
+type refusingAudit struct{ nopAudit }
+
+func (*refusingAudit) Start(context.Context, audit.Event) (func(context.Context) (int64, error), error) {
+	return func(context.Context) (int64, error) { return 0, errors.New("audit store refuses writes") }, nil
+}
+
+// A read runs its handler while its event commits; if the handler panics
+// and the event was refused, the answer is the 503 of an unserved request,
+// not a 500.
+func TestEntryAnswersAPanickingReadWhoseEventWasRefusedWith503(t *testing.T) {
+	s, _ := newEntryServer(t, Config{})
+	s.audit = &refusingAudit{}
+	rec := httptest.NewRecorder()
+	s.entry(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serveRead(w, r, func(http.ResponseWriter, *http.Request) error { panic("s.read-handler-bug") })
+	})).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/secrets/static/app/db", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "audit log unavailable") {
+		t.Fatalf("status %d, body %s", rec.Code, rec.Body)
+	}
+	if strings.Contains(rec.Body.String(), "s.read-handler-bug") {
+		t.Fatalf("the response leaks the panic: %s", rec.Body)
 	}
 }

@@ -107,7 +107,13 @@ func (s *Server) entry(next http.Handler) http.Handler {
 				}
 				s.logPanic(r, p)
 				if w.status == 0 {
-					s.respondError(w, r, errPanic)
+					// A read whose handler panicked while its event was
+					// refused was not served for that reason first.
+					if st.auditFailed {
+						s.respondError(w, r, errAuditUnavailable)
+					} else {
+						s.respondError(w, r, errPanic)
+					}
 				}
 			}
 			s.auditOutcome(st, w.status)
