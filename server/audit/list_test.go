@@ -133,3 +133,31 @@ func TestListBoundsPagesBySize(t *testing.T) {
 		}
 	})
 }
+
+// A cursor comes back from the caller: whatever it holds, decoding it
+// either fails with ErrInvalidCursor or gives a position that encodes to a
+// cursor decoding to the same position.
+func FuzzCursor(f *testing.F) {
+	f.Add(string(cursorAt(time.Date(2026, 11, 29, 10, 0, 0, 123000, time.UTC), "core-1", 42)))
+	f.Add(string(cursorAt(time.UnixMicro(-1), "a|b", -7)))
+	f.Add("")
+	f.Add("MXwwfDB8")     // "1|0|0|": no node
+	f.Add("MnwwfDB8bg")   // version 2
+	f.Add("!!not-base64") // not base64url
+	f.Fuzz(func(t *testing.T, c string) {
+		at, node, seq, err := Cursor(c).position()
+		if err != nil {
+			if !errors.Is(err, ErrInvalidCursor) {
+				t.Fatalf("position(%q) = %v, want ErrInvalidCursor", c, err)
+			}
+			return
+		}
+		if node == "" {
+			t.Fatalf("position(%q) accepted an empty node", c)
+		}
+		at2, node2, seq2, err := cursorAt(at, node, seq).position()
+		if err != nil || !at2.Equal(at) || node2 != node || seq2 != seq {
+			t.Fatalf("%q decodes to (%v, %q, %d), which round-trips to (%v, %q, %d, %v)", c, at, node, seq, at2, node2, seq2, err)
+		}
+	})
+}
