@@ -75,11 +75,14 @@ func (s *Server) respondError(w http.ResponseWriter, r *http.Request, err error)
 	status, msg := s.classify(r.Context(), err)
 	// A request that never reached a handler is recorded now, complete;
 	// if the audit log cannot take it, the answer is 503 instead.
-	if auditErr := s.auditRefusal(r, status, s.auditMessage(msg, err)); auditErr != nil {
+	// The audit log keeps the message with the caller's values HMAC'd.
+	recorded := s.auditMessage(msg, err)
+	if auditErr := s.auditRefusal(r, status, recorded); auditErr != nil {
 		err = auditErr
 		status, msg = s.classify(r.Context(), err)
+		recorded = msg
 	}
-	stateOf(r.Context()).errMsg = s.auditMessage(msg, err)
+	stateOf(r.Context()).errMsg = recorded
 	route := routeName(r)
 	// Internal errors are the server's fault and always logged; an
 	// unreachable store is worth a warning, and so is a rate limit (someone
