@@ -205,7 +205,7 @@ func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) er
 	n := len(b.Events)
 	var (
 		seqs, times, ids, ips, accessors, hmacs, methods, ops, paths, resources, capabilities, policies, decisions, data, prevs, hashes pgArray
-		oSeqs, oStatus, oErrors, oLatency, oMACs                                                                                        pgArray
+		outs                                                                                                                            outcomeArrays
 	)
 	for _, col := range []*pgArray{&seqs, &times, &ids, &ips, &accessors, &hmacs, &methods, &ops, &paths, &resources, &capabilities, &policies, &decisions, &data, &prevs, &hashes} {
 		col.grow(n)
@@ -236,11 +236,9 @@ func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) er
 		prevs.text(e.PrevHash)
 		hashes.text(e.Hash)
 		if o := e.Outcome; o != nil {
-			oSeqs.int(e.Seq)
-			oStatus.int(int64(o.Status))
-			oErrors.text(o.Error)
-			oLatency.int(o.LatencyMicros)
-			oMACs.text(o.MAC)
+			out := *o
+			out.Seq = e.Seq
+			outs.add(out)
 		}
 	}
 	args := []any{b.Node, seqs.String(), times.String(), ids.String(), ips.String(), accessors.String(), hmacs.String(),
@@ -250,8 +248,8 @@ func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) er
 		SELECT $1, * FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
 			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
 			$16::text[], $17::text[]))`
-	if oSeqs.n > 0 {
-		args = append(args, oSeqs.String(), oStatus.String(), oErrors.String(), oLatency.String(), oMACs.String())
+	if outs.seqs.n > 0 {
+		args = append(args, outs.args()...)
 		query += `, outcomes AS (INSERT INTO {outcomes} (node, seq, status, error, latency_us, mac)
 		SELECT $1, * FROM unnest($18::bigint[], $19::integer[], $20::text[], $21::bigint[], $22::text[])
 		ON CONFLICT (node, seq) DO NOTHING)`
@@ -327,6 +325,22 @@ func (a *pgArray) String() string {
 	return a.b.String()
 }
 
+// outcomeArrays are outcome rows as PostgreSQL arrays, one per column
+// (seq, status, error, latency_us, mac), for unnest.
+type outcomeArrays struct{ seqs, statuses, errors, latencies, macs pgArray }
+
+func (a *outcomeArrays) add(o AuditOutcome) {
+	a.seqs.int(o.Seq)
+	a.statuses.int(int64(o.Status))
+	a.errors.text(o.Error)
+	a.latencies.int(o.LatencyMicros)
+	a.macs.text(o.MAC)
+}
+
+func (a *outcomeArrays) args() []any {
+	return []any{a.seqs.String(), a.statuses.String(), a.errors.String(), a.latencies.String(), a.macs.String()}
+}
+
 // writeAuditBatch writes a batch with multi-row INSERTs, for SQLite.
 func (db *DB) writeAuditBatch(ctx context.Context, tx querier, b AuditBatch) error {
 	var outs []AuditOutcome
@@ -377,7 +391,8 @@ func (db *DB) insertAuditEvents(ctx context.Context, tx querier, events []AuditE
 }
 
 // insertAuditOutcomes inserts a node's outcomes in one statement and
-// returns how many were new: an event that has an outcome keeps it.
+// returns how many were new: an event that has an outcome keeps it. Its
+// text depends on len(outs): callers pass chunks (powers of two).
 func (db *DB) insertAuditOutcomes(ctx context.Context, tx querier, node string, outs []AuditOutcome) (int64, error) {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO {outcomes} (node, seq, status, error, latency_us, mac) VALUES `)
@@ -397,22 +412,33 @@ func (db *DB) insertAuditOutcomes(ctx context.Context, tx querier, node string, 
 	return res.RowsAffected()
 }
 
-// StoreAuditOutcomes writes the outcomes of a node's stored events, in one
-// statement (one transaction when there are more than auditChunk), apart
-// from the batches that append events, and returns how many were new: an
-// event that has an outcome keeps it. It does not check that the events
-// exist; the caller writes outcomes only for committed events.
+// StoreAuditOutcomes writes the outcomes of a node's stored events apart
+// from the batches that append events, in one transaction, and returns how
+// many were new: an event that has an outcome keeps it. It does not check
+// that the events exist; the caller writes outcomes only for committed
+// events. On PostgreSQL that is one statement whatever the count (arrays
+// and unnest, as for events); a statement whose text depended on the
+// count would be parsed and planned anew for most groups.
 func (db *DB) StoreAuditOutcomes(ctx context.Context, node string, outs []AuditOutcome) (stored int64, err error) {
 	if len(outs) == 0 {
 		return 0, nil
 	}
-	if len(outs) <= auditChunk {
+	db.auditTxs.Add(1)
+	if db.engine == Postgres {
 		db.txs.Add(1) // a statement on its own is a transaction
-		db.auditTxs.Add(1)
-		n, err := db.insertAuditOutcomes(ctx, auditPool{db}, node, outs)
+		var a outcomeArrays
+		for _, o := range outs {
+			a.add(o)
+		}
+		res, err := auditPool{db}.ExecContext(ctx, db.auditSQL(`INSERT INTO {outcomes} (node, seq, status, error, latency_us, mac)
+			SELECT $1, * FROM unnest($2::bigint[], $3::integer[], $4::text[], $5::bigint[], $6::text[])
+			ON CONFLICT (node, seq) DO NOTHING`), append([]any{node}, a.args()...)...)
+		if err != nil {
+			return 0, classify(err)
+		}
+		n, err := res.RowsAffected()
 		return n, classify(err)
 	}
-	db.auditTxs.Add(1)
 	err = db.inTx(ctx, func(tx querier) error {
 		stored = 0
 		left := outs
