@@ -21,12 +21,19 @@
 //
 // # Canonical encodings (version 1)
 //
-// All three encodings are the compact JSON that Go's encoding/json writes
-// for an object with exactly these members in this order, with HTML
-// escaping off (so <, > and & stay as they are) and no trailing newline.
-// Strings are valid UTF-8 (the writer replaces invalid bytes and NUL with
-// U+FFFD before anything is stored); times are UTC with exactly six
-// fractional digits, "2006-01-02T15:04:05.000000Z".
+// All three encodings are compact JSON objects with exactly these members
+// in this order, no spaces and no trailing newline. Integers are in
+// decimal. A string is written between double quotes with '"' and '\'
+// escaped by a backslash; backspace, form feed, newline, carriage return
+// and tab as \b, \f, \n, \r and \t; other bytes below 0x20 as \u00xx
+// (lower-case hex); U+2028 and U+2029 as \u2028 and \u2029; every other
+// character as it is (<, > and & included). That is what Go's
+// encoding/json writes with HTML escaping off, and a test holds the
+// encoders to it; they are written out by hand so that the format cannot
+// change with the Go release. Strings are valid UTF-8 (the writer
+// replaces invalid bytes and NUL with U+FFFD before anything is stored);
+// times are UTC with exactly six fractional digits,
+// "2006-01-02T15:04:05.000000Z".
 //
 // Request part, hashed into the chain:
 //

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/secrethub/secrethub/storage"
 )
@@ -145,80 +147,164 @@ func eventOf(s storage.AuditEvent) Event {
 	return e
 }
 
-// canonicalRequest is the request part as hashed (version 1).
-type canonicalRequest struct {
-	V             int      `json:"v"`
-	Node          string   `json:"node"`
-	Seq           int64    `json:"seq"`
-	Time          string   `json:"time"`
-	RequestID     string   `json:"request_id"`
-	ClientIP      string   `json:"client_ip"`
-	TokenAccessor string   `json:"token_accessor"`
-	TokenHMAC     string   `json:"token_hmac"`
-	AuthMethod    string   `json:"auth_method"`
-	Operation     string   `json:"operation"`
-	Path          string   `json:"path"`
-	Resource      string   `json:"resource"`
-	Capability    string   `json:"capability"`
-	Policies      []string `json:"policies"`
-	Decision      string   `json:"decision"`
-	RequestData   *string  `json:"request_data"`
-}
+// The canonical encodings are written by hand rather than by
+// encoding/json: they are a file format, so they must not change with the
+// Go release that builds the binary, and the writer computes one per event
+// on its hot path, where reflection cost a few microseconds and a dozen
+// allocations each. FuzzCanonicalMatchesEncodingJSON holds them to what
+// encoding/json writes (HTML escaping off) for the same objects.
 
-// canonicalOutcome is an outcome as MAC'd (version 1).
-type canonicalOutcome struct {
-	V         int    `json:"v"`
-	Status    int    `json:"status"`
-	Error     string `json:"error"`
-	LatencyUS int64  `json:"latency_us"`
-}
-
-// canonicalCheckpoint is a checkpoint as MAC'd (version 1).
-type canonicalCheckpoint struct {
-	V    int    `json:"v"`
-	Node string `json:"node"`
-	Seq  int64  `json:"seq"`
-	Hash string `json:"hash"`
-	Kind string `json:"kind"`
-}
-
-// canonical encodes v as the package documents: compact JSON, no HTML
-// escaping, no trailing newline.
-func canonical(v any) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		// The canonical types hold only strings and integers.
-		panic("audit: canonical encoding failed: " + err.Error())
+// appendRequest appends the canonical request part of e (version 1).
+func appendRequest(b []byte, e *storage.AuditEvent) []byte {
+	b = append(b, `{"v":1,"node":`...)
+	b = appendString(b, e.Node)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	b = append(b, `,"time":"`...)
+	b = e.Time.UTC().AppendFormat(b, timeLayout)
+	b = append(b, `","request_id":`...)
+	b = appendString(b, e.RequestID)
+	b = append(b, `,"client_ip":`...)
+	b = appendString(b, e.ClientIP)
+	b = append(b, `,"token_accessor":`...)
+	b = appendString(b, e.TokenAccessor)
+	b = append(b, `,"token_hmac":`...)
+	b = appendString(b, e.TokenHMAC)
+	b = append(b, `,"auth_method":`...)
+	b = appendString(b, e.AuthMethod)
+	b = append(b, `,"operation":`...)
+	b = appendString(b, e.Operation)
+	b = append(b, `,"path":`...)
+	b = appendString(b, e.Path)
+	b = append(b, `,"resource":`...)
+	b = appendString(b, e.Resource)
+	b = append(b, `,"capability":`...)
+	b = appendString(b, e.Capability)
+	b = append(b, `,"policies":[`...)
+	for i, p := range e.Policies {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, p)
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	b = append(b, `],"decision":`...)
+	b = appendString(b, e.Decision)
+	b = append(b, `,"request_data":`...)
+	if e.RequestData == "" {
+		b = append(b, "null"...)
+	} else {
+		b = appendString(b, e.RequestData)
+	}
+	return append(b, '}')
+}
+
+// appendOutcome appends the canonical outcome (version 1).
+func appendOutcome(b []byte, o storage.AuditOutcome) []byte {
+	b = append(b, `{"v":1,"status":`...)
+	b = strconv.AppendInt(b, int64(o.Status), 10)
+	b = append(b, `,"error":`...)
+	b = appendString(b, o.Error)
+	b = append(b, `,"latency_us":`...)
+	b = strconv.AppendInt(b, o.LatencyMicros, 10)
+	return append(b, '}')
+}
+
+// appendCheckpoint appends the canonical checkpoint (version 1).
+func appendCheckpoint(b []byte, c storage.AuditCheckpoint) []byte {
+	b = append(b, `{"v":1,"node":`...)
+	b = appendString(b, c.Node)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, c.Seq, 10)
+	b = append(b, `,"hash":`...)
+	b = appendString(b, c.Hash)
+	b = append(b, `,"kind":`...)
+	b = appendString(b, c.Kind)
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string: '"' and '\\' escaped with a
+// backslash; backspace, form feed, newline, carriage return and tab as
+// \b \f \n \r \t; other bytes below 0x20 as \u00xx (lower-case hex);
+// U+2028 and U+2029 as \u2028 and \u2029; each invalid UTF-8 byte as
+// \ufffd; everything else (including <, > and &) as it is.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// storable reports whether every string of e's request part is what the
+// writer stores (valid UTF-8 without NUL): a field that is not could not
+// be told apart from its clean form in canonical bytes.
+func storable(e *storage.AuditEvent) bool {
+	for _, f := range [...]string{e.Node, e.RequestID, e.ClientIP, e.TokenAccessor, e.TokenHMAC, e.AuthMethod,
+		e.Operation, e.Path, e.Resource, e.Capability, e.Decision, e.RequestData} {
+		if clean(f) != f {
+			return false
+		}
+	}
+	for _, p := range e.Policies {
+		if clean(p) != p {
+			return false
+		}
+	}
+	return true
 }
 
 // requestBytes returns the canonical request part of a stored event, and
 // false when a field holds what the writer never stores (invalid UTF-8 or
 // NUL), which no canonical encoding could tell apart from its clean form.
 func requestBytes(e *storage.AuditEvent) ([]byte, bool) {
-	c := canonicalRequest{
-		V: 1, Node: e.Node, Seq: e.Seq, Time: e.Time.UTC().Format(timeLayout), RequestID: e.RequestID,
-		ClientIP: e.ClientIP, TokenAccessor: e.TokenAccessor, TokenHMAC: e.TokenHMAC, AuthMethod: e.AuthMethod,
-		Operation: e.Operation, Path: e.Path, Resource: e.Resource, Capability: e.Capability,
-		Policies: e.Policies, Decision: e.Decision,
+	if !storable(e) {
+		return nil, false
 	}
-	if c.Policies == nil {
-		c.Policies = []string{}
-	}
-	if e.RequestData != "" {
-		c.RequestData = &e.RequestData
-	}
-	fields := append([]string{c.Node, c.RequestID, c.ClientIP, c.TokenAccessor, c.TokenHMAC, c.AuthMethod,
-		c.Operation, c.Path, c.Resource, c.Capability, c.Decision, e.RequestData}, c.Policies...)
-	for _, f := range fields {
-		if clean(f) != f {
-			return nil, false
-		}
-	}
-	return canonical(c), true
+	return appendRequest(nil, e), true
 }
 
 // chainHash is hex(SHA-256(prev ‖ request)).
@@ -229,10 +315,16 @@ func chainHash(prev string, request []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// outcomeBytes returns the canonical outcome.
-func outcomeBytes(o storage.AuditOutcome) []byte {
-	return canonical(canonicalOutcome{V: 1, Status: o.Status, Error: o.Error, LatencyUS: o.LatencyMicros})
+// eventHash is chainHash(prev, the request part of e), for an event whose
+// fields are clean, computed in scratch (returned grown, for reuse).
+func eventHash(scratch []byte, prev string, e *storage.AuditEvent) (string, []byte) {
+	scratch = appendRequest(append(scratch[:0], prev...), e)
+	sum := sha256.Sum256(scratch)
+	return hex.EncodeToString(sum[:]), scratch
 }
+
+// outcomeBytes returns the canonical outcome.
+func outcomeBytes(o storage.AuditOutcome) []byte { return appendOutcome(nil, o) }
 
 // outcomeMAC binds an outcome to its event's hash; "" with nil keys.
 func outcomeMAC(k *Keys, hash string, o storage.AuditOutcome) string {
@@ -241,7 +333,7 @@ func outcomeMAC(k *Keys, hash string, o storage.AuditOutcome) string {
 
 // checkpointMAC authenticates a checkpoint; "" with nil keys.
 func checkpointMAC(k *Keys, c storage.AuditCheckpoint) string {
-	return k.mac(canonical(canonicalCheckpoint{V: 1, Node: c.Node, Seq: c.Seq, Hash: c.Hash, Kind: c.Kind}))
+	return k.mac(appendCheckpoint(nil, c))
 }
 
 // The kinds of checkpoint.

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func TestCanonicalEncodingsAreStable(t *testing.T) {
 				`"resource":"é","capability":"create","policies":[],"decision":"allow","request_data":null}`},
 		{"an outcome", outcomeBytes(storage.AuditOutcome{Seq: 42, Status: 403, Error: "permission denied", LatencyMicros: 1500}),
 			`{"v":1,"status":403,"error":"permission denied","latency_us":1500}`},
-		{"a checkpoint", canonical(canonicalCheckpoint{V: 1, Node: "node-1", Seq: 42, Hash: "ff", Kind: "prune"}),
+		{"a checkpoint", appendCheckpoint(nil, storage.AuditCheckpoint{Node: "node-1", Seq: 42, Hash: "ff", Kind: "prune"}),
 			`{"v":1,"node":"node-1","seq":42,"hash":"ff","kind":"prune"}`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -51,8 +52,13 @@ func TestCanonicalEncodingsAreStable(t *testing.T) {
 	}
 	// The hash of the first sample after the genesis hash, computed once
 	// with `printf '%s%s' "$(printf '0%.0s' {1..64})" "$canonical" | sha256sum`.
-	if got := chainHash(GenesisHash, mustRequestBytes(t, ev)); got != "5f36cf194e7910009955c77726b136c5a3d8fa128dbf114c7e06d2ff9582e68b" {
+	const pinned = "5f36cf194e7910009955c77726b136c5a3d8fa128dbf114c7e06d2ff9582e68b"
+	if got := chainHash(GenesisHash, mustRequestBytes(t, ev)); got != pinned {
 		t.Fatalf("chain hash changed: %s", got)
+	}
+	// The writer's way, in a reused buffer holding something else first.
+	if got, _ := eventHash([]byte("leftover bytes of an earlier event"), GenesisHash, &ev); got != pinned {
+		t.Fatalf("eventHash differs from chainHash: %s", got)
 	}
 }
 
@@ -176,4 +182,95 @@ func TestEventJSONIsFlatAndHasOutcomeFieldsOnlyWithAnOutcome(t *testing.T) {
 	if m["status"] != 204.0 || m["latency_us"] != 2500.0 || m["outcome_mac"] != "m" || m["error"] != "" {
 		t.Fatalf("event JSON with outcome = %s", b)
 	}
+}
+
+// The objects the canonical encodings are, as encoding/json sees them: the
+// reference the hand-written encoders are held to.
+type (
+	jsonRequest struct {
+		V             int      `json:"v"`
+		Node          string   `json:"node"`
+		Seq           int64    `json:"seq"`
+		Time          string   `json:"time"`
+		RequestID     string   `json:"request_id"`
+		ClientIP      string   `json:"client_ip"`
+		TokenAccessor string   `json:"token_accessor"`
+		TokenHMAC     string   `json:"token_hmac"`
+		AuthMethod    string   `json:"auth_method"`
+		Operation     string   `json:"operation"`
+		Path          string   `json:"path"`
+		Resource      string   `json:"resource"`
+		Capability    string   `json:"capability"`
+		Policies      []string `json:"policies"`
+		Decision      string   `json:"decision"`
+		RequestData   *string  `json:"request_data"`
+	}
+	jsonOutcome struct {
+		V         int    `json:"v"`
+		Status    int    `json:"status"`
+		Error     string `json:"error"`
+		LatencyUS int64  `json:"latency_us"`
+	}
+	jsonCheckpoint struct {
+		V    int    `json:"v"`
+		Node string `json:"node"`
+		Seq  int64  `json:"seq"`
+		Hash string `json:"hash"`
+		Kind string `json:"kind"`
+	}
+)
+
+// viaEncodingJSON is v as encoding/json writes it: compact, HTML escaping
+// off, no trailing newline.
+func viaEncodingJSON(t *testing.T, v any) string {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// The hand-written encoders write what encoding/json writes for the same
+// objects, whatever the strings hold (escapes, control bytes, U+2028,
+// invalid UTF-8, HTML characters) and whatever the numbers.
+func FuzzCanonicalMatchesEncodingJSON(f *testing.F) {
+	f.Add("node-1", "req<1>&", "/v1/secrets/static/é", "p1", `{"a":"hmac-sha256:00"}`, int64(42), 403, int64(1500))
+	f.Add("\x00\x01\x1f\x7f", "\b\f\n\r\t\"\\", "\u2028\u2029\u2027", "\xff\xfe", "", int64(-1), -5, int64(0))
+	f.Add("é\xc3", "\xe2\x80", "\U0001F600", "", "null", int64(1<<62), 999, int64(-1<<63))
+	f.Fuzz(func(t *testing.T, s1, s2, s3, s4, data string, seq int64, status int, latency int64) {
+		e := storage.AuditEvent{
+			Node: s1, Seq: seq, Time: t0.Add(time.Duration(seq % 1e15)), RequestID: s2, ClientIP: s3,
+			TokenAccessor: s4, TokenHMAC: s1 + s2, AuthMethod: s3, Operation: s4, Path: s2 + s3,
+			Resource: s3, Capability: s1, Policies: []string{s1, s4, ""}, Decision: s2, RequestData: data,
+		}
+		if seq%3 == 0 {
+			e.Policies = nil
+		}
+		ref := jsonRequest{
+			V: 1, Node: e.Node, Seq: e.Seq, Time: e.Time.UTC().Format(timeLayout), RequestID: e.RequestID,
+			ClientIP: e.ClientIP, TokenAccessor: e.TokenAccessor, TokenHMAC: e.TokenHMAC, AuthMethod: e.AuthMethod,
+			Operation: e.Operation, Path: e.Path, Resource: e.Resource, Capability: e.Capability,
+			Policies: e.Policies, Decision: e.Decision,
+		}
+		if ref.Policies == nil {
+			ref.Policies = []string{}
+		}
+		if e.RequestData != "" {
+			ref.RequestData = &e.RequestData
+		}
+		if got, want := string(appendRequest(nil, &e)), viaEncodingJSON(t, ref); got != want {
+			t.Fatalf("request part:\n got %s\nwant %s", got, want)
+		}
+		o := storage.AuditOutcome{Status: status, Error: s2 + data, LatencyMicros: latency}
+		if got, want := string(appendOutcome(nil, o)), viaEncodingJSON(t, jsonOutcome{1, status, o.Error, latency}); got != want {
+			t.Fatalf("outcome:\n got %s\nwant %s", got, want)
+		}
+		c := storage.AuditCheckpoint{Node: s1, Seq: seq, Hash: s4, Kind: s3}
+		if got, want := string(appendCheckpoint(nil, c)), viaEncodingJSON(t, jsonCheckpoint{1, s1, seq, s4, s3}); got != want {
+			t.Fatalf("checkpoint:\n got %s\nwant %s", got, want)
+		}
+	})
 }

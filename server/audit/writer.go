@@ -150,6 +150,7 @@ type Writer struct {
 	cancelRun context.CancelFunc
 
 	// Owned by the appender.
+	scratch        []byte          // reused to hash each event
 	base           context.Context // commits run under it: Close's context once closing
 	lastCheckpoint int64
 	checkpointDue  bool
@@ -516,8 +517,7 @@ func (w *Writer) flush(batch []*request) error {
 		*ev = r.ev
 		seq++
 		ev.Node, ev.Seq, ev.PrevHash = w.node, seq, hash
-		canon, _ := requestBytes(ev) // stored() cleaned every field
-		ev.Hash = chainHash(hash, canon)
+		ev.Hash, w.scratch = eventHash(w.scratch, hash, ev) // stored() cleaned every field
 		hash = ev.Hash
 		if ev.Outcome != nil {
 			o := *ev.Outcome
