@@ -207,8 +207,15 @@ func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) er
 		seqs, times, ids, ips, accessors, hmacs, methods, ops, paths, resources, capabilities, policies, decisions, data, prevs, hashes pgArray
 		outs                                                                                                                            outcomeArrays
 	)
-	for _, col := range []*pgArray{&seqs, &times, &ids, &ips, &accessors, &hmacs, &methods, &ops, &paths, &resources, &capabilities, &policies, &decisions, &data, &prevs, &hashes} {
-		col.grow(n)
+	// Room for typical values, so that most batches build each array
+	// without growing it again.
+	for _, c := range []struct {
+		col  *pgArray
+		size int
+	}{{&seqs, 8}, {&times, 28}, {&ids, 36}, {&ips, 16}, {&accessors, 24}, {&hmacs, 16}, {&methods, 8}, {&ops, 8},
+		{&paths, 32}, {&resources, 32}, {&capabilities, 8}, {&policies, 16}, {&decisions, 8}, {&data, 16},
+		{&prevs, 64}, {&hashes, 64}} {
+		c.col.grow(n, c.size)
 	}
 	for _, e := range b.Events {
 		p, err := json.Marshal(nonNil(e.Policies))
@@ -216,7 +223,7 @@ func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) er
 			return err
 		}
 		seqs.int(e.Seq)
-		times.text(utc(e.Time).Format("2006-01-02 15:04:05.999999Z07:00"))
+		times.time(e.Time)
 		ids.text(e.RequestID)
 		ips.text(e.ClientIP)
 		accessors.text(e.TokenAccessor)
@@ -275,7 +282,8 @@ type pgArray struct {
 	ended bool
 }
 
-func (a *pgArray) grow(n int) { a.b.Grow(2 + n*16) }
+// grow makes room for n elements of about size bytes each.
+func (a *pgArray) grow(n, size int) { a.b.Grow(2 + n*(size+3)) }
 
 func (a *pgArray) sep() {
 	if a.ended {
@@ -294,6 +302,15 @@ func (a *pgArray) int(v int64) {
 	a.b.WriteString(strconv.FormatInt(v, 10))
 }
 
+// time appends t in UTC to the microsecond, as timestamptz reads it.
+func (a *pgArray) time(t time.Time) {
+	a.sep()
+	var buf [40]byte
+	a.b.WriteByte('"')
+	a.b.Write(utc(t).AppendFormat(buf[:0], "2006-01-02 15:04:05.999999Z07:00"))
+	a.b.WriteByte('"')
+}
+
 func (a *pgArray) null() {
 	a.sep()
 	a.b.WriteString("NULL")
@@ -302,12 +319,17 @@ func (a *pgArray) null() {
 func (a *pgArray) text(s string) {
 	a.sep()
 	a.b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '"' || c == '\\' {
-			a.b.WriteByte('\\')
+	for {
+		i := strings.IndexAny(s, `"\\`)
+		if i < 0 {
+			break
 		}
+		a.b.WriteString(s[:i])
+		a.b.WriteByte('\\')
 		a.b.WriteByte(s[i])
+		s = s[i+1:]
 	}
+	a.b.WriteString(s)
 	a.b.WriteByte('"')
 }
 
@@ -328,6 +350,15 @@ func (a *pgArray) String() string {
 // outcomeArrays are outcome rows as PostgreSQL arrays, one per column
 // (seq, status, error, latency_us, mac), for unnest.
 type outcomeArrays struct{ seqs, statuses, errors, latencies, macs pgArray }
+
+// grow makes room for n outcomes.
+func (a *outcomeArrays) grow(n int) {
+	a.seqs.grow(n, 8)
+	a.statuses.grow(n, 3)
+	a.errors.grow(n, 8)
+	a.latencies.grow(n, 6)
+	a.macs.grow(n, 64)
+}
 
 func (a *outcomeArrays) add(o AuditOutcome) {
 	a.seqs.int(o.Seq)
@@ -427,6 +458,7 @@ func (db *DB) StoreAuditOutcomes(ctx context.Context, node string, outs []AuditO
 	if db.engine == Postgres {
 		db.txs.Add(1) // a statement on its own is a transaction
 		var a outcomeArrays
+		a.grow(len(outs))
 		for _, o := range outs {
 			a.add(o)
 		}

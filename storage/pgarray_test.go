@@ -1,6 +1,9 @@
 package storage
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestPGArrayText(t *testing.T) {
 	var empty pgArray
@@ -12,7 +15,9 @@ func TestPGArrayText(t *testing.T) {
 	a.text(`say "hi" \ bye`)
 	a.null()
 	a.text(``)
-	want := `{"plain","say \"hi\" \\ bye",NULL,""}`
+	a.text(`""\\`)
+	a.time(time.Date(2026, 11, 29, 10, 0, 0, 123456789, time.FixedZone("CET", 3600)))
+	want := `{"plain","say \"hi\" \\ bye",NULL,"","\"\"\\\\","2026-11-29 09:00:00.123456Z"}`
 	if got := a.String(); got != want {
 		t.Fatalf("array = %s, want %s", got, want)
 	}
