@@ -19,7 +19,7 @@ import (
 type auditLog interface {
 	SetKeys(k *audit.Keys)
 	Append(ctx context.Context, e audit.Event) (int64, error)
-	Start(ctx context.Context, e audit.Event) (wait func(context.Context) (int64, error), err error)
+	Start(ctx context.Context, e audit.Event) (audit.Pending, error)
 	Complete(seq int64, o audit.Outcome)
 	Record(ctx context.Context, e audit.Event) error
 	Head() (seq int64, hash string)
@@ -151,9 +151,10 @@ func (s *Server) audited(r *http.Request, seq int64, err error) error {
 // 503 and the handler's is dropped. The read's database work overlaps the
 // audit commit instead of following it, and nothing is revealed or
 // changed before the event is durable: a handler that only reads changes
-// nothing, and what it writes is held here.
+// nothing, and what it writes is held here. An answer ready before the
+// event's batch is cut is recorded in the event itself (stored whole).
 func (s *Server) serveRead(w http.ResponseWriter, r *http.Request, h handlerFunc) {
-	wait, err := s.audit.Start(r.Context(), s.auditEvent(r))
+	p, err := s.audit.Start(r.Context(), s.auditEvent(r))
 	if err != nil {
 		s.respondError(w, r, s.audited(r, 0, err))
 		return
@@ -162,7 +163,7 @@ func (s *Server) serveRead(w http.ResponseWriter, r *http.Request, h handlerFunc
 	st.auditSeq = auditPending
 	defer func() {
 		if st.auditSeq == auditPending { // the handler panicked: settle its event first
-			seq, err := wait(r.Context())
+			seq, _, err := p.Wait(r.Context())
 			_ = s.audited(r, seq, err)
 		}
 	}()
@@ -170,10 +171,14 @@ func (s *Server) serveRead(w http.ResponseWriter, r *http.Request, h handlerFunc
 	if err := h(held, r); err != nil {
 		s.respondError(held, r, err)
 	}
-	seq, err := wait(r.Context())
+	p.Done(audit.Outcome{Status: held.code(), Error: st.errMsg, Latency: time.Since(st.began)})
+	seq, whole, err := p.Wait(r.Context())
 	if err := s.audited(r, seq, err); err != nil {
 		s.respondError(w, r, err)
 		return
+	}
+	if whole {
+		st.auditSeq = -1 // recorded complete: nothing to complete later
 	}
 	held.sendTo(w)
 }
@@ -198,12 +203,19 @@ func (h *heldResponse) Write(b []byte) (int, error) {
 	return h.body.Write(b)
 }
 
+// code is the status the answer is sent with.
+func (h *heldResponse) code() int {
+	if h.status == 0 {
+		return http.StatusOK
+	}
+	return h.status
+}
+
 func (h *heldResponse) sendTo(w http.ResponseWriter) {
 	for k, v := range h.header {
 		w.Header()[k] = v
 	}
-	h.WriteHeader(http.StatusOK)
-	w.WriteHeader(h.status)
+	w.WriteHeader(h.code())
 	_, _ = w.Write(h.body.Bytes()) // the client may be gone; nothing to do then
 }
 

@@ -69,6 +69,7 @@ func TestEveryRequestProducesOneEvent(t *testing.T) {
 		do("POST", "/v1/secrets/static/app/db", root, `{"data":{"password":"pg-secret"}}`, "allow")
 		do("GET", "/v1/secrets/static/app/db", root, "", "allow")
 		do("LIST", "/v1/secrets/static/app", root, "", "allow")
+		missing := do("GET", "/v1/secrets/static/app/missing", root, "", "allow") // a read whose handler fails
 		child := do("POST", "/v1/auth/token/create", root, `{"policies":["default"]}`, "allow").Auth(t)["client_token"].(string)
 		do("GET", "/v1/secrets/static/app/db", child, "", "deny")
 		do("GET", "/v1/secrets/static/app/db", "s.not-a-real-token", "", "deny")
@@ -97,6 +98,9 @@ func TestEveryRequestProducesOneEvent(t *testing.T) {
 			case e.Decision != s.decision:
 				t.Errorf("request %s (%s %s, %d): decision %q, want %q", id, e.Operation, e.Path, s.r.Status, e.Decision, s.decision)
 			}
+		}
+		if e := events[missing.Header.Get("X-Request-Id")]; missing.Status != 404 || e.Outcome == nil || e.Outcome.Error == "" || e.Outcome.Latency <= 0 {
+			t.Errorf("a read answered %d: its outcome %+v should say why, and how long it took", missing.Status, e.Outcome)
 		}
 		read := events[log[5].r.Header.Get("X-Request-Id")]
 		if read.Resource != "app/db" || read.Capability != "read" || read.Operation != "GET" || read.Path != "/v1/secrets/static/app/db" ||

@@ -91,8 +91,16 @@ func TestEntryBoundsEveryRequestInTime(t *testing.T) {
 // refusingAudit is an audit log whose store refuses every event.
 type refusingAudit struct{ nopAudit }
 
-func (*refusingAudit) Start(context.Context, audit.Event) (func(context.Context) (int64, error), error) {
-	return func(context.Context) (int64, error) { return 0, errors.New("audit store refuses writes") }, nil
+func (*refusingAudit) Start(context.Context, audit.Event) (audit.Pending, error) {
+	return refusedPending{}, nil
+}
+
+// refusedPending is an event whose batch the store refused.
+type refusedPending struct{}
+
+func (refusedPending) Done(audit.Outcome) {}
+func (refusedPending) Wait(context.Context) (int64, bool, error) {
+	return 0, false, errors.New("audit store refuses writes")
 }
 
 // A read runs its handler while its event commits; if the handler panics

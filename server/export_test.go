@@ -76,9 +76,16 @@ func (*nopAudit) SetKeys(*audit.Keys) {}
 func (n *nopAudit) Append(context.Context, audit.Event) (int64, error) {
 	return n.seq.Add(1), nil
 }
-func (n *nopAudit) Start(context.Context, audit.Event) (func(context.Context) (int64, error), error) {
-	seq := n.seq.Add(1)
-	return func(context.Context) (int64, error) { return seq, nil }, nil
+func (n *nopAudit) Start(context.Context, audit.Event) (audit.Pending, error) {
+	return nopPending(n.seq.Add(1)), nil
+}
+
+// nopPending is an event nopAudit did not store.
+type nopPending int64
+
+func (nopPending) Done(audit.Outcome) {}
+func (p nopPending) Wait(context.Context) (int64, bool, error) {
+	return int64(p), false, nil
 }
 func (*nopAudit) Complete(int64, audit.Outcome)             {}
 func (*nopAudit) Record(context.Context, audit.Event) error { return nil }

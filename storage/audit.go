@@ -14,7 +14,8 @@ import (
 
 // AuditEvent is one stored audit event: its request part, chained to the
 // node's previous event by PrevHash and Hash, and its outcome once written
-// (kept in a table of its own, read back joined).
+// (in the event's own row when known as it was appended, else in a table
+// of its own, read back joined).
 // Sensitive values arrive already HMAC'd; storage neither computes nor
 // checks the chain (server/audit does both).
 type AuditEvent struct {
@@ -74,8 +75,9 @@ type AuditHead struct {
 }
 
 // AuditBatch is one group commit of a node's audit log, written in one
-// transaction: new events (in seq order; those that carry an Outcome get
-// their outcome row in the same transaction) and optionally a checkpoint.
+// transaction: new events (in seq order; those that carry an Outcome are
+// stored whole, the outcome in the event's row) and optionally a
+// checkpoint.
 type AuditBatch struct {
 	Node       string
 	Events     []AuditEvent
@@ -128,19 +130,22 @@ func (db *DB) auditSQL(query string) string {
 // constants and chunk sizes (powers of two), so the caches stay small.
 var pgAuditSQL, liteAuditSQL sync.Map
 
-// auditRequestColumns are the columns of the events table: the request
-// part of an event, its seq and its chain hashes.
-const auditRequestColumns = `node, seq, time, request_id, client_ip, token_accessor, token_hmac, auth_method,
-	operation, path, resource, capability, policies, decision, request_data, prev_hash, hash`
+// auditEventInsertColumns are the columns of the events table: the
+// request part of an event, its seq and its chain hashes, and the outcome
+// of an event stored whole (NULL when it comes later, in the outcomes
+// table).
+const auditEventInsertColumns = `node, seq, time, request_id, client_ip, token_accessor, token_hmac, auth_method,
+	operation, path, resource, capability, policies, decision, request_data, prev_hash, hash,
+	status, error, latency_us, outcome_mac`
 
-// auditRequestWidth is the number of columns in auditRequestColumns.
-const auditRequestWidth = 17
+// auditEventWidth is the number of columns in auditEventInsertColumns.
+const auditEventWidth = 21
 
-// auditEventColumns reads an event joined with its outcome: events e,
-// outcomes o.
+// auditEventColumns reads an event with its outcome from either place:
+// events e, outcomes o.
 const auditEventColumns = `e.node, e.seq, e.time, e.request_id, e.client_ip, e.token_accessor, e.token_hmac,
 	e.auth_method, e.operation, e.path, e.resource, e.capability, e.policies, e.decision, e.request_data,
-	e.prev_hash, e.hash, o.status, o.error, o.latency_us, o.mac`
+	e.prev_hash, e.hash, e.status, e.error, e.latency_us, e.outcome_mac, o.status, o.error, o.latency_us, o.mac`
 
 // auditEventsJoined is the FROM clause that goes with auditEventColumns.
 const auditEventsJoined = `{events} AS e LEFT JOIN {outcomes} AS o ON o.node = e.node AND o.seq = e.seq`
@@ -198,14 +203,13 @@ func (db *DB) AppendAudit(ctx context.Context, b AuditBatch) error {
 
 // writeAuditBatchPG writes a batch in one statement whatever its size:
 // the rows travel as arrays, one per column, which unnest turns back into
-// rows, and data-modifying WITH clauses insert the events, their outcomes
-// and the checkpoint together. Only four statements exist (with or
-// without outcomes, with or without a checkpoint).
+// rows, and a data-modifying WITH clause inserts the checkpoint with them.
+// Only two statements exist (with or without a checkpoint).
 func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) error {
 	n := len(b.Events)
 	var (
 		seqs, times, ids, ips, accessors, hmacs, methods, ops, paths, resources, capabilities, policies, decisions, data, prevs, hashes pgArray
-		outs                                                                                                                            outcomeArrays
+		statuses, errs, latencies, macs                                                                                                 pgArray
 	)
 	// Room for typical values, so that most batches build each array
 	// without growing it again.
@@ -214,7 +218,7 @@ func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) er
 		size int
 	}{{&seqs, 8}, {&times, 28}, {&ids, 36}, {&ips, 16}, {&accessors, 24}, {&hmacs, 16}, {&methods, 8}, {&ops, 8},
 		{&paths, 32}, {&resources, 32}, {&capabilities, 8}, {&policies, 16}, {&decisions, 8}, {&data, 16},
-		{&prevs, 64}, {&hashes, 64}} {
+		{&prevs, 64}, {&hashes, 64}, {&statuses, 4}, {&errs, 4}, {&latencies, 6}, {&macs, 64}} {
 		c.col.grow(n, c.size)
 	}
 	for _, e := range b.Events {
@@ -243,24 +247,25 @@ func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) er
 		prevs.text(e.PrevHash)
 		hashes.text(e.Hash)
 		if o := e.Outcome; o != nil {
-			out := *o
-			out.Seq = e.Seq
-			outs.add(out)
+			statuses.int(int64(o.Status))
+			errs.text(o.Error)
+			latencies.int(o.LatencyMicros)
+			macs.text(o.MAC)
+		} else {
+			statuses.null()
+			errs.null()
+			latencies.null()
+			macs.null()
 		}
 	}
 	args := []any{b.Node, seqs.String(), times.String(), ids.String(), ips.String(), accessors.String(), hmacs.String(),
 		methods.String(), ops.String(), paths.String(), resources.String(), capabilities.String(), policies.String(),
-		decisions.String(), data.String(), prevs.String(), hashes.String()}
-	query := `WITH events AS (INSERT INTO {events} (` + auditRequestColumns + `)
+		decisions.String(), data.String(), prevs.String(), hashes.String(), statuses.String(), errs.String(),
+		latencies.String(), macs.String()}
+	query := `WITH events AS (INSERT INTO {events} (` + auditEventInsertColumns + `)
 		SELECT $1, * FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
 			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-			$16::text[], $17::text[]))`
-	if outs.seqs.n > 0 {
-		args = append(args, outs.args()...)
-		query += `, outcomes AS (INSERT INTO {outcomes} (node, seq, status, error, latency_us, mac)
-		SELECT $1, * FROM unnest($18::bigint[], $19::integer[], $20::text[], $21::bigint[], $22::text[])
-		ON CONFLICT (node, seq) DO NOTHING)`
-	}
+			$16::text[], $17::text[], $18::integer[], $19::text[], $20::bigint[], $21::text[]))`
 	if c := b.Checkpoint; c != nil {
 		i := len(args)
 		args = append(args, c.Seq, c.Hash, c.Kind, utc(c.CreatedAt), c.MAC)
@@ -374,26 +379,12 @@ func (a *outcomeArrays) args() []any {
 
 // writeAuditBatch writes a batch with multi-row INSERTs, for SQLite.
 func (db *DB) writeAuditBatch(ctx context.Context, tx querier, b AuditBatch) error {
-	var outs []AuditOutcome
 	rest := b.Events
 	for _, n := range chunks(len(rest)) {
 		if err := db.insertAuditEvents(ctx, tx, rest[:n]); err != nil {
 			return err
 		}
-		for _, e := range rest[:n] {
-			if e.Outcome != nil {
-				o := *e.Outcome
-				o.Seq = e.Seq
-				outs = append(outs, o)
-			}
-		}
 		rest = rest[n:]
-	}
-	for _, n := range chunks(len(outs)) {
-		if _, err := db.insertAuditOutcomes(ctx, tx, b.Node, outs[:n]); err != nil {
-			return err
-		}
-		outs = outs[n:]
 	}
 	if b.Checkpoint != nil {
 		return db.insertAuditCheckpoint(ctx, tx, *b.Checkpoint)
@@ -403,11 +394,11 @@ func (db *DB) writeAuditBatch(ctx context.Context, tx querier, b AuditBatch) err
 
 func (db *DB) insertAuditEvents(ctx context.Context, tx querier, events []AuditEvent) error {
 	var q strings.Builder
-	q.WriteString(`INSERT INTO {events} (` + auditRequestColumns + `) VALUES `)
-	placeholders(&q, len(events), auditRequestWidth, 1, func(b *strings.Builder, params []string) {
+	q.WriteString(`INSERT INTO {events} (` + auditEventInsertColumns + `) VALUES `)
+	placeholders(&q, len(events), auditEventWidth, 1, func(b *strings.Builder, params []string) {
 		b.WriteString("(" + strings.Join(params, ", ") + ")")
 	})
-	args := make([]any, 0, len(events)*auditRequestWidth)
+	args := make([]any, 0, len(events)*auditEventWidth)
 	for _, e := range events {
 		policies, err := json.Marshal(nonNil(e.Policies))
 		if err != nil {
@@ -416,14 +407,19 @@ func (db *DB) insertAuditEvents(ctx context.Context, tx querier, events []AuditE
 		args = append(args, e.Node, e.Seq, utc(e.Time), e.RequestID, e.ClientIP, e.TokenAccessor, e.TokenHMAC,
 			e.AuthMethod, e.Operation, e.Path, e.Resource, e.Capability, string(policies), e.Decision,
 			sql.NullString{String: e.RequestData, Valid: e.RequestData != ""}, e.PrevHash, e.Hash)
+		if o := e.Outcome; o != nil {
+			args = append(args, o.Status, o.Error, o.LatencyMicros, o.MAC)
+		} else {
+			args = append(args, nil, nil, nil, nil)
+		}
 	}
 	_, err := tx.ExecContext(ctx, db.auditSQL(q.String()), args...)
 	return err
 }
 
 // insertAuditOutcomes inserts a node's outcomes in one statement and
-// returns how many were new: an event that has an outcome keeps it. Its
-// text depends on len(outs): callers pass chunks (powers of two).
+// returns how many were new: an event that has an outcome row keeps it.
+// Its text depends on len(outs): callers pass chunks (powers of two).
 func (db *DB) insertAuditOutcomes(ctx context.Context, tx querier, node string, outs []AuditOutcome) (int64, error) {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO {outcomes} (node, seq, status, error, latency_us, mac) VALUES `)
@@ -696,15 +692,15 @@ func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 			break
 		}
 		var (
-			e               AuditEvent
-			policies        string
-			data            sql.NullString
-			status, latency sql.NullInt64
-			errText, mac    sql.NullString
+			e            AuditEvent
+			policies     string
+			data         sql.NullString
+			whole, apart nullOutcome
 		)
 		if err := rows.Scan(&e.Node, &e.Seq, &e.Time, &e.RequestID, &e.ClientIP, &e.TokenAccessor, &e.TokenHMAC,
 			&e.AuthMethod, &e.Operation, &e.Path, &e.Resource, &e.Capability, &policies, &e.Decision, &data,
-			&e.PrevHash, &e.Hash, &status, &errText, &latency, &mac); err != nil {
+			&e.PrevHash, &e.Hash, &whole.status, &whole.err, &whole.latency, &whole.mac,
+			&apart.status, &apart.err, &apart.latency, &apart.mac); err != nil {
 			return nil, classify(err)
 		}
 		e.Time = e.Time.UTC()
@@ -712,14 +708,28 @@ func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 		if err := json.Unmarshal([]byte(policies), &e.Policies); err != nil {
 			return nil, fmt.Errorf("storage: audit event %s/%d has corrupt policies: %w", e.Node, e.Seq, err)
 		}
-		if status.Valid {
-			e.Outcome = &AuditOutcome{Seq: e.Seq, Status: int(status.Int64), Error: errText.String,
-				LatencyMicros: latency.Int64, MAC: mac.String}
+		// An outcome in the event's row was written with it and is the
+		// event's; the writer never stores another for it apart.
+		if e.Outcome = whole.outcome(e.Seq); e.Outcome == nil {
+			e.Outcome = apart.outcome(e.Seq)
 		}
 		out = append(out, e)
 		total += e.Size()
 	}
 	return out, classify(rows.Err())
+}
+
+// nullOutcome is an outcome's columns as read, NULL when there is none.
+type nullOutcome struct {
+	status, latency sql.NullInt64
+	err, mac        sql.NullString
+}
+
+func (n nullOutcome) outcome(seq int64) *AuditOutcome {
+	if !n.status.Valid {
+		return nil
+	}
+	return &AuditOutcome{Seq: seq, Status: int(n.status.Int64), Error: n.err.String, LatencyMicros: n.latency.Int64, MAC: n.mac.String}
 }
 
 // CoreKey returns a cluster-wide key as stored (encrypted by the barrier).

@@ -28,6 +28,7 @@ var auditCases = []rawCase{
 	{"the prune boundary stops before the first event at or after the time", testAuditPruneBoundary},
 	{"a prune replaces events and checkpoints up to its boundary, only if the boundary is unchanged", testAuditPrune},
 	{"a core key is created once and read back", testCoreKeys},
+	{"rolling back to outcomes apart keeps every outcome", testAuditWholeEventsRollBack},
 }
 
 // auditEvent makes event seq of node with placeholder chain values.
@@ -68,13 +69,23 @@ func testAuditRoundTrip(t *testing.T, db *storage.DB, raw *sql.DB) {
 	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "events")+` WHERE request_data IS NULL AND seq = 2`); n != 1 {
 		t.Fatalf("an event without request data should store NULL, found %d such rows", n)
 	}
-	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "outcomes")+` WHERE seq = 2 AND status = 403`); n != 1 {
-		t.Fatalf("an event stored complete should have its outcome row, found %d", n)
+	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "events")+` WHERE seq = 2 AND status = 403 AND error = 'permission denied' AND latency_us = 17 AND outcome_mac = 'm2'`); n != 1 {
+		t.Fatalf("an event stored whole should hold its outcome in its row, found %d such rows", n)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "events")+` WHERE seq = 1 AND status IS NULL AND error IS NULL AND latency_us IS NULL AND outcome_mac IS NULL`); n != 1 {
+		t.Fatalf("an event appended without its outcome should have NULL outcome columns, found %d such rows", n)
 	}
 	out := storage.AuditOutcome{Seq: 1, Status: 200, Error: "", LatencyMicros: 1234, MAC: "m1"}
-	applied, err := db.StoreAuditOutcomes(ctx(), "n1", []storage.AuditOutcome{out, {Seq: 2, Status: 500, MAC: "x"}})
-	if err != nil || applied != 1 {
-		t.Fatalf("outcomes applied = %d, %v; want 1 (seq 2 has one already)", applied, err)
+	if applied, err := db.StoreAuditOutcomes(ctx(), "n1", []storage.AuditOutcome{out}); err != nil || applied != 1 {
+		t.Fatalf("outcomes applied = %d, %v; want 1", applied, err)
+	}
+	if applied, err := db.StoreAuditOutcomes(ctx(), "n1", []storage.AuditOutcome{{Seq: 1, Status: 500, MAC: "x"}}); err != nil || applied != 0 {
+		t.Fatalf("a second outcome for seq 1: applied = %d, %v; want 0 (the first stays)", applied, err)
+	}
+	// The writer never stores an outcome apart for an event stored whole;
+	// one that is there all the same does not replace the event's own.
+	if _, err := raw.Exec(`INSERT INTO ` + auditTable(db, "outcomes") + ` (node, seq, status, error, latency_us, mac) VALUES ('n1', 2, 500, '', 0, 'x')`); err != nil {
+		t.Fatal(err)
 	}
 	got, err := db.AuditEvents(ctx(), "n1", 0, 10)
 	if err != nil {
@@ -363,5 +374,31 @@ func TestAuditWritesCompleteOnAOneConnectionPool(t *testing.T) {
 				time.Sleep(50 * time.Millisecond) // let background preparation run
 			}
 		})
+	}
+}
+
+func testAuditWholeEventsRollBack(t *testing.T, db *storage.DB, raw *sql.DB) {
+	whole := auditEvent("n1", 1, t0)
+	whole.Outcome = &storage.AuditOutcome{Seq: 1, Status: 200, Error: "", LatencyMicros: 9, MAC: "m1"}
+	apart := auditEvent("n1", 2, t0)
+	if err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n1", Events: []storage.AuditEvent{whole, apart}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.StoreAuditOutcomes(ctx(), "n1", []storage.AuditOutcome{{Seq: 2, Status: 404, Error: "no such secret", LatencyMicros: 3, MAC: "m2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MigrateDown(ctx(), 1); err != nil { // 000006: outcomes back in their own table
+		t.Fatal(err)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "outcomes")+` WHERE (seq = 1 AND status = 200 AND latency_us = 9 AND mac = 'm1')
+		OR (seq = 2 AND status = 404 AND error = 'no such secret' AND mac = 'm2')`); n != 2 {
+		t.Fatalf("after rolling back, %d of the 2 outcomes are in the outcomes table", n)
+	}
+	if err := db.MigrateUp(ctx()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.AuditEvents(ctx(), "n1", 0, 10)
+	if err != nil || len(got) != 2 || got[0].Outcome == nil || got[0].Outcome.MAC != "m1" || got[1].Outcome == nil || got[1].Outcome.MAC != "m2" {
+		t.Fatalf("after migrating up again: %+v, %v", got, err)
 	}
 }

@@ -10,7 +10,11 @@
 // its commit (Writer.Append). The outcome (status, error, latency) is
 // written afterwards without making the request wait (Writer.Complete). A
 // request that never reaches a handler is recorded whole at once
-// (Writer.Record). Concurrent appends are committed together (group
+// (Writer.Record). A read queues its event (Writer.Start), fetches its
+// answer while the event waits for its batch, and offers the outcome
+// (Pending.Done): if the batch has not been cut yet, the event is stored
+// whole, outcome in its row, and nothing follows; otherwise the outcome
+// goes to Complete. Concurrent appends are committed together (group
 // commit): one writer goroutine per node takes what is queued, up to
 // Options.MaxBatch, and writes it in one transaction.
 //

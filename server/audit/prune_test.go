@@ -57,7 +57,9 @@ func TestATamperNextToThePruneBoundaryIsCaught(t *testing.T) {
 		{"the first remaining event deleted", `DELETE FROM {events} WHERE seq = 21`, Deleted, 21},
 		{"the prune checkpoint removed", `DELETE FROM {chain} WHERE kind = 'prune'`, Deleted, 1},
 		{"the prune checkpoint moved past an event", `UPDATE {chain} SET seq = 22 WHERE kind = 'prune'`, Deleted, 1},
-		{"a pruned event put back", `INSERT INTO {events} SELECT node, 20, time, request_id, client_ip, token_accessor, token_hmac,
+		{"a pruned event put back", `INSERT INTO {events} (node, seq, time, request_id, client_ip, token_accessor, token_hmac,
+			auth_method, operation, path, resource, capability, policies, decision, request_data, prev_hash, hash)
+			SELECT node, 20, time, request_id, client_ip, token_accessor, token_hmac,
 			auth_method, operation, path, resource, capability, policies, decision, request_data, prev_hash, hash FROM {events} WHERE seq = 21`, Inserted, 20},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -169,7 +169,18 @@ type request struct {
 	ev    storage.AuditEvent
 	done  chan result
 	state atomic.Int32 // waiting, delivered or abandoned
+	// offer is open until the appender cuts the request's batch (cut),
+	// unless Pending.Done offers the outcome first (offered: outcome is
+	// set, and the event is stored whole).
+	offer   atomic.Int32
+	outcome storage.AuditOutcome
 }
+
+const (
+	open int32 = iota
+	offered
+	cut
+)
 
 const (
 	waiting int32 = iota
@@ -253,19 +264,32 @@ func (w *Writer) Head() (seq int64, hash string) {
 // wraps ErrUnavailable (the event may still be stored if ctx ended while
 // its batch committed; its outcome then says so).
 func (w *Writer) Append(ctx context.Context, e Event) (int64, error) {
-	wait, err := w.Start(ctx, e)
+	p, err := w.Start(ctx, e)
 	if err != nil {
 		return 0, err
 	}
-	return wait(ctx)
+	seq, _, err := p.Wait(ctx)
+	return seq, err
+}
+
+// Pending is an event Start queued.
+type Pending interface {
+	// Done offers the request's outcome as soon as its answer is ready
+	// (before it is sent), at most once and before Wait. If the event's
+	// batch has not been cut yet, the event is stored whole, its outcome
+	// in its row; otherwise the outcome is Complete's to store, as usual.
+	Done(o Outcome)
+	// Wait returns the event's seq once its batch has committed, with
+	// Append's errors, and must be called. whole reports that the outcome
+	// given to Done was stored with the event: no Complete may follow.
+	Wait(ctx context.Context) (seq int64, whole bool, err error)
 }
 
 // Start queues the request part of e and returns without waiting for its
-// batch: wait returns the event's seq once the batch has committed, with
-// Append's errors, and must be called. Until it has returned without error
-// the request may be worked on only in ways that change nothing and send
-// nothing: a read may fetch its answer meanwhile, but not send it.
-func (w *Writer) Start(ctx context.Context, e Event) (wait func(context.Context) (int64, error), err error) {
+// batch. Until Pending.Wait has returned without error the request may be
+// worked on only in ways that change nothing and send nothing: a read may
+// fetch its answer meanwhile, but not send it.
+func (w *Writer) Start(ctx context.Context, e Event) (Pending, error) {
 	if e.Outcome != nil {
 		return nil, errors.New("audit: Append takes the request part only; use Record for a complete event")
 	}
@@ -273,7 +297,32 @@ func (w *Writer) Start(ctx context.Context, e Event) (wait func(context.Context)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) (int64, error) { return w.await(ctx, r) }, nil
+	return pending{w, r}, nil
+}
+
+// pending is the Writer's Pending.
+type pending struct {
+	w *Writer
+	r *request
+}
+
+func (p pending) Done(o Outcome) {
+	out, err := o.stored()
+	if err != nil {
+		p.w.opt.OnError(fmt.Errorf("audit: node %s: outcome not stored: %w", p.w.node, err))
+		return
+	}
+	p.r.outcome = out // published by the swap; read only by whoever sees it offered
+	p.r.offer.CompareAndSwap(open, offered)
+}
+
+func (p pending) Wait(ctx context.Context) (int64, bool, error) {
+	seq, err := p.w.await(ctx, p.r)
+	if err != nil {
+		return 0, false, err
+	}
+	// The batch was cut before its commit answered: the offer is settled.
+	return seq, p.r.offer.Load() == offered, nil
 }
 
 // Record stores a complete event (e.Outcome set) at once and returns when
@@ -519,6 +568,10 @@ func (w *Writer) flush(batch []*request) error {
 		ev.Node, ev.Seq, ev.PrevHash = w.node, seq, hash
 		ev.Hash, w.scratch = eventHash(w.scratch, hash, ev) // stored() cleaned every field
 		hash = ev.Hash
+		if !r.offer.CompareAndSwap(open, cut) { // its answer is ready: store it whole
+			o := r.outcome
+			ev.Outcome = &o
+		}
 		if ev.Outcome != nil {
 			o := *ev.Outcome
 			o.Seq, o.MAC = seq, outcomeMAC(keys, ev.Hash, o)

@@ -759,3 +759,119 @@ func holdInserts(t *testing.T, db logDB, cond string) (release func()) {
 		}
 	}
 }
+
+// steppedStore hands each batch with events to the test when it arrives,
+// and stores it when the test says so.
+type steppedStore struct {
+	Store
+	arrived chan storage.AuditBatch
+	release chan struct{}
+}
+
+func (s steppedStore) AppendAudit(ctx context.Context, b storage.AuditBatch) error {
+	if len(b.Events) > 0 {
+		s.arrived <- b
+		<-s.release
+	}
+	return s.Store.AppendAudit(ctx, b)
+}
+
+// An outcome offered before the event's batch is cut is stored in the
+// event's row, and Wait says so; one offered after the cut is not, and
+// goes to Complete as for an Append. Both verify.
+func TestAnOutcomeReadyBeforeTheCutIsStoredWithItsEvent(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		s := steppedStore{Store: db, arrived: make(chan storage.AuditBatch), release: make(chan struct{})}
+		w := newWriter(t, s, "n1", Options{})
+		late, err := w.Start(ctx(), sample(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := <-s.arrived // cut: seq 1 is on its way to the store
+		late.Done(Outcome{Status: 200, Latency: time.Millisecond})
+		early, err := w.Start(ctx(), sample(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		early.Done(Outcome{Status: 404, Error: "no such secret", Latency: 2 * time.Millisecond})
+		s.release <- struct{}{}
+		second := <-s.arrived
+		s.release <- struct{}{}
+		if first.Events[0].Outcome != nil {
+			t.Fatalf("an outcome offered after the cut travelled with its event: %+v", first.Events[0].Outcome)
+		}
+		if o := second.Events[0].Outcome; o == nil || o.Status != 404 || o.MAC == "" {
+			t.Fatalf("the outcome offered before the cut: %+v, want status 404 with a MAC", o)
+		}
+		seq1, whole1, err1 := late.Wait(ctx())
+		seq2, whole2, err2 := early.Wait(ctx())
+		if err1 != nil || err2 != nil || seq1 != 1 || seq2 != 2 || whole1 || !whole2 {
+			t.Fatalf("waits: (%d, %v, %v) and (%d, %v, %v); want (1, false) and (2, true)", seq1, whole1, err1, seq2, whole2, err2)
+		}
+		w.Complete(seq1, Outcome{Status: 200, Latency: time.Millisecond})
+		closeWriter(t, w)
+		if n := db.count(t, `SELECT count(*) FROM {events} WHERE seq = 2 AND status = 404 AND error = 'no such secret' AND latency_us = 2000`); n != 1 {
+			t.Fatalf("event 2 should hold its outcome, found %d such rows", n)
+		}
+		if n := db.count(t, `SELECT count(*) FROM {outcomes}`); n != 1 {
+			t.Fatalf("%d outcomes stored apart; want only event 1's", n)
+		}
+		rep := mustVerify(t, db, nil)
+		if !rep.OK || rep.Nodes[0].MissingOutcomes != 0 || rep.Nodes[0].UnauthenticatedOutcomes != 0 {
+			t.Fatalf("verify: %+v", rep)
+		}
+		// The outcome in the row is bound to its event like any other.
+		db.exec(t, `UPDATE {events} SET status = 200, error = '' WHERE seq = 2`)
+		if p := mustVerify(t, db, nil).Problem; p == nil || p.Kind != OutcomeModified || p.Seq != 2 {
+			t.Fatalf("a changed outcome in an event's row: %v, want %s at seq 2", p, OutcomeModified)
+		}
+	})
+}
+
+// Offers racing the cuts of concurrent requests lose nothing: every event
+// ends with exactly one outcome, whole or apart, and the chain verifies.
+func TestOffersRacingTheCutsLeaveOneOutcomePerEvent(t *testing.T) {
+	db := postgresLog(t)
+	w := newWriter(t, db, "n1", Options{})
+	var wg sync.WaitGroup
+	var wholes atomic.Int64
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				p, err := w.Start(ctx(), sample(g*1000+i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i%5 != 0 { // some requests never offer (a handler that panicked)
+					p.Done(Outcome{Status: 200 + i, Latency: time.Duration(i) * time.Microsecond})
+				}
+				seq, whole, err := p.Wait(ctx())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if whole {
+					wholes.Add(1)
+					continue
+				}
+				w.Complete(seq, Outcome{Status: 200 + i, Latency: time.Duration(i) * time.Microsecond})
+			}
+		}()
+	}
+	wg.Wait()
+	closeWriter(t, w)
+	rep := mustVerify(t, db, nil)
+	if !rep.OK || rep.Events != 32*40 || rep.Nodes[0].MissingOutcomes != 0 {
+		t.Fatalf("verify: %+v", rep)
+	}
+	if n := db.count(t, `SELECT count(*) FROM {events} e JOIN {outcomes} o ON o.node = e.node AND o.seq = e.seq WHERE e.status IS NOT NULL`); n != 0 {
+		t.Fatalf("%d events have an outcome in their row and another apart", n)
+	}
+	if n := db.count(t, `SELECT count(*) FROM {events} WHERE status IS NOT NULL`); n != wholes.Load() {
+		t.Fatalf("%d events stored whole, but Wait said so for %d", n, wholes.Load())
+	}
+	t.Logf("%d of %d events stored whole", wholes.Load(), 32*40)
+}
