@@ -151,7 +151,8 @@ func try(c *http.Client, method, url, token, body string, want int) ([]byte, err
 // both alike. It reports reads/s for each, audited events/s, and the
 // audited rate as a percentage of the unaudited one (target ≥ 80), with
 // the lowest and highest ratio of one audited round to the unaudited round
-// before it, to show how much the machine moved during the run. Where
+// before it, to show how much the machine moved during the run, and how
+// many reads each audit commit carried on average. Where
 // /proc/stat can be read it also reports the CPU time the whole machine
 // (load generator, server and PostgreSQL) spent per read in each mode: the
 // difference is what the audit log costs, whether or not the audited run
@@ -171,10 +172,11 @@ func BenchmarkAuditOverhead(b *testing.B) {
 
 	const concurrency, phase, rounds = 32, 3 * time.Second, 4
 	var cpu [2]time.Duration // busy CPU time: unaudited, audited
-	var reads [2]int64
+	var reads, commits [2]int64
 	cpuOK := true
 	run := func(mode int) float64 {
 		before, ok := machineBusy()
+		txs := db.RoundTrips().AuditBatches
 		var done atomic.Int64
 		var wg sync.WaitGroup
 		stop := time.Now().Add(phase)
@@ -196,6 +198,7 @@ func BenchmarkAuditOverhead(b *testing.B) {
 		cpuOK = cpuOK && ok && ok2
 		cpu[mode] += after - before
 		reads[mode] += done.Load()
+		commits[mode] += db.RoundTrips().AuditBatches - txs
 		return float64(done.Load()) / phase.Seconds()
 	}
 	var audited, bare float64
@@ -217,6 +220,10 @@ func BenchmarkAuditOverhead(b *testing.B) {
 	b.ReportMetric(100*audited/bare, "audited-%")
 	b.ReportMetric(lowest, "audited-%-lowest-round")
 	b.ReportMetric(highest, "audited-%-highest-round")
+	if commits[1] > 0 {
+		// Appends and outcome groups alike: each is one commit.
+		b.ReportMetric(float64(reads[1])/float64(commits[1]), "audited-reads/audit-commit")
+	}
 	if cpuOK && reads[0] > 0 && reads[1] > 0 {
 		perRead := func(mode int) float64 { return float64(cpu[mode].Microseconds()) / float64(reads[mode]) }
 		b.ReportMetric(perRead(0), "unaudited-cpu-µs/read")
