@@ -49,7 +49,7 @@ type Options struct {
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
 	// OutcomeDelay is how long the first of a group of outcomes waits for
-	// more before the group is written (default 20ms), unless MaxBatch
+	// more before the group is written (default 100ms), unless MaxBatch
 	// are waiting already: outcomes make no request wait, so they are
 	// written in large groups, which costs the database less.
 	OutcomeDelay time.Duration
@@ -88,7 +88,7 @@ func (o *Options) defaults() {
 		o.CheckpointInterval = 5 * time.Second
 	}
 	if o.OutcomeDelay <= 0 {
-		o.OutcomeDelay = 20 * time.Millisecond
+		o.OutcomeDelay = 100 * time.Millisecond
 	}
 	if o.MaxQueuedOutcomes <= 0 {
 		o.MaxQueuedOutcomes = 100_000
