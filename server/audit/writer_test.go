@@ -782,7 +782,8 @@ func (s steppedStore) AppendAudit(ctx context.Context, b storage.AuditBatch) err
 func TestAnOutcomeReadyBeforeTheCutIsStoredWithItsEvent(t *testing.T) {
 	engines(t, func(t *testing.T, db logDB) {
 		s := steppedStore{Store: db, arrived: make(chan storage.AuditBatch), release: make(chan struct{})}
-		w := newWriter(t, s, "n1", Options{})
+		sink := &syncBuffer{}
+		w := newWriter(t, s, "n1", Options{Sink: sink})
 		late, err := w.Start(ctx(), sample(1))
 		if err != nil {
 			t.Fatal(err)
@@ -819,6 +820,20 @@ func TestAnOutcomeReadyBeforeTheCutIsStoredWithItsEvent(t *testing.T) {
 		rep := mustVerify(t, db, nil)
 		if !rep.OK || rep.Nodes[0].MissingOutcomes != 0 || rep.Nodes[0].UnauthenticatedOutcomes != 0 {
 			t.Fatalf("verify: %+v", rep)
+		}
+		// The sink: event 2's line carries its outcome; only event 1's
+		// outcome has a line of its own.
+		var lines []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(sink.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("sink line %q: %v", l, err)
+			}
+			lines = append(lines, m)
+		}
+		if len(lines) != 3 || lines[1]["type"] != "event" || lines[1]["seq"] != 2.0 || lines[1]["status"] != 404.0 ||
+			lines[1]["outcome_mac"] == "" || lines[2]["type"] != "outcome" || lines[2]["seq"] != 1.0 {
+			t.Fatalf("sink lines: %v", lines)
 		}
 		// The outcome in the row is bound to its event like any other.
 		db.exec(t, `UPDATE {events} SET status = 200, error = '' WHERE seq = 2`)
