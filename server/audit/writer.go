@@ -312,6 +312,9 @@ func (p pending) Done(o Outcome) {
 		p.w.opt.OnError(fmt.Errorf("audit: node %s: outcome not stored: %w", p.w.node, err))
 		return
 	}
+	if p.r.offer.Load() != open {
+		return // cut already: the outcome goes to Complete
+	}
 	p.r.outcome = out // published by the swap; read only by whoever sees it offered
 	p.r.offer.CompareAndSwap(open, offered)
 }
