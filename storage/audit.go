@@ -708,10 +708,11 @@ func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 		if err := json.Unmarshal([]byte(policies), &e.Policies); err != nil {
 			return nil, fmt.Errorf("storage: audit event %s/%d has corrupt policies: %w", e.Node, e.Seq, err)
 		}
-		// An outcome in the event's row was written with it and is the
-		// event's; the writer never stores another for it apart.
-		if e.Outcome = whole.outcome(e.Seq); e.Outcome == nil {
-			e.Outcome = apart.outcome(e.Seq)
+		// An outcome stored apart for an event stored whole corrects the
+		// one in its row: the request was not answered as that one says
+		// (its commit did not confirm, or its caller left).
+		if e.Outcome = apart.outcome(e.Seq); e.Outcome == nil {
+			e.Outcome = whole.outcome(e.Seq)
 		}
 		out = append(out, e)
 		total += e.Size()

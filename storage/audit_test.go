@@ -82,11 +82,6 @@ func testAuditRoundTrip(t *testing.T, db *storage.DB, raw *sql.DB) {
 	if applied, err := db.StoreAuditOutcomes(ctx(), "n1", []storage.AuditOutcome{{Seq: 1, Status: 500, MAC: "x"}}); err != nil || applied != 0 {
 		t.Fatalf("a second outcome for seq 1: applied = %d, %v; want 0 (the first stays)", applied, err)
 	}
-	// The writer never stores an outcome apart for an event stored whole;
-	// one that is there all the same does not replace the event's own.
-	if _, err := raw.Exec(`INSERT INTO ` + auditTable(db, "outcomes") + ` (node, seq, status, error, latency_us, mac) VALUES ('n1', 2, 500, '', 0, 'x')`); err != nil {
-		t.Fatal(err)
-	}
 	got, err := db.AuditEvents(ctx(), "n1", 0, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -95,8 +90,22 @@ func testAuditRoundTrip(t *testing.T, db *storage.DB, raw *sql.DB) {
 	if want := []storage.AuditEvent{full, complete}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
 	}
-	if got[1].Outcome.Status != 403 {
-		t.Fatalf("a second outcome replaced the first: %+v", got[1].Outcome)
+	if got[0].Outcome.Status != 200 {
+		t.Fatalf("a second outcome replaced the first: %+v", got[0].Outcome)
+	}
+	// An outcome stored apart for an event stored whole is a correction
+	// (the request was not answered as its row says): it is the outcome
+	// read back, and the row is left as it was.
+	correction := storage.AuditOutcome{Seq: 2, Status: 503, Error: "refused", LatencyMicros: 0, MAC: "m2c"}
+	if applied, err := db.StoreAuditOutcomes(ctx(), "n1", []storage.AuditOutcome{correction}); err != nil || applied != 1 {
+		t.Fatalf("correction applied = %d, %v", applied, err)
+	}
+	got, err = db.AuditEvents(ctx(), "n1", 0, 10)
+	if err != nil || len(got) != 2 || got[1].Outcome == nil || *got[1].Outcome != correction {
+		t.Fatalf("after a correction: %+v, %v; want seq 2 with %+v", got, err, correction)
+	}
+	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "events")+` WHERE seq = 2 AND status = 403`); n != 1 {
+		t.Fatalf("the correction changed the event's row (%d rows still say 403)", n)
 	}
 }
 

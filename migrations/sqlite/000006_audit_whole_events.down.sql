@@ -3,8 +3,7 @@
 INSERT INTO audit_outcomes (node, seq, status, error, latency_us, mac)
     SELECT node, seq, status, COALESCE(error, ''), COALESCE(latency_us, 0), COALESCE(outcome_mac, '')
     FROM audit_events WHERE status IS NOT NULL
-    ON CONFLICT (node, seq) DO UPDATE SET status = excluded.status, error = excluded.error,
-        latency_us = excluded.latency_us, mac = excluded.mac;
+    ON CONFLICT (node, seq) DO NOTHING; -- one stored apart corrects the row's
 ALTER TABLE audit_events DROP COLUMN outcome_mac;
 ALTER TABLE audit_events DROP COLUMN latency_us;
 ALTER TABLE audit_events DROP COLUMN error;

@@ -14,7 +14,9 @@
 // answer while the event waits for its batch, and offers the outcome
 // (Pending.Done): if the batch has not been cut yet, the event is stored
 // whole, outcome in its row, and nothing follows; otherwise the outcome
-// goes to Complete. Concurrent appends are committed together (group
+// goes to Complete. An event stored whole that was not answered as its row
+// says (its commit did not confirm, or its caller left) gets an outcome
+// stored apart, which supersedes the row's. Concurrent appends are committed together (group
 // commit): one writer goroutine per node takes what is queued, up to
 // Options.MaxBatch, and writes it in one transaction.
 //

@@ -613,7 +613,9 @@ const unconfirmedError = "the request was refused: its audit event's commit did 
 
 // settleUnsure looks at the head read after an unconfirmed commit: if it
 // ends with that batch, the batch was stored, and its requests, which were
-// refused, get outcomes that say so (and their sink lines).
+// refused, get outcomes that say so (and their sink lines). For an event
+// stored whole, that outcome goes apart and supersedes the one in its row,
+// which was the answer the request had ready and never sent.
 func (w *Writer) settleUnsure(h storage.AuditHead) {
 	evs := w.unsure
 	w.unsure = nil
@@ -628,9 +630,6 @@ func (w *Writer) settleUnsure(h storage.AuditHead) {
 	keys := w.keys.Load()
 	queued := false
 	for _, ev := range evs {
-		if ev.Outcome != nil {
-			continue // a complete event: its outcome was stored with it
-		}
 		out := storage.AuditOutcome{Seq: ev.Seq, Status: 503, Error: unconfirmedError}
 		out.MAC = outcomeMAC(keys, ev.Hash, out)
 		if err := w.queueOutcome(out); err != nil {
@@ -671,12 +670,12 @@ func (w *Writer) committed(batch []*request, b storage.AuditBatch) {
 	for i, r := range batch {
 		ev := &b.Events[i]
 		if !r.state.CompareAndSwap(waiting, delivered) {
-			if ev.Outcome == nil {
-				out := storage.AuditOutcome{Seq: ev.Seq, Error: abandonedError}
-				out.MAC = outcomeMAC(w.keys.Load(), ev.Hash, out)
-				w.outcomes = append(w.outcomes, out)
-				abandon = true
-			}
+			// Nothing was answered: say so, superseding an outcome stored
+			// with the event (the answer it had ready).
+			out := storage.AuditOutcome{Seq: ev.Seq, Error: abandonedError}
+			out.MAC = outcomeMAC(w.keys.Load(), ev.Hash, out)
+			w.outcomes = append(w.outcomes, out)
+			abandon = true
 			continue
 		}
 		if ev.Outcome == nil {

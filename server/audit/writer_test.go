@@ -648,6 +648,82 @@ func TestAnUnconfirmedCommitIsSettledNotReused(t *testing.T) {
 	})
 }
 
+// An event stored whole whose commit did not confirm, or whose caller
+// left while it committed, was not answered as its row says: an outcome
+// stored apart corrects it, and that is what is read and verified.
+func TestAnEventStoredWholeButNotAnsweredIsCorrected(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		t.Run("unconfirmed", func(t *testing.T) {
+			w := newWriter(t, &lyingStore{Store: db}, "n1", Options{})
+			if err := w.Record(ctx(), withOutcome(sample(1), 403)); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("record whose commit did not confirm: %v", err)
+			}
+			seq, err := w.Append(ctx(), sample(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Complete(seq, Outcome{Status: 200})
+			closeWriter(t, w)
+			evs, err := db.AuditEvents(ctx(), "n1", 0, 10)
+			if err != nil || len(evs) != 2 {
+				t.Fatalf("events = %+v, %v", evs, err)
+			}
+			if o := evs[0].Outcome; o == nil || o.Status != 503 || o.Error != unconfirmedError {
+				t.Fatalf("the refusal whose commit did not confirm reads %+v, want 503 %q", o, unconfirmedError)
+			}
+			if n := db.count(t, `SELECT count(*) FROM {events} WHERE seq = 1 AND status = 403`); n != 1 {
+				t.Fatalf("the row of event 1 should still hold what it was stored with (%d)", n)
+			}
+			if rep := mustVerify(t, db, nil); !rep.OK || rep.Nodes[0].MissingOutcomes != 0 {
+				t.Fatalf("verify: %+v", rep)
+			}
+		})
+		t.Run("abandoned", func(t *testing.T) {
+			s := steppedStore{Store: db, arrived: make(chan storage.AuditBatch), release: make(chan struct{})}
+			w := newWriter(t, s, "n2", Options{})
+			first, err := w.Start(ctx(), sample(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-s.arrived // batch 1 is at the store; what comes next waits for the cut
+			c, cancel := context.WithCancel(ctx())
+			p, err := w.Start(c, sample(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Done(Outcome{Status: 200}) // before the cut: stored whole
+			s.release <- struct{}{}
+			second := <-s.arrived
+			if second.Events[0].Outcome == nil {
+				t.Fatal("event 2 was not cut whole")
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := p.Wait(c)
+				done <- err
+			}()
+			cancel() // the caller leaves while its event commits
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("wait whose context ended: %v", err)
+			}
+			s.release <- struct{}{}
+			if seq, _, err := first.Wait(ctx()); err != nil {
+				t.Fatal(err)
+			} else {
+				w.Complete(seq, Outcome{Status: 200})
+			}
+			closeWriter(t, w)
+			evs, err := db.AuditEvents(ctx(), "n2", 0, 10)
+			if err != nil || len(evs) != 2 || evs[1].Outcome == nil || evs[1].Outcome.Error != abandonedError {
+				t.Fatalf("events = %+v, %v; want event 2 with an outcome saying it was abandoned", evs, err)
+			}
+			if n := db.count(t, `SELECT count(*) FROM {events} WHERE seq = 2 AND status = 200`); n != 1 {
+				t.Fatalf("the row of event 2 should still hold what it was stored with (%d)", n)
+			}
+		})
+	})
+}
+
 // The sink does not depend on the database: Close gives it time to write
 // what is queued even when Close's context has already ended.
 func TestCloseWritesTheQueuedSinkLinesAfterItsContextEnds(t *testing.T) {
