@@ -154,7 +154,11 @@ func TestAuditHoldsNoPlaintext(t *testing.T) {
 			t.Fatalf("sys/audit-hash does not find the logged HMACs (token %v, value %v)", foundToken, foundValue)
 		}
 
-		dump := auditTablesText(t, n.db)
+		raw := rawAuditRows(t, n.db)
+		if !strings.Contains(raw, "/v1/secrets/static/app/db") {
+			t.Fatal("the raw rows miss the events: the scan proves nothing")
+		}
+		dump := auditTablesText(t, n.db) + raw
 		if got := strings.Count(dump, misplacedHash); got < 3 {
 			t.Errorf("the misplaced value's HMAC is in %d places of the audit tables, want its 3 error messages at least", got)
 		}
@@ -291,6 +295,16 @@ func TestAuditVerifyThroughTheAPI(t *testing.T) {
 // to the database alone could.
 func rawExec(t *testing.T, db *storage.DB, query string) {
 	t.Helper()
+	conn := rawConn(t, db)
+	defer conn.Close()
+	if _, err := conn.Exec(query); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+}
+
+// rawConn opens db's database directly, not through SecretHub.
+func rawConn(t *testing.T, db *storage.DB) *sql.DB {
+	t.Helper()
 	driver, dsn := "sqlite", db.Location()
 	if db.Engine() == storage.Postgres {
 		u, err := url.Parse(storagetest.AdminURL())
@@ -305,10 +319,48 @@ func rawExec(t *testing.T, db *storage.DB, query string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return conn
+}
+
+// rawAuditRows is every column of every row of the audit tables as stored,
+// including what listing does not show (an outcome in an event's row that
+// a correction superseded).
+func rawAuditRows(t *testing.T, db *storage.DB) string {
+	t.Helper()
+	conn := rawConn(t, db)
 	defer conn.Close()
-	if _, err := conn.Exec(query); err != nil {
-		t.Fatalf("%s: %v", query, err)
+	tables := []string{"audit_events", "audit_outcomes", "audit_hash_chain"}
+	if db.Engine() == storage.Postgres {
+		tables = []string{"audit.events", "audit.outcomes", "audit.hash_chain"}
 	}
+	var out strings.Builder
+	for _, table := range tables {
+		rows, err := conn.Query(`SELECT * FROM ` + table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		vals := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vals {
+				out.Write(v)
+				out.WriteByte('\t')
+			}
+			out.WriteByte('\n')
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	return out.String()
 }
 
 // Concurrent requests on one node keep one contiguous chain that verifies.
