@@ -309,8 +309,7 @@ type pending struct {
 func (p pending) Done(o Outcome) {
 	out, err := o.stored()
 	if err != nil {
-		p.w.opt.OnError(fmt.Errorf("audit: node %s: outcome not stored: %w", p.w.node, err))
-		return
+		return // not offered: Complete gets it, and reports it
 	}
 	if p.r.offer.Load() != open {
 		return // cut already: the outcome goes to Complete
