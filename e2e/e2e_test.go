@@ -190,6 +190,16 @@ func (p *process) stop() {
 	p.waitStopped()
 }
 
+// interrupt is stop by Ctrl-C: SIGINT to the process group, as a terminal
+// sends it. For `make run` that is the signal to use: GNU make passes a
+// SIGTERM it receives on to its child, so a SIGTERM to the whole group can
+// reach the server twice, and a second signal ends it at once.
+func (p *process) interrupt() {
+	p.t.Helper()
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT)
+	p.waitStopped()
+}
+
 // waitStopped expects the server, already told to stop, to exit as stop says.
 func (p *process) waitStopped() {
 	p.t.Helper()
@@ -294,7 +304,7 @@ func TestMakeRun(t *testing.T) {
 	if !strings.Contains(logs, "0.0.0.0:4000") || !strings.Contains(logs, "sqlite") {
 		t.Fatalf("start-up line should name 0.0.0.0:4000 and sqlite:\n%s", logs)
 	}
-	p.stop()
+	p.interrupt()
 }
 
 // holdPort4000 takes a machine-wide lock for the test's use of port 4000,
