@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,51 @@ var auditCases = []rawCase{
 	{"a prune replaces events and checkpoints up to its boundary, only if the boundary is unchanged", testAuditPrune},
 	{"a core key is created once and read back", testCoreKeys},
 	{"rolling back to outcomes apart keeps every outcome", testAuditWholeEventsRollBack},
+	{"awkward text and times round-trip exactly", testAuditAwkwardValues},
+}
+
+// testAuditAwkwardValues stores text that the array forms must carry
+// untouched (quotes, backslashes, braces, commas, the word NULL, non-ASCII,
+// empty strings) and times on both sides of PostgreSQL's 2000 epoch.
+func testAuditAwkwardValues(t *testing.T, db *storage.DB, raw *sql.DB) {
+	awkward := []string{`say "hi" \ {a,b}`, "NULL", "", `\"`, "ünïcödé ✓", "a,b}{c", " spaced "}
+	var events []storage.AuditEvent
+	times := []time.Time{
+		time.Date(1999, 12, 31, 23, 59, 59, 999999000, time.UTC),
+		time.Date(2000, 1, 1, 0, 0, 0, 1000, time.UTC),
+		time.Date(2261, 3, 4, 5, 6, 7, 890123000, time.FixedZone("X", -7*3600)),
+	}
+	for i, s := range awkward {
+		e := auditEvent("n1", int64(i+1), times[i%len(times)])
+		e.RequestID, e.Path, e.Resource, e.TokenHMAC, e.Policies = s, "/v1/"+s, s, s, []string{s}
+		e.RequestData = `{"k":` + strconv.Quote(s) + `}`
+		if i%2 == 0 {
+			e.Outcome = &storage.AuditOutcome{Seq: e.Seq, Status: 400 + i, Error: s, LatencyMicros: int64(i) << 40, MAC: s}
+		}
+		events = append(events, e)
+	}
+	if err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n1", Events: events}); err != nil {
+		t.Fatal(err)
+	}
+	apart := storage.AuditOutcome{Seq: 2, Status: 200, Error: awkward[0], LatencyMicros: 1 << 50, MAC: awkward[4]}
+	if _, err := db.StoreAuditOutcomes(ctx(), "n1", []storage.AuditOutcome{apart}); err != nil {
+		t.Fatal(err)
+	}
+	events[1].Outcome = &apart
+	got, err := db.AuditEvents(ctx(), "n1", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(events) {
+		t.Fatalf("read back %d events, want %d", len(got), len(events))
+	}
+	for i := range events {
+		want := events[i]
+		want.Time = want.Time.UTC()
+		if !reflect.DeepEqual(got[i], want) {
+			t.Errorf("event %d:\n got %+v\nwant %+v", i+1, got[i], want)
+		}
+	}
 }
 
 // auditEvent makes event seq of node with placeholder chain values.
