@@ -203,8 +203,9 @@ func (db *DB) AppendAudit(ctx context.Context, b AuditBatch) error {
 
 // writeAuditBatchPG writes a batch in one statement whatever its size:
 // the rows travel as arrays, one per column, which unnest turns back into
-// rows (see unnestFrom), and a data-modifying WITH clause inserts the checkpoint with them.
-// Only two statements exist (with or without a checkpoint).
+// rows (see unnestFrom), and a data-modifying WITH clause inserts the
+// checkpoint with them. Only two statements exist (with or without a
+// checkpoint).
 func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) error {
 	n := len(b.Events)
 	var (

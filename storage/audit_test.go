@@ -34,7 +34,7 @@ var auditCases = []rawCase{
 	{"awkward text and times round-trip exactly", testAuditAwkwardValues},
 }
 
-// testAuditAwkwardValues stores text that the array forms must carry
+// testAuditAwkwardValues stores text that a batch's arrays must carry
 // untouched (quotes, backslashes, braces, commas, the word NULL, non-ASCII,
 // empty strings) and times on both sides of PostgreSQL's 2000 epoch.
 func testAuditAwkwardValues(t *testing.T, db *storage.DB, raw *sql.DB) {
