@@ -470,7 +470,7 @@ func TestAuditBatchesUnnestWithoutFunctionScans(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, plan := range plans {
-		if !strings.Contains(plan, "ProjectSet") || strings.Contains(plan, "Function Scan") {
+		if !strings.Contains(plan, `"Node Type": "ProjectSet"`) || strings.Contains(plan, `"Function Scan"`) {
 			t.Errorf("plan unnests in FROM, or not at all:\n%s", plan)
 		}
 	}

@@ -1,11 +1,8 @@
 package storage
 
-import (
-	"context"
-	"strings"
-)
+import "context"
 
-// ExplainAuditWrites returns PostgreSQL's plan, as text, for each
+// ExplainAuditWrites returns PostgreSQL's plan, as JSON, for each
 // statement that writes a batch of audit events or outcomes, with empty
 // arrays for parameters.
 func (db *DB) ExplainAuditWrites(ctx context.Context) ([]string, error) {
@@ -18,24 +15,11 @@ func (db *DB) ExplainAuditWrites(ctx context.Context) ([]string, error) {
 		for range st.params - 1 {
 			args = append(args, "{}")
 		}
-		rows, err := db.sql.QueryContext(ctx, "EXPLAIN (COSTS OFF) "+db.auditSQL(st.query), args...)
-		if err != nil {
+		var plan string
+		if err := db.sql.QueryRowContext(ctx, "EXPLAIN (COSTS OFF, FORMAT JSON) "+db.auditSQL(st.query), args...).Scan(&plan); err != nil {
 			return nil, err
 		}
-		var lines []string
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			lines = append(lines, line)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		plans = append(plans, strings.Join(lines, "\n"))
+		plans = append(plans, plan)
 	}
 	return plans, nil
 }
