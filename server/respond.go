@@ -90,11 +90,12 @@ func (s *Server) respondError(w http.ResponseWriter, r *http.Request, err error)
 	// information an operator watches for. The rest (bad input, denied,
 	// sealed) is the caller's business and only visible at debug level.
 	level, detail := slog.LevelDebug, err.Error()
-	// A login's refusal is logged with the caller-facing message (a
-	// fault's, free of secrets), never the full error: a wrap could quote
-	// what was typed, and people type passwords as user names.
-	if loginRoutes[route] && status < http.StatusInternalServerError {
-		detail = msg
+	// A refusal (4xx) is logged as the audit log keeps it: the caller-facing
+	// message with the caller's quoted values HMAC'd, never the full error.
+	// A wrap could quote what was typed (people type passwords as user
+	// names), and a value rejected from the wrong field may be a secret.
+	if status < http.StatusInternalServerError {
+		detail = recorded
 	}
 	switch {
 	case status == http.StatusInternalServerError:

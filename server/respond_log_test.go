@@ -20,14 +20,14 @@ import (
 	"github.com/secrethub/secrethub/storage/storagetest"
 )
 
-// What a caller typed; none of it may reach the log of a failed login.
+// What a caller typed; none of it may reach the log of a refused request.
 const (
 	typedUsername = "alice-typed-her-p4ssw0rd-here"
 	typedPassword = "hunter2-s3cret-value"
 	typedSecretID = "0b4d5e6f-typed-secret-id"
 )
 
-func TestRespondErrorLogsLoginRefusalsWithoutWhatWasTyped(t *testing.T) {
+func TestRespondErrorLogsRefusalsWithoutWhatWasTyped(t *testing.T) {
 	// quoting wraps a fault the way careless code might: with the typed
 	// user name in the text.
 	quoting := func(f error) error { return fmt.Errorf("login as %q with %q: %w", typedUsername, typedSecretID, f) }
@@ -44,6 +44,8 @@ func TestRespondErrorLogsLoginRefusalsWithoutWhatWasTyped(t *testing.T) {
 		{"a busy login is a warning", "approle.login", quoting(fault.Limit(auth.ErrLoginBusy, 3*time.Second)), 429, "WARN"},
 		{"a malformed login stays at debug", "auth.admin-login", quoting(fault.Invalidf("bad body")), 400, "DEBUG"},
 		{"a denial elsewhere stays at debug", "kv.read", auth.ErrPermissionDenied, 403, "DEBUG"},
+		{"a value rejected elsewhere is not logged", "kv.write", fault.Invalidf("ttl %v is not a duration", fault.Input(typedPassword)), 400, "DEBUG"},
+		{"a wrap elsewhere is not logged", "kv.write", quoting(fault.Invalidf("bad body")), 400, "DEBUG"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
