@@ -291,6 +291,39 @@ func TestAuditVerifyThroughTheAPI(t *testing.T) {
 	})
 }
 
+// The event list filters by token accessor under either name (accessor,
+// or actor as SPEC §7 calls it), and refuses a parameter it does not know
+// rather than ignore it and answer with every event.
+func TestAuditEventsFilterByActor(t *testing.T) {
+	eachEngine(t, func(t *testing.T, n *node) {
+		_, root := n.initUnseal(1, 1)
+		child, accessor := n.createToken(root, `{"policies":["default"]}`)
+		mustStatus(t, n.do("GET", "/v1/auth/token/lookup-self", child, ""), 200)
+		mustError(t, n.do("GET", "/v1/secrets/static/app/db", child, ""), 403, "")
+		for _, query := range []string{"actor=" + accessor, "accessor=" + accessor, "actor=" + accessor + "&accessor=" + accessor} {
+			events := mustStatus(t, n.do("GET", "/v1/sys/audit/events?"+query, root, ""), 200).Data(t)["events"].([]any)
+			var paths []string
+			for _, e := range events {
+				e := e.(map[string]any)
+				if e["token_accessor"] != accessor {
+					t.Fatalf("?%s: an event of accessor %v: %v", query, e["token_accessor"], e)
+				}
+				paths = append(paths, e["path"].(string))
+			}
+			if want := []string{"/v1/auth/token/lookup-self", "/v1/secrets/static/app/db"}; !slices.Equal(paths, want) {
+				t.Fatalf("?%s: paths %v, want %v", query, paths, want)
+			}
+		}
+		for query, want := range map[string]string{
+			"actr=" + accessor:                      `unknown query parameter "actr"`,
+			"actor=" + accessor + "&accessor=other": "actor and accessor",
+			"path=/v1/a&path=/v1/b":                 "path is given 2 times",
+		} {
+			mustError(t, n.do("GET", "/v1/sys/audit/events?"+query, root, ""), 400, want)
+		}
+	})
+}
+
 // rawExec runs SQL on db behind SecretHub's back, as someone with access
 // to the database alone could.
 func rawExec(t *testing.T, db *storage.DB, query string) {

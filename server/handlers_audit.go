@@ -1,8 +1,11 @@
 package server
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/secrethub/secrethub/server/audit"
@@ -50,11 +53,32 @@ func timeParam(r *http.Request, name string) (time.Time, error) {
 	return time.Time{}, fault.Invalidf("%s must be an RFC 3339 time or a date (2026-11-30), got %q", name, fault.Input(clip(raw)))
 }
 
+// auditEventParams are the query parameters of GET /v1/sys/audit/events.
+// actor is SPEC §7's name for the accessor filter.
+var auditEventParams = []string{"since", "until", "path", "accessor", "actor", "decision", "node", "limit", "after"}
+
 // handleAuditEvents lists events, a page at a time: ?since=&until=&path=
-// &accessor=&decision=&node=&limit=&after=<cursor>.
+// &accessor= (or &actor=)&decision=&node=&limit=&after=<cursor>. A
+// parameter it does not know, or one given twice, is refused: ignored, a
+// misspelled filter would answer with every event as if they matched it.
 func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := audit.Filter{Path: q.Get("path"), Accessor: q.Get("accessor"), Decision: q.Get("decision"),
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if !slices.Contains(auditEventParams, name) {
+			return fault.Invalidf("unknown query parameter %v; the parameters are %s", fault.Input(clip(name)), strings.Join(auditEventParams, ", "))
+		}
+		if len(q[name]) > 1 {
+			return fault.Invalidf("query parameter %s is given %d times; give it once", name, len(q[name]))
+		}
+	}
+	accessor := q.Get("accessor")
+	if actor := q.Get("actor"); actor != "" {
+		if accessor != "" && accessor != actor {
+			return fault.Invalidf("actor and accessor are the same filter (the token accessor) with different values; give one")
+		}
+		accessor = actor
+	}
+	f := audit.Filter{Path: q.Get("path"), Accessor: accessor, Decision: q.Get("decision"),
 		Node: q.Get("node"), After: audit.Cursor(q.Get("after"))}
 	var err error
 	if f.Since, err = timeParam(r, "since"); err != nil {
