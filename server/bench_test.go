@@ -146,10 +146,10 @@ func try(c *http.Client, method, url, token, body string, want int) ([]byte, err
 
 // BenchmarkAuditOverhead measures KV read throughput through HTTP on
 // PostgreSQL at concurrency 32 (SECRETHUB_BENCH_CONCURRENCY changes it, to
-// see how the ratio moves with the load) with the audit log on, and in the same run
-// with a no-op audit log swapped in by the benchmark (the shipped binary
-// cannot do that), alternating the two so drift on a shared machine hits
-// both alike. It reports reads/s for each, audited events/s, and the
+// see how the ratio moves with the load) with the audit log on, and in the
+// same run with a no-op audit log swapped in by the benchmark (the shipped
+// binary cannot do that), alternating the two so drift on a shared machine
+// hits both alike. It reports reads/s for each, audited events/s, and the
 // audited rate as a percentage of the unaudited one (target ≥ 80), with
 // the lowest and highest ratio of one audited round to the unaudited round
 // before it, to show how much the machine moved during the run, and how
