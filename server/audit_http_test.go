@@ -120,6 +120,8 @@ func TestAuditHoldsNoPlaintext(t *testing.T) {
 		keys, root := n.initUnseal(1, 1)
 		secretValue := "Audit-Canary-Value-9f2e"
 		mustStatus(t, n.do("POST", "/v1/secrets/static/app/db", root, `{"data":{"password":"`+secretValue+`"}}`), 200)
+		const secretNumber = "7391046285" // a secret can be a number (a PIN)
+		mustStatus(t, n.do("POST", "/v1/secrets/static/app/pin", root, `{"data":{"pin":`+secretNumber+`}}`), 200)
 		mustStatus(t, n.do("POST", "/v1/auth/approle/role/web", root, `{"policies":["default"]}`), 204)
 		roleID := mustStatus(t, n.do("GET", "/v1/auth/approle/role/web/role-id", root, ""), 200).Data(t)["role_id"].(string)
 		secretID := mustStatus(t, n.do("POST", "/v1/auth/approle/role/web/secret-id", root, ""), 200).Data(t)["secret_id"].(string)
@@ -140,18 +142,22 @@ func TestAuditHoldsNoPlaintext(t *testing.T) {
 		} {
 			mustError(t, n.do(c.method, c.path, root, c.body), 400, misplaced)
 		}
+		const misplacedNumber = "5820417396.5" // quoted by the error that refuses it
+		mustError(t, n.do("POST", "/v1/auth/token/create", root, `{"num_uses":`+misplacedNumber+`}`), 400, misplacedNumber)
+		numberHash := mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":"`+secretNumber+`"}`), 200).Data(t)["hash"].(string)
 		misplacedHash := mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":"`+misplaced+`"}`), 200).Data(t)["hash"].(string)
 		hash := mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":"`+badToken+`"}`), 200).Data(t)["hash"].(string)
 		valueHash := mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":"`+secretValue+`"}`), 200).Data(t)["hash"].(string)
 		events := auditedEvents(t, n)
 
-		var foundToken, foundValue bool
+		var foundToken, foundValue, foundNumber bool
 		for _, e := range events {
 			foundToken = foundToken || e.TokenHMAC == hash
 			foundValue = foundValue || bytes.Contains(e.RequestData, []byte(valueHash))
+			foundNumber = foundNumber || bytes.Contains(e.RequestData, []byte(numberHash))
 		}
-		if !foundToken || !foundValue {
-			t.Fatalf("sys/audit-hash does not find the logged HMACs (token %v, value %v)", foundToken, foundValue)
+		if !foundToken || !foundValue || !foundNumber {
+			t.Fatalf("sys/audit-hash does not find the logged HMACs (token %v, value %v, number %v)", foundToken, foundValue, foundNumber)
 		}
 
 		raw := rawAuditRows(t, n.db)
@@ -162,7 +168,7 @@ func TestAuditHoldsNoPlaintext(t *testing.T) {
 		if got := strings.Count(dump, misplacedHash); got < 3 {
 			t.Errorf("the misplaced value's HMAC is in %d places of the audit tables, want its 3 error messages at least", got)
 		}
-		for _, secret := range []string{secretValue, secretID, appToken, root, testAdminPassword, badToken, keys[0], misplaced} {
+		for _, secret := range []string{secretValue, secretID, appToken, root, testAdminPassword, badToken, keys[0], misplaced, secretNumber, misplacedNumber} {
 			if strings.Contains(dump, secret) {
 				t.Errorf("the audit tables hold %q in the clear", secret)
 			}

@@ -77,11 +77,17 @@ func describeJSONError(err error, body []byte) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fault.Invalidf("request body is not valid JSON: unexpected end of input (%d bytes)", len(body))
 	case errors.As(err, &typeErr):
+		// Value is "number 1.5" when the number itself did not fit: the
+		// caller's value, which the audit log must get as an HMAC.
+		got, what := "%s", any(typeErr.Value)
+		if lit, ok := strings.CutPrefix(typeErr.Value, "number "); ok {
+			got, what = "number %v", fault.Input(clip(lit))
+		}
 		field := typeErr.Field
 		if field == "" {
-			return fault.Invalidf("request body must be a JSON object, got %s", typeErr.Value)
+			return fault.Invalidf("request body must be a JSON object, got "+got, what)
 		}
-		return fault.Invalidf("field %q must be %s, got %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		return fault.Invalidf("field %q must be %s, got "+got, field, jsonKind(typeErr.Type.Kind().String()), what)
 	case errors.As(err, &durErr):
 		return fault.Invalidf("%q"+durationHint, fault.Input(clip(durErr.value)))
 	case errors.As(err, &unmarshal):

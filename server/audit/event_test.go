@@ -139,6 +139,9 @@ func TestEventsAreRefusedWhenTheyCouldCarryPlaintext(t *testing.T) {
 		{"request data with a clear string", Event{Decision: DecisionAllow, RequestData: json.RawMessage(`{"password":"hunter22"}`)}},
 		{"request data with a clear string in an array", Event{Decision: DecisionAllow, RequestData: json.RawMessage(`{"a":["hmac-sha256:00","x"]}`)}},
 		{"request data with a clear duplicate key", Event{Decision: DecisionAllow, RequestData: json.RawMessage(`{"a":"hmac-sha256:00","a":"x"}`)}},
+		{"request data with a clear number", Event{Decision: DecisionAllow, RequestData: json.RawMessage(`{"pin":4921}`)}},
+		{"request data shaped like a summary with more", Event{Decision: DecisionAllow, RequestData: json.RawMessage(`{"truncated":true,"bytes":9,"body":"hmac-sha256:00","pin":4921}`)}},
+		{"request data shaped like a summary with a clear body", Event{Decision: DecisionAllow, RequestData: json.RawMessage(`{"truncated":true,"bytes":9,"body":"hunter22"}`)}},
 		{"request data that is not JSON", Event{Decision: DecisionAllow, RequestData: json.RawMessage(`{"a":`)}},
 		{"a token hmac that is the token", Event{Decision: DecisionDeny, TokenHMAC: "s.abcdefgh"}},
 		{"an impossible status", Event{Decision: DecisionNone, Outcome: &Outcome{Status: 1000}}},
@@ -149,9 +152,9 @@ func TestEventsAreRefusedWhenTheyCouldCarryPlaintext(t *testing.T) {
 			}
 		})
 	}
-	ok := Event{Decision: DecisionAllow, RequestData: json.RawMessage(` {"k" : ["hmac-sha256:00", 1, true, null, {"x":"hmac-sha256:11"}]} `)}
+	ok := Event{Decision: DecisionAllow, RequestData: json.RawMessage(` {"k" : ["hmac-sha256:00", true, null, {"x":"hmac-sha256:11"}]} `)}
 	s, err := ok.stored(time.Now)
-	if err != nil || s.RequestData != `{"k":["hmac-sha256:00",1,true,null,{"x":"hmac-sha256:11"}]}` {
+	if err != nil || s.RequestData != `{"k":["hmac-sha256:00",true,null,{"x":"hmac-sha256:11"}]}` {
 		t.Fatalf("redacted data stored as %q, %v; want it compacted", s.RequestData, err)
 	}
 	if s, _ := (Event{Decision: DecisionAllow, RequestData: json.RawMessage("null")}).stored(time.Now); s.RequestData != "" {

@@ -22,9 +22,10 @@ const MaxRedactedBytes = 64 << 10
 
 var null = json.RawMessage("null")
 
-// RedactJSON returns body with every string value, at any depth, replaced
-// by its k.HMAC; object keys, numbers (as written), booleans and nulls stay
-// and the order is kept. Invalid JSON, trailing data, nesting deeper than
+// RedactJSON returns body with every string and number value, at any
+// depth, replaced by its k.HMAC (a number's as written: 4921 becomes the
+// HMAC of "4921"), since a secret value may be a number (a PIN) as well as
+// a string; object keys, booleans and nulls stay and the order is kept. Invalid JSON, trailing data, nesting deeper than
 // 256 levels or nil keys (sealed) give null: nothing of the body is
 // recorded then. A body whose redaction would pass MaxRedactedBytes gives
 // a summary with the HMAC of the whole body.
@@ -93,7 +94,7 @@ func redactValue(dec *json.Decoder, out *bytes.Buffer, k *Keys, depth int) error
 	case string:
 		writeString(out, k.HMAC(v))
 	case json.Number:
-		out.WriteString(v.String())
+		writeString(out, k.HMAC(v.String()))
 	case bool:
 		if v {
 			out.WriteString("true")
@@ -115,8 +116,23 @@ func writeString(out *bytes.Buffer, s string) {
 	out.Write(b)
 }
 
+// redactedSummary reports whether data is RedactJSON's summary of a body
+// too big to redact: its one number is the body's size.
+func redactedSummary(data []byte) bool {
+	var sum struct {
+		Truncated *bool   `json:"truncated"`
+		Bytes     *int64  `json:"bytes"`
+		Body      *string `json:"body"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	return dec.Decode(&sum) == nil && sum.Truncated != nil && *sum.Truncated &&
+		sum.Bytes != nil && *sum.Bytes > 0 && sum.Body != nil && strings.HasPrefix(*sum.Body, HMACPrefix)
+}
+
 // onlyHMACLeaves reports whether every string value in the JSON document
-// data is an HMAC: the writer's check that a request body was redacted.
+// data is an HMAC and no value is a number: the writer's check that a
+// request body was redacted.
 func onlyHMACLeaves(data []byte) bool {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -145,6 +161,8 @@ func onlyHMACLeaves(data []byte) bool {
 			if !expectKey && !strings.HasPrefix(v, HMACPrefix) {
 				return false
 			}
+		case json.Number:
+			return false // RedactJSON hides numbers too
 		}
 		if inObject[len(inObject)-1] {
 			expectKey = !expectKey
