@@ -248,6 +248,11 @@ type AuditNodeReport struct {
 	// the next checkpoint.
 	Anchored   int64 `json:"anchored"`
 	Unanchored int64 `json:"unanchored"`
+	// UnanchoredSince is the time of the first unanchored event; when it
+	// is more than a minute old, CheckpointOverdue is set: the node has
+	// been sealed or stopped since, or checkpoints were removed.
+	UnanchoredSince   time.Time `json:"unanchored_since,omitzero"`
+	CheckpointOverdue bool      `json:"checkpoint_overdue"`
 	// UnauthenticatedOutcomes were written while sealed (no MAC).
 	UnauthenticatedOutcomes int64 `json:"unauthenticated_outcomes"`
 	// MissingOutcomes are of requests in flight, or lost in a crash.
@@ -264,6 +269,9 @@ type AuditReport struct {
 	Nodes  []AuditNodeReport `json:"nodes"`
 	// Problem is the first problem of the first node (by name) with one.
 	Problem *AuditProblem `json:"problem,omitempty"`
+	// CheckpointOverdue is true when a node's is: the log verifies, but
+	// nothing vouches for some of its events.
+	CheckpointOverdue bool `json:"checkpoint_overdue"`
 }
 
 // Verify recomputes every node's hash chain on the server and reports the

@@ -25,6 +25,11 @@ import (
 // wrong: the log was tampered with, as distinct from an error (1).
 var errAuditFailed = &exitError{code: 2}
 
+// errAuditOverdue makes `audit verify` exit 3: the log verifies, but a
+// node's events have gone longer without a checkpoint than a running,
+// unsealed node ever leaves them.
+var errAuditOverdue = &exitError{code: 3}
+
 // NewCmdAudit builds `secrethub audit` and its subcommands.
 func NewCmdAudit(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
@@ -449,9 +454,14 @@ kind of problem, the node, the seq and what was found.
 
 Events after a node's last checkpoint ("unanchored") verify as a chain, but
 only the next checkpoint (every 1000 events or 5 seconds) vouches for them.
+When a node's first unanchored event is more than a minute old, its
+checkpoint is overdue: the node has been sealed or stopped since (unseal or
+restart it, and its next checkpoint covers them), or checkpoints were removed
+from the database so that what they vouched for could be rewritten.
 
-Exit codes: 0 the log verifies, 2 it does not (tampered), 1 an error (such as
-a sealed server or a token without read on sys/audit/verify).`,
+Exit codes: 0 the log verifies, 2 it does not (tampered), 3 it verifies but a
+checkpoint is overdue, 1 an error (such as a sealed server or a token without
+read on sys/audit/verify).`,
 		Example: `  secrethub audit verify
   secrethub audit verify -format=json || echo "exit $?"`,
 		Args: usageArgs(cobra.NoArgs),
@@ -472,8 +482,11 @@ func runAuditVerify(ctx context.Context, opts *AuditVerifyOptions) error {
 		return fmt.Errorf("verifying the audit log: %w", err)
 	}
 	result := "OK"
-	if !rep.OK {
+	switch {
+	case !rep.OK:
 		result = "FAILED: " + rep.Problem.Kind
+	case rep.CheckpointOverdue:
+		result = "OK, but a checkpoint is overdue: nothing vouches for some events (see Unanchored Since)"
 	}
 	sections := []Section{keyValues("",
 		[]string{"result", result},
@@ -489,21 +502,31 @@ func runAuditVerify(ctx context.Context, opts *AuditVerifyOptions) error {
 		))
 	}
 	nodes := Section{Title: "Nodes", Header: []string{"Node", "Events", "Last Seq", "Pruned Through", "Checkpoints",
-		"Anchored", "Unanchored", "Missing Outcomes", "Unauthenticated Outcomes", "Problem"}}
+		"Anchored", "Unanchored", "Unanchored Since", "Missing Outcomes", "Unauthenticated Outcomes", "Problem"}}
 	for _, n := range rep.Nodes {
 		problem := "n/a"
-		if n.Problem != nil {
+		switch {
+		case n.Problem != nil:
 			problem = fmt.Sprintf("%s at seq %d", n.Problem.Kind, n.Problem.Seq)
+		case n.CheckpointOverdue:
+			problem = "checkpoint overdue (node sealed or stopped, or checkpoints removed)"
+		}
+		since := "n/a"
+		if !n.UnanchoredSince.IsZero() {
+			since = n.UnanchoredSince.UTC().Format(time.RFC3339)
 		}
 		nodes.Rows = append(nodes.Rows, []string{n.Node, cell(n.Events), cell(n.Last), cell(n.PrunedThrough),
-			cell(n.Checkpoints), cell(n.Anchored), cell(n.Unanchored), cell(n.MissingOutcomes),
+			cell(n.Checkpoints), cell(n.Anchored), cell(n.Unanchored), since, cell(n.MissingOutcomes),
 			cell(n.UnauthenticatedOutcomes), problem})
 	}
 	if err := p.Print(rep, append(sections, nodes)...); err != nil {
 		return err
 	}
-	if !rep.OK {
+	switch {
+	case !rep.OK:
 		return errAuditFailed
+	case rep.CheckpointOverdue:
+		return errAuditOverdue
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -334,7 +335,7 @@ func TestAuditVerifyExitsTwoOnTampering(t *testing.T) {
 		t.Fatalf("clean log: exit %d:\n%s%s", code, out, errOut)
 	}
 	mustContain(t, "verify", out, "====== Nodes ======")
-	if !regexpMatch(`(?m)^test-node +\d+ +\d+ +0 +\d+ +\d+ +\d+ +\d+ +0 +n/a$`, out) {
+	if !regexpMatch(`(?m)^test-node +\d+ +\d+ +0 +\d+ +\d+ +\d+ +\S+ +\d+ +0 +n/a$`, out) {
 		t.Fatalf("no counts for test-node:\n%s", out)
 	}
 
@@ -359,6 +360,40 @@ func TestAuditVerifyExitsTwoOnTampering(t *testing.T) {
 	// An error is not a verdict: exit 1.
 	if code, _, errOut := cli(t, sc.srv.URL, "s.bogus-token", "", "audit", "verify"); code != 1 || !strings.Contains(errOut, "403") {
 		t.Fatalf("without a valid token: exit %d: %s", code, errOut)
+	}
+}
+
+// A log that verifies while a node's checkpoint is overdue exits 3 and says
+// which node and since when; the verdict comes from the server.
+func TestAuditVerifyExitsThreeWhenACheckpointIsOverdue(t *testing.T) {
+	since := time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
+	report := client.AuditReport{OK: true, Events: 40, CheckpointOverdue: true, Nodes: []client.AuditNodeReport{
+		{Node: "core-1", Events: 30, Last: 30, Checkpoints: 3, Anchored: 30},
+		{Node: "core-2", Events: 10, Last: 10, Unanchored: 10, UnanchoredSince: since, CheckpointOverdue: true},
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/sys/audit/verify" {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"data": report})
+	}))
+	t.Cleanup(srv.Close)
+
+	code, out, errOut := cli(t, srv.URL, "s.token", "", "audit", "verify")
+	if code != 3 || errOut != "" {
+		t.Fatalf("exit %d, want 3:\n%s%s", code, out, errOut)
+	}
+	mustContain(t, "verify", rowValue(t, out, "result"), "OK, but a checkpoint is overdue")
+	if !regexpMatch(`(?m)^core-2 +10 +10 +0 +0 +0 +10 +2026-11-28T09:30:00Z +0 +0 +checkpoint overdue`, out) ||
+		!regexpMatch(`(?m)^core-1 +30 +30 +0 +3 +30 +0 +n/a +0 +0 +n/a$`, out) {
+		t.Fatalf("the overdue node is not shown:\n%s", out)
+	}
+	code, out, _ = cli(t, srv.URL, "s.token", "", "audit", "verify", "-format=json")
+	var got client.AuditReport
+	if err := json.Unmarshal([]byte(out), &got); code != 3 || err != nil || !got.OK || !got.CheckpointOverdue ||
+		!got.Nodes[1].UnanchoredSince.Equal(since) || got.Nodes[0].UnanchoredSince != (time.Time{}) {
+		t.Fatalf("JSON: exit %d, %v: %s", code, err, out)
 	}
 }
 

@@ -111,8 +111,10 @@ func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	head, _ := s.audit.Head()
-	report, err := audit.Verify(r.Context(), s.db, k, map[string]int64{s.cfg.NodeName: head})
+	seq, hash := s.audit.Head()
+	report, err := audit.Verify(r.Context(), s.db, k, audit.VerifyOptions{
+		Live: map[string]audit.Live{s.cfg.NodeName: {Seq: seq, Hash: hash}}, Now: s.now(),
+	})
 	if err != nil {
 		return err
 	}

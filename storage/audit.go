@@ -39,6 +39,13 @@ type AuditEvent struct {
 	Hash        string
 	// Outcome is nil until the request's outcome is stored.
 	Outcome *AuditOutcome
+	// Superseded is the outcome stored with the event (whole) when one
+	// stored apart corrects it; nil otherwise.
+	Superseded *AuditOutcome
+	// Unreadable, when set, says which stored column could not be read
+	// back as the writer stores it (policies that are not a JSON list): the
+	// row was altered, and the event cannot verify.
+	Unreadable string
 }
 
 // AuditOutcome is how a request ended. Seq names its event when the
@@ -734,13 +741,17 @@ func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 		e.Time = e.Time.UTC()
 		e.RequestData = data.String
 		if err := json.Unmarshal([]byte(policies), &e.Policies); err != nil {
-			return nil, fmt.Errorf("storage: audit event %s/%d has corrupt policies: %w", e.Node, e.Seq, err)
+			// Altered in the database: verification names it; a listing
+			// still shows the rest of the event, and of the log.
+			e.Policies, e.Unreadable = nil, "policies column is not a JSON list of names"
 		}
 		// An outcome stored apart for an event stored whole corrects the
 		// one in its row: the request was not answered as that one says
 		// (its commit did not confirm, or its caller left).
 		if e.Outcome = apart.outcome(e.Seq); e.Outcome == nil {
 			e.Outcome = whole.outcome(e.Seq)
+		} else {
+			e.Superseded = whole.outcome(e.Seq) // for verification to check
 		}
 		out = append(out, e)
 		total += e.Size()

@@ -283,6 +283,9 @@ func appendString(b []byte, s string) []byte {
 // writer stores (valid UTF-8 without NUL): a field that is not could not
 // be told apart from its clean form in canonical bytes.
 func storable(e *storage.AuditEvent) bool {
+	if e.Unreadable != "" {
+		return false
+	}
 	for _, f := range [...]string{e.Node, e.RequestID, e.ClientIP, e.TokenAccessor, e.TokenHMAC, e.AuthMethod,
 		e.Operation, e.Path, e.Resource, e.Capability, e.Decision, e.RequestData} {
 		if clean(f) != f {

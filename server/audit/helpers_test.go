@@ -150,7 +150,11 @@ func closeWriter(t testing.TB, w *Writer) {
 // mustVerify verifies the log and returns the report, failing on errors.
 func mustVerify(t testing.TB, a Archive, live map[string]int64) Report {
 	t.Helper()
-	rep, err := Verify(ctx(), a, testKeys, live)
+	opt := VerifyOptions{Live: map[string]Live{}}
+	for n, seq := range live {
+		opt.Live[n] = Live{Seq: seq}
+	}
+	rep, err := Verify(ctx(), a, testKeys, opt)
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}

@@ -42,7 +42,7 @@ func Prune(ctx context.Context, a Archive, k *Keys, before time.Time) (removed i
 		if err != nil {
 			return removed, err
 		}
-		nr, err := verifyNode(ctx, a, k, node, 0, seq)
+		nr, err := verifyNode(ctx, a, k, node, Live{}, seq)
 		if err != nil {
 			return removed, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -81,6 +82,15 @@ type NodeReport struct {
 	// database (the next checkpoint settles them).
 	Anchored   int64 `json:"anchored"`
 	Unanchored int64 `json:"unanchored"`
+	// UnanchoredSince is the time of the first unanchored event (zero when
+	// there is none). CheckpointOverdue says it is older than AnchorGrace:
+	// a node with the audit key checkpoints every few seconds, so either
+	// the node has been sealed or stopped since (its next checkpoint,
+	// once it runs unsealed, covers them) or checkpoints were removed to
+	// rewrite what they vouched for. Nothing is proven wrong, so the
+	// chain still verifies, but nothing vouches for these events.
+	UnanchoredSince   time.Time `json:"unanchored_since,omitzero"`
+	CheckpointOverdue bool      `json:"checkpoint_overdue"`
 	// UnauthenticatedOutcomes counts outcomes written while sealed (no MAC).
 	UnauthenticatedOutcomes int64 `json:"unauthenticated_outcomes"`
 	// MissingOutcomes counts events without an outcome: requests in
@@ -101,6 +111,31 @@ type Report struct {
 	Nodes  []NodeReport `json:"nodes"`
 	// Problem is the first problem of the first node (by name) with one.
 	Problem *Problem `json:"problem,omitempty"`
+	// CheckpointOverdue is true when a node's is (see NodeReport).
+	CheckpointOverdue bool `json:"checkpoint_overdue"`
+}
+
+// AnchorGrace is how old an unanchored event may be before its node's
+// checkpoint is reported overdue: writers checkpoint every 5 seconds by
+// default; the rest allows for slow commits and clocks apart.
+const AnchorGrace = time.Minute
+
+// Live is what a running writer knows of its own chain (Writer.Head): the
+// last seq it committed, and that event's hash.
+type Live struct {
+	Seq  int64
+	Hash string
+}
+
+// VerifyOptions add what the stored log cannot tell.
+type VerifyOptions struct {
+	// Live gives, per node, the head its writer holds in memory: a stored
+	// chain that ends before it was truncated, one that reaches its seq
+	// with another hash was rewritten.
+	Live map[string]Live
+	// Now is when the verification runs (default time.Now()), for
+	// CheckpointOverdue.
+	Now time.Time
 }
 
 // pageSize is how many events or checkpoints Verify reads at a time.
@@ -108,11 +143,10 @@ const pageSize = 1000
 
 // Verify recomputes every stored event's hash, node by node in seq order,
 // and checks it against its neighbours, the checkpoints and the outcome
-// MACs, reporting the first problem of each node. live optionally gives,
-// per node, a seq the caller knows was committed (Writer.Head): a stored
-// chain ending before it was truncated. Memory stays bounded whatever the
-// log's size. The error is for storage failures and missing keys only.
-func Verify(ctx context.Context, a Archive, k *Keys, live map[string]int64) (Report, error) {
+// MACs, reporting the first problem of each node (see VerifyOptions).
+// Memory stays bounded whatever the log's size. The error is for storage
+// failures and missing keys only.
+func Verify(ctx context.Context, a Archive, k *Keys, opt VerifyOptions) (Report, error) {
 	if k == nil {
 		return Report{}, ErrKeysUnavailable
 	}
@@ -120,7 +154,10 @@ func Verify(ctx context.Context, a Archive, k *Keys, live map[string]int64) (Rep
 	if err != nil {
 		return Report{}, err
 	}
-	for n := range live {
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
+	for n := range opt.Live {
 		if !slices.Contains(nodes, n) {
 			nodes = append(nodes, n)
 		}
@@ -128,9 +165,12 @@ func Verify(ctx context.Context, a Archive, k *Keys, live map[string]int64) (Rep
 	slices.Sort(nodes)
 	rep := Report{Nodes: []NodeReport{}}
 	for _, n := range nodes {
-		nr, err := verifyNode(ctx, a, k, n, live[n], 0)
+		nr, err := verifyNode(ctx, a, k, n, opt.Live[n], 0)
 		if err != nil {
 			return Report{}, err
+		}
+		if nr.Problem == nil && nr.Unanchored > 0 && nr.UnanchoredSince.Before(opt.Now.Add(-AnchorGrace)) {
+			nr.CheckpointOverdue, rep.CheckpointOverdue = true, true
 		}
 		rep.Events += nr.Events
 		rep.Nodes = append(rep.Nodes, nr)
@@ -150,7 +190,7 @@ func validCheckpoint(k *Keys, c storage.AuditCheckpoint) bool {
 
 // verifyNode walks one node's chain; through > 0 stops after that seq
 // (Prune's check of what it is about to remove).
-func verifyNode(ctx context.Context, a Archive, k *Keys, node string, live, through int64) (NodeReport, error) {
+func verifyNode(ctx context.Context, a Archive, k *Keys, node string, live Live, through int64) (NodeReport, error) {
 	v := &nodeWalk{rep: NodeReport{Node: node}, k: k, live: live, through: through, prev: GenesisHash}
 	// The chain starts after the latest authentic prune, or at seq 1.
 	cps := checkpointPager(ctx, a, node)
@@ -200,6 +240,7 @@ func verifyNode(ctx context.Context, a Archive, k *Keys, node string, live, thro
 			return v.rep, nil
 		}
 	}
+	v.rep.UnanchoredSince = time.Time{} // the walk stopped at the problem
 	return v.rep, nil
 }
 
@@ -207,7 +248,7 @@ func verifyNode(ctx context.Context, a Archive, k *Keys, node string, live, thro
 type nodeWalk struct {
 	rep      NodeReport
 	k        *Keys
-	live     int64
+	live     Live
 	through  int64
 	start    int64  // the prune boundary, 0 for none
 	next     int64  // the seq the next event must have
@@ -242,6 +283,9 @@ func (v *nodeWalk) checkpoint(c storage.AuditCheckpoint, moreEvents bool) {
 // event checks the next stored event.
 func (v *nodeWalk) event(e *storage.AuditEvent, evs *pager[storage.AuditEvent]) error {
 	switch {
+	case e.Seq < 1:
+		v.problem(Inserted, e.Seq, "an event stored as seq %d, where no chain has one: seqs start at 1", e.Seq)
+		return nil
 	case e.Seq <= v.start:
 		v.problem(Inserted, e.Seq, "an event inside the range pruned through seq %d", v.start)
 		return nil
@@ -253,6 +297,10 @@ func (v *nodeWalk) event(e *storage.AuditEvent, evs *pager[storage.AuditEvent]) 
 		} else {
 			v.problem(Deleted, v.next, "seqs %d to %d are missing", v.next, e.Seq-1)
 		}
+		return nil
+	}
+	if e.Unreadable != "" {
+		v.problem(Modified, e.Seq, "its %s", e.Unreadable)
 		return nil
 	}
 	if !verifiesAs(e, v.next) || e.PrevHash != v.prev {
@@ -274,6 +322,25 @@ func (v *nodeWalk) event(e *storage.AuditEvent, evs *pager[storage.AuditEvent]) 
 		v.rep.Problem.Node = v.rep.Node
 		return nil
 	}
+	if s := e.Superseded; s != nil && s.MAC != "" {
+		// An outcome stored with its event, and corrected by one stored
+		// apart: both are the writer's, under the same keys.
+		switch {
+		case !outcomeValid(v.k, e.Hash, s):
+			v.problem(OutcomeModified, e.Seq, "the outcome stored with the event (status %d) does not match its MAC", s.Status)
+			return nil
+		case e.Outcome.MAC == "":
+			v.problem(OutcomeModified, e.Seq, "an outcome without a MAC (status %d) stands in for the authenticated one stored with the event (status %d)", e.Outcome.Status, s.Status)
+			return nil
+		}
+	}
+	if e.Seq == v.live.Seq && v.live.Hash != "" && e.Hash != v.live.Hash {
+		v.problem(Modified, v.rep.Anchored+1, "the chain reaches seq %d with another hash than its writer committed: the events after the last checkpoint (seq %d) were rewritten", e.Seq, v.rep.Anchored)
+		return nil
+	}
+	if e.Seq == v.rep.Anchored+1 {
+		v.rep.UnanchoredSince = e.Time
+	}
 	evs.advance()
 	v.rep.Events++
 	v.rep.Last = e.Seq
@@ -291,8 +358,12 @@ func (v *nodeWalk) event(e *storage.AuditEvent, evs *pager[storage.AuditEvent]) 
 // matches it.
 func outcomeVerifies(k *Keys, e *storage.AuditEvent) bool {
 	o := e.Outcome
-	return o == nil || o.MAC == "" ||
-		(clean(o.Error) == o.Error && hmac.Equal([]byte(outcomeMAC(k, e.Hash, *o)), []byte(o.MAC)))
+	return o == nil || o.MAC == "" || outcomeValid(k, e.Hash, o)
+}
+
+// outcomeValid reports whether o's MAC binds it to the event of hash.
+func outcomeValid(k *Keys, hash string, o *storage.AuditOutcome) bool {
+	return clean(o.Error) == o.Error && hmac.Equal([]byte(outcomeMAC(k, hash, *o)), []byte(o.MAC))
 }
 
 // outcomeProblem names why the outcome of win[i] does not match its MAC.
@@ -314,11 +385,13 @@ func outcomeProblem(k *Keys, win []storage.AuditEvent, i int) *Problem {
 // end runs after the last event and checkpoint.
 func (v *nodeWalk) end() {
 	last := v.next - 1
-	if v.through == 0 && v.live > last {
-		v.problem(Truncated, v.next, "the writer has committed seq %d but %s", v.live, v.storedEnd())
+	if v.through == 0 && v.live.Seq > last {
+		v.problem(Truncated, v.next, "the writer has committed seq %d but %s", v.live.Seq, v.storedEnd())
 		return
 	}
-	v.rep.Unanchored = last - v.rep.Anchored
+	if v.rep.Unanchored = last - v.rep.Anchored; v.rep.Unanchored == 0 {
+		v.rep.UnanchoredSince = time.Time{}
+	}
 }
 
 // storedEnd says where the stored events end.
@@ -384,7 +457,9 @@ func diagnose(win []storage.AuditEvent, i int, s int64, prev, prevPrev string) P
 }
 
 // pager reads rows in pages: fetch returns those after last (nil: from the
-// start). It keeps the page before the current one for diagnosis.
+// start, which is below any seq a row can hold, so that a row planted at
+// seq 0 or below is read and named too). It keeps the page before the
+// current one for diagnosis.
 type pager[T any] struct {
 	fetch     func(last *T) ([]T, error)
 	prevPage  []T
@@ -395,7 +470,7 @@ type pager[T any] struct {
 
 func eventPager(ctx context.Context, a Archive, node string) *pager[storage.AuditEvent] {
 	return &pager[storage.AuditEvent]{fetch: func(last *storage.AuditEvent) ([]storage.AuditEvent, error) {
-		var after int64
+		after := int64(math.MinInt64)
 		if last != nil {
 			after = last.Seq
 		}
@@ -406,7 +481,7 @@ func eventPager(ctx context.Context, a Archive, node string) *pager[storage.Audi
 func checkpointPager(ctx context.Context, a Archive, node string) *pager[storage.AuditCheckpoint] {
 	return &pager[storage.AuditCheckpoint]{fetch: func(last *storage.AuditCheckpoint) ([]storage.AuditCheckpoint, error) {
 		var (
-			seq  int64
+			seq  int64 = math.MinInt64
 			kind string
 		)
 		if last != nil {

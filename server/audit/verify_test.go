@@ -48,6 +48,23 @@ func rehash(t *testing.T, db logDB, e storage.AuditEvent) string {
 	return e.Hash
 }
 
+// rewriteTail changes the path of node n1's event from, recomputes the
+// hashes from there to the end (30) and deletes those events' outcomes,
+// whose MACs would no longer match: what someone who can write to the
+// database, but holds no key, can do to a tail no checkpoint covers.
+func rewriteTail(t *testing.T, db logDB, from int64) {
+	t.Helper()
+	e := event(t, db, from)
+	e.Path = "/v1/sys/innocent"
+	prev := rehash(t, db, e)
+	for s := from + 1; s <= 30; s++ {
+		e := event(t, db, s)
+		e.PrevHash = prev
+		prev = rehash(t, db, e)
+	}
+	db.exec(t, `DELETE FROM {outcomes} WHERE node = 'n1' AND seq >= $1`, from)
+}
+
 // shift moves node n1's events from seq on by delta, with their outcomes,
 // without ever holding two rows on one seq (the primary key is checked row
 // by row).
@@ -167,6 +184,22 @@ func TestVerifyNamesEachTamper(t *testing.T) {
 			db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 10, $1, 'prune', $2, 'beef')`,
 				"x", t0)
 		}, 0, Deleted, 1},
+		{"an event's policies made unreadable", func(t *testing.T, db logDB) {
+			db.exec(t, `UPDATE {events} SET policies = 'x' WHERE node = 'n1' AND seq = 15`)
+		}, 0, Modified, 15},
+		{"an event planted at seq 0", func(t *testing.T, db logDB) {
+			forged := event(t, db, 15)
+			forged.Seq, forged.Path, forged.Outcome = 0, "/v1/sys/alibi", nil
+			insertCopy(t, db, forged)
+		}, 0, Inserted, 0},
+		{"an event planted at a negative seq", func(t *testing.T, db logDB) {
+			forged := event(t, db, 15)
+			forged.Seq, forged.Path, forged.Outcome = -7, "/v1/sys/alibi", nil
+			insertCopy(t, db, forged)
+		}, 0, Inserted, -7},
+		{"a checkpoint planted at a negative seq", func(t *testing.T, db logDB) {
+			db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', -3, 'x', 'checkpoint', $1, 'beef')`, t0)
+		}, 0, ForgedCheckpoint, -3},
 		{"an outcome changed", func(t *testing.T, db logDB) {
 			db.exec(t, `UPDATE {outcomes} SET status = 200 WHERE node = 'n1' AND seq = 15`)
 		}, 0, OutcomeModified, 15},
@@ -227,7 +260,7 @@ func TestEventsAfterTheLastCheckpointAreCountedAsUnanchored(t *testing.T) {
 
 func TestVerifyNeedsTheKeys(t *testing.T) {
 	db := postgresLog(t)
-	if _, err := Verify(ctx(), db, nil, nil); !errors.Is(err, ErrKeysUnavailable) {
+	if _, err := Verify(ctx(), db, nil, VerifyOptions{}); !errors.Is(err, ErrKeysUnavailable) {
 		t.Fatalf("verify while sealed: %v", err)
 	}
 }
@@ -264,4 +297,112 @@ func TestVerifyReadsLongLogsInPages(t *testing.T) {
 	if p := mustVerify(t, db, nil).Problem; p == nil || p.Kind != Reordered || p.Seq != 1000 {
 		t.Fatalf("swap across a page boundary: %v", p)
 	}
+}
+
+// An outcome stored apart corrects one stored with its event (whole) only
+// as the writer writes corrections: under the same keys. One without a MAC
+// standing in for an authenticated one, or an altered outcome in the row
+// behind a correction, is named.
+func TestACorrectionCannotHideTheOutcomeItCorrects(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		tamper func(t *testing.T, db logDB)
+	}{
+		{"an outcome without a MAC put in front of a denial", func(t *testing.T, db logDB) {
+			db.exec(t, `INSERT INTO {outcomes} (node, seq, status, error, latency_us, mac) VALUES ('n1', 1, 200, '', 5, '')`)
+		}},
+		{"the row's outcome altered behind a correction", func(t *testing.T, db logDB) {
+			o := storage.AuditOutcome{Seq: 1, Status: 503, Error: unconfirmedError}
+			o.MAC = outcomeMAC(testKeys, event(t, db, 1).Hash, o)
+			if _, err := db.StoreAuditOutcomes(ctx(), "n1", []storage.AuditOutcome{o}); err != nil {
+				t.Fatal(err)
+			}
+			db.exec(t, `UPDATE {events} SET status = 200 WHERE node = 'n1' AND seq = 1`)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			engines(t, func(t *testing.T, db logDB) {
+				w := newWriter(t, db, "n1", Options{})
+				if err := w.Record(ctx(), withOutcome(sample(1), 403)); err != nil {
+					t.Fatal(err)
+				}
+				closeWriter(t, w)
+				if rep := mustVerify(t, db, nil); !rep.OK {
+					t.Fatalf("before the tamper: %+v", rep.Problem)
+				}
+				c.tamper(t, db)
+				rep := mustVerify(t, db, nil)
+				if p := rep.Problem; rep.OK || p == nil || p.Kind != OutcomeModified || p.Seq != 1 {
+					t.Fatalf("got %+v; want %s at seq 1", p, OutcomeModified)
+				}
+				t.Log(rep.Problem)
+			})
+		})
+	}
+}
+
+// Removing checkpoints makes the events they vouched for unanchored, and
+// free to rewrite with recomputed hashes: nothing in the database proves
+// that, but unanchored events older than AnchorGrace are reported as a
+// checkpoint overdue, which no running, unsealed node leaves behind.
+func TestUnanchoredEventsPastTheGraceAreReportedOverdue(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		first := event(t, db, 1)
+		db.exec(t, `DELETE FROM {chain}`)
+		rewriteTail(t, db, 5)
+
+		verify := func(now time.Time) Report {
+			rep, err := Verify(ctx(), db, testKeys, VerifyOptions{Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rep
+		}
+		rep := verify(first.Time.Add(AnchorGrace / 2))
+		n := rep.Nodes[0]
+		if !rep.OK || rep.CheckpointOverdue || n.CheckpointOverdue || n.Unanchored != 30 || !n.UnanchoredSince.Equal(first.Time) {
+			t.Fatalf("within the grace: %+v", rep)
+		}
+		rep = verify(first.Time.Add(AnchorGrace + time.Second))
+		n = rep.Nodes[0]
+		if !rep.OK || !rep.CheckpointOverdue || !n.CheckpointOverdue || n.Unanchored != 30 || !n.UnanchoredSince.Equal(first.Time) {
+			t.Fatalf("past the grace: %+v", rep)
+		}
+	})
+}
+
+// An untampered log whose last checkpoint covers every event has nothing
+// overdue, however late it is verified.
+func TestAnAnchoredLogIsNeverOverdue(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		rep, err := Verify(ctx(), db, testKeys, VerifyOptions{Now: time.Now().Add(24 * time.Hour)})
+		if err != nil || !rep.OK || rep.CheckpointOverdue || rep.Nodes[0].Unanchored != 0 || !rep.Nodes[0].UnanchoredSince.IsZero() {
+			t.Fatalf("%+v, %v", rep, err)
+		}
+	})
+}
+
+// The head a running writer holds also catches a tail rewritten after its
+// last checkpoint, with that checkpoint removed: the stored chain reaches
+// the writer's seq with another hash.
+func TestTheLiveHeadCatchesARewrittenTail(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		head := event(t, db, 30).Hash
+		db.exec(t, `DELETE FROM {chain} WHERE node = 'n1' AND seq = 30`)
+		rewriteTail(t, db, 25)
+		if rep := mustVerify(t, db, map[string]int64{"n1": 30}); !rep.OK {
+			t.Fatalf("with the live seq alone the rewrite cannot show: %+v", rep.Problem)
+		}
+		rep, err := Verify(ctx(), db, testKeys, VerifyOptions{Live: map[string]Live{"n1": {Seq: 30, Hash: head}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := rep.Problem; rep.OK || p == nil || p.Kind != Modified || p.Seq != 21 {
+			t.Fatalf("got %+v; want %s at seq 21 (after the last checkpoint left, at 20)", p, Modified)
+		}
+		t.Log(rep.Problem)
+	})
 }

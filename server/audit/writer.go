@@ -157,7 +157,8 @@ type Writer struct {
 	reload         bool // a seq was taken: re-read the head first
 	// unsure holds the events of a batch whose commit failed in a way that
 	// does not say whether it happened (a timeout, a lost connection).
-	unsure []storage.AuditEvent
+	unsure     []storage.AuditEvent
+	unsureKeys *Keys // the keys unsure's outcomes were MAC'd under
 
 	// Owned by the outcome writer.
 	backoff time.Duration
@@ -597,12 +598,12 @@ func (w *Writer) flush(batch []*request) error {
 		if len(b.Events) > 0 && !errors.Is(err, storage.ErrConflict) {
 			// The commit may have happened all the same: read the head
 			// before the next batch, rather than reuse these seqs.
-			w.unsure, w.reload = b.Events, true
+			w.unsure, w.unsureKeys, w.reload = b.Events, keys, true
 		}
 		w.fail(batch, b.Checkpoint, err)
 		return err
 	}
-	w.committed(batch, b)
+	w.committed(batch, b, keys)
 	return nil
 }
 
@@ -616,8 +617,8 @@ const unconfirmedError = "the request was refused: its audit event's commit did 
 // stored whole, that outcome goes apart and supersedes the one in its row,
 // which was the answer the request had ready and never sent.
 func (w *Writer) settleUnsure(h storage.AuditHead) {
-	evs := w.unsure
-	w.unsure = nil
+	evs, keys := w.unsure, w.unsureKeys
+	w.unsure, w.unsureKeys = nil, nil
 	if len(evs) == 0 {
 		return
 	}
@@ -626,7 +627,8 @@ func (w *Writer) settleUnsure(h storage.AuditHead) {
 		return // not stored (or overwritten by a writer using this node's name)
 	}
 	w.sink(evs, nil)
-	keys := w.keys.Load()
+	// Under the keys the batch's outcomes had: a correction is checked
+	// against the outcome it corrects.
 	queued := false
 	for _, ev := range evs {
 		out := storage.AuditOutcome{Seq: ev.Seq, Status: 503, Error: unconfirmedError}
@@ -658,8 +660,9 @@ func (w *Writer) fail(batch []*request, cp *storage.AuditCheckpoint, err error) 
 	}
 }
 
-// committed writes the sink, moves the head and hands each waiter its seq.
-func (w *Writer) committed(batch []*request, b storage.AuditBatch) {
+// committed writes the sink, moves the head and hands each waiter its seq;
+// keys are those the batch's outcomes were MAC'd under.
+func (w *Writer) committed(batch []*request, b storage.AuditBatch, keys *Keys) {
 	w.sink(b.Events, nil) // an event's line comes before its outcome's
 	abandon := false
 	w.mu.Lock()
@@ -672,7 +675,7 @@ func (w *Writer) committed(batch []*request, b storage.AuditBatch) {
 			// Nothing was answered: say so, superseding an outcome stored
 			// with the event (the answer it had ready).
 			out := storage.AuditOutcome{Seq: ev.Seq, Error: abandonedError}
-			out.MAC = outcomeMAC(w.keys.Load(), ev.Hash, out)
+			out.MAC = outcomeMAC(keys, ev.Hash, out)
 			w.outcomes = append(w.outcomes, out)
 			abandon = true
 			continue
