@@ -80,7 +80,7 @@ type auditFilterFlags struct {
 
 func (a *auditFilterFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&a.since, "since", "", "only events at or after this time")
-	fs.StringVar(&a.until, "until", "", "only events before this time")
+	fs.StringVar(&a.until, "until", "", "only events before this time (default: when the command started, by this machine's clock)")
 	fs.StringVar(&a.filter.Path, "path", "", "only requests whose URL path starts with this (such as /v1/secrets/)")
 	fs.StringVar(&a.filter.Accessor, "accessor", "", "only requests made with the token of this accessor")
 	fs.StringVar(&a.filter.Decision, "decision", "", "only requests the policies decided so: allow, deny or none (never decided)")
@@ -100,6 +100,10 @@ func (a *auditFilterFlags) resolve(now time.Time) (client.AuditFilter, error) {
 		if f.Until, err = timeFlag("until", a.until, now); err != nil {
 			return f, err
 		}
+	} else {
+		// Every page read is itself an event, after the cursor: without a
+		// bound, --all and export would chase the log's end for ever.
+		f.Until = now
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
 		return f, fmt.Errorf("--since (%s) must be before --until (%s)", f.Since.UTC().Format(time.RFC3339), f.Until.UTC().Format(time.RFC3339))

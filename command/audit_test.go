@@ -158,6 +158,32 @@ func TestAuditListShowsAPageOrEveryPage(t *testing.T) {
 			t.Fatalf("exit %d, %d events, want %d: %s", code, len(events), sc.all, errOut)
 		}
 	})
+	t.Run("--all without --until stops at its start, though each page is an event", func(t *testing.T) {
+		done := make(chan struct{})
+		var (
+			code        int
+			out, errOut string
+		)
+		started := time.Now()
+		go func() {
+			defer close(done)
+			code, out, errOut = sc.cli(t, "", "list", "--limit=1", "--all", "-format=json")
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("list --all --limit=1 is still paging after 30 s")
+		}
+		events := jsonEvents(t, out)
+		if code != 0 || len(events) < sc.all {
+			t.Fatalf("exit %d, %d events, want %d at least: %s", code, len(events), sc.all, errOut)
+		}
+		for _, e := range events {
+			if e.Time.After(started) {
+				t.Fatalf("an event from after the command started was listed: %+v", e)
+			}
+		}
+	})
 	t.Run("filters", func(t *testing.T) {
 		code, out, _ := sc.cli(t, "", "list", stamp(sc.until), "--decision=deny", "-format=json")
 		events := jsonEvents(t, out)

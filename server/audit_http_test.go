@@ -142,6 +142,9 @@ func TestAuditHoldsNoPlaintext(t *testing.T) {
 		} {
 			mustError(t, n.do(c.method, c.path, root, c.body), 400, misplaced)
 		}
+		// A syntax error quotes the character it stopped at: the first of
+		// a secret typed without its quotes.
+		mustError(t, n.do("POST", "/v1/auth/token/create", root, `{"ttl": Zq9-secret}`), 400, "invalid character 'Z'")
 		const misplacedNumber = "5820417396.5" // quoted by the error that refuses it
 		mustError(t, n.do("POST", "/v1/auth/token/create", root, `{"num_uses":`+misplacedNumber+`}`), 400, misplacedNumber)
 		numberHash := mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":"`+secretNumber+`"}`), 200).Data(t)["hash"].(string)
@@ -168,7 +171,7 @@ func TestAuditHoldsNoPlaintext(t *testing.T) {
 		if got := strings.Count(dump, misplacedHash); got < 3 {
 			t.Errorf("the misplaced value's HMAC is in %d places of the audit tables, want its 3 error messages at least", got)
 		}
-		for _, secret := range []string{secretValue, secretID, appToken, root, testAdminPassword, badToken, keys[0], misplaced, secretNumber, misplacedNumber} {
+		for _, secret := range []string{secretValue, secretID, appToken, root, testAdminPassword, badToken, keys[0], misplaced, secretNumber, misplacedNumber, "character 'Z'"} {
 			if strings.Contains(dump, secret) {
 				t.Errorf("the audit tables hold %q in the clear", secret)
 			}
@@ -474,7 +477,7 @@ func TestAPartialPruneSaysWhatItPruned(t *testing.T) {
 	rawExec(t, db, `UPDATE audit_events SET path = '/v1/elsewhere' WHERE node IN ('a', 'd') AND seq = 3`)
 	c := startNode(t, db, server.Config{NodeName: "c"})
 	c.unseal(keys[0])
-	r := c.do("POST", "/v1/sys/audit/prune", root, `{"before":"2999-01-01"}`)
+	r := c.do("POST", "/v1/sys/audit/prune", root, `{"before":"`+time.Now().UTC().Format(time.RFC3339Nano)+`"}`)
 	mustError(t, r, 409, "node a")
 	if msg := r.Errors(t)[0]; !strings.Contains(msg, "node d") || !strings.Contains(msg, "event(s) were pruned on the nodes whose logs verify") {
 		t.Fatalf("a partial prune's answer does not say what it pruned: %q", msg)

@@ -73,7 +73,9 @@ func describeJSONError(err error, body []byte) error {
 	)
 	switch {
 	case errors.As(err, &syntax):
-		return fault.Invalidf("request body is not valid JSON: %s (at byte %d)", syntax.Error(), syntax.Offset)
+		// The message quotes the offending character: the caller's, so
+		// the audit log keeps it only as an HMAC.
+		return fault.Invalidf("request body is not valid JSON: %v (at byte %d)", fault.Input(syntax.Error()), syntax.Offset)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fault.Invalidf("request body is not valid JSON: unexpected end of input (%d bytes)", len(body))
 	case errors.As(err, &typeErr):

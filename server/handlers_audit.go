@@ -131,15 +131,23 @@ func (s *Server) handleAuditPrune(w http.ResponseWriter, r *http.Request) error 
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	var before time.Time
+	var (
+		before time.Time
+		parsed bool
+	)
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02"} {
 		if t, err := time.Parse(layout, req.Before); err == nil {
-			before = t
+			before, parsed = t, true
 			break
 		}
 	}
-	if before.IsZero() {
+	if !parsed {
 		return fault.Invalidf("before must be an RFC 3339 time or a date (2026-01-01)")
+	}
+	if before.After(s.now()) {
+		// Everything checkpointed would go, up to the last few seconds: a
+		// mistyped year must not empty the log.
+		return fault.Invalidf("before (%s) is in the future: a prune removes the events before it; give a past time", before.UTC().Format(time.RFC3339))
 	}
 	k, err := s.keysOrSealed()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -123,6 +124,12 @@ func (s *Server) entry(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes)
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			// r.URL.Query() drops what it cannot parse: a filter sent
+			// with a bad escape would be ignored, not refused.
+			s.respondError(w, r, errBadQuery)
+			return
+		}
 		if r.Method == http.MethodGet && isTrue(r.URL.Query().Get("list")) {
 			r.Method = "LIST"
 		}
@@ -131,6 +138,10 @@ func (s *Server) entry(next http.Handler) http.Handler {
 }
 
 var errPanic = errors.New("handler panicked")
+
+// errBadQuery refuses a query string that does not parse whole. It quotes
+// nothing: what it would quote may be a value the caller sent.
+var errBadQuery = fault.New(fault.Invalid, "the query string is not valid: a % not followed by two hex digits, or a ';' between parameters (use '&')")
 
 // observe records an answered request in the metrics, under its route
 // template (metrics.Unrouted when no route matched).
