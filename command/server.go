@@ -245,7 +245,11 @@ func openAuditSink(path string, stdout io.Writer) (sink io.Writer, closeSink fun
 	case "-":
 		return stdout, none, nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	// O_NONBLOCK: opening a FIFO nobody reads would otherwise wait for a
+	// reader for ever, before the server listens or logs anything; this
+	// way it fails at once (ENXIO), and a FIFO with a reader is refused
+	// below. A regular file ignores the flag.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening %s: %w", path, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,6 +133,37 @@ func TestServerCommandRefusesAnAuditFileOthersCanRead(t *testing.T) {
 	if entries, _ := os.ReadDir(dataDir); len(entries) != 0 {
 		t.Fatalf("the database was touched: %v", entries)
 	}
+}
+
+// A FIFO is not a file the audit sink can keep: refused at once, whether
+// or not anything reads it (opening one nobody reads used to wait for ever,
+// before the server listened or logged a line).
+func TestServerCommandRefusesAFIFOAsTheAuditFileAtOnce(t *testing.T) {
+	cleanEnv(t)
+	path := filepath.Join(t.TempDir(), "audit.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	done := make(chan struct{})
+	var (
+		code int
+		logs string
+	)
+	go func() {
+		defer close(done)
+		c := newConsole("")
+		code = run(context.Background(), []string{"server", "--audit-file=" + path, "--listen-addr=127.0.0.1:0", "--data-dir=" + t.TempDir()}, c.io)
+		logs = c.err.String()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server is still opening a FIFO nobody reads after 10 s")
+	}
+	if code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, logs)
+	}
+	mustContain(t, "log line", logs, "level=ERROR", "cannot use the audit file", path)
 }
 
 func TestServerSettingsAuditFile(t *testing.T) {

@@ -489,3 +489,16 @@ func TestAPartialPruneSaysWhatItPruned(t *testing.T) {
 		t.Fatalf("node a has %d events left (%v): the evidence of its tampering is gone", len(kept), err)
 	}
 }
+
+// sys/audit-hash needs an input, and hashes an empty one like any other:
+// an empty value in a body is recorded as its HMAC.
+func TestAuditHashOfTheEmptyValue(t *testing.T) {
+	n := startNode(t, storagetest.SQLite(t), server.Config{})
+	_, root := n.initUnseal(1, 1)
+	empty := mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":""}`), 200).Data(t)["hash"].(string)
+	other := mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":"x"}`), 200).Data(t)["hash"].(string)
+	if !strings.HasPrefix(empty, audit.HMACPrefix) || empty == other {
+		t.Fatalf("hash of the empty value %q (of x: %q)", empty, other)
+	}
+	mustError(t, n.do("POST", "/v1/sys/audit-hash", root, ``), 400, `missing "input"`)
+}

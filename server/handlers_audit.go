@@ -26,16 +26,19 @@ func (s *Server) keysOrSealed() (*audit.Keys, error) {
 // operator can search the log for a token, a secret ID or a value.
 func (s *Server) handleAuditHash(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		Input string `json:"input"`
+		Input *string `json:"input"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		return err
+	}
+	if req.Input == nil { // "" is a value like any other: its HMAC finds it
+		return fault.Invalidf(`missing "input": the value to hash`)
 	}
 	k, err := s.keysOrSealed()
 	if err != nil {
 		return err
 	}
-	s.respondData(w, r, map[string]string{"hash": k.HMAC(req.Input)})
+	s.respondData(w, r, map[string]string{"hash": k.HMAC(*req.Input)})
 	return nil
 }
 
@@ -80,6 +83,11 @@ func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) error
 	}
 	f := audit.Filter{Path: q.Get("path"), Accessor: accessor, Decision: q.Get("decision"),
 		Node: q.Get("node"), After: audit.Cursor(q.Get("after"))}
+	switch f.Decision {
+	case "", audit.DecisionAllow, audit.DecisionDeny, audit.DecisionNone:
+	default: // no event could match: say so rather than answer with none
+		return fault.Invalidf("decision must be allow, deny or none, got %v", fault.Input(clip(f.Decision)))
+	}
 	var err error
 	if f.Since, err = timeParam(r, "since"); err != nil {
 		return err
