@@ -55,15 +55,19 @@ func classify(err error) error {
 			strings.HasPrefix(code, "57"),    // operator intervention (shutdown, cancel)
 			code == "40001", code == "40P01": // serialization failure, deadlock
 			return fmt.Errorf("%w: %s", ErrUnavailable, pqErr.Code.Name())
-		case code == "42501": // insufficient_privilege: the store refuses writes
+		case code == "42501", // insufficient_privilege: the store refuses writes
+			code == "P0001": // raise_exception: a trigger refuses them
 			return fmt.Errorf("%w: %s", ErrUnavailable, pqErr.Code.Name())
 		}
 		return fmt.Errorf("storage: database error %s", pqErr.Code.Name())
 	}
 	var liteErr *sqlite.Error
 	if errors.As(err, &liteErr) {
-		if liteErr.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+		switch liteErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 			return fmt.Errorf("%w: sqlite foreign key", ErrNotFound)
+		case sqlite3.SQLITE_CONSTRAINT_TRIGGER: // a trigger refuses the write: not a clash of keys
+			return fmt.Errorf("%w: a trigger refused the write", ErrUnavailable)
 		}
 		switch liteErr.Code() & 0xff {
 		case sqlite3.SQLITE_CONSTRAINT:

@@ -126,6 +126,11 @@ func TestAFailedBatchLeavesTheHeadAndTheWriterRecoversByItself(t *testing.T) {
 			if !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("append %d while the store refuses: %v, want ErrUnavailable", i, err)
 			}
+			// A refusal is not a clash of seqs: no "another server with
+			// this node name" report, no re-reading of the head.
+			if !errors.Is(err, storage.ErrUnavailable) || errors.Is(err, storage.ErrConflict) {
+				t.Fatalf("append %d while the store refuses: %v, want the store's refusal, not a conflict", i, err)
+			}
 		}
 		if s, h := w.Head(); s != headSeq || h != headHash {
 			t.Fatalf("a failed batch moved the head to %d", s)
