@@ -3,8 +3,10 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -102,9 +104,29 @@ func (s *Server) auditEvent(r *http.Request) audit.Event {
 	if keys != nil {
 		if body, err := readBody(r); err == nil && len(body) > 0 {
 			e.RequestData = audit.RedactJSON(body, keys)
+		} else if err == nil && r.URL.RawQuery != "" {
+			// A request without a body says what it wants in its query
+			// (?version=2): recorded the same way, values HMAC'd, as
+			// Vault records a GET's query parameters as request data.
+			e.RequestData = audit.RedactJSON(queryJSON(r.URL.Query()), keys)
 		}
 	}
 	return e
+}
+
+// queryJSON renders query parameters as a JSON object: a parameter given
+// once as a string, one given more often as a list, names in order.
+func queryJSON(q url.Values) []byte {
+	obj := make(map[string]any, len(q))
+	for name, values := range q {
+		if len(values) == 1 {
+			obj[name] = values[0]
+		} else {
+			obj[name] = values
+		}
+	}
+	b, _ := json.Marshal(obj) // strings only: it cannot fail
+	return b
 }
 
 // auditMessage is msg, the caller-facing message of err, as the audit log

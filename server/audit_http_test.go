@@ -502,3 +502,30 @@ func TestAuditHashOfTheEmptyValue(t *testing.T) {
 	}
 	mustError(t, n.do("POST", "/v1/sys/audit-hash", root, ``), 400, `missing "input"`)
 }
+
+// A request without a body says what it wants in its query: which version
+// a read asked for is recorded, its values HMAC'd like a body's.
+func TestAQueryIsRecordedAsRequestData(t *testing.T) {
+	storagetest.Engines(t, func(t *testing.T, db *storage.DB) {
+		n := startNode(t, db, server.Config{})
+		_, root := n.initUnseal(1, 1)
+		mustStatus(t, n.do("POST", "/v1/secrets/static/app/db", root, `{"data":{"k":"v"}}`), 200)
+		const canary = "Query-Canary-31d9"
+		read := mustRequestID(t, mustStatus(t, n.do("GET", "/v1/secrets/static/app/db?version=1", root, ""), 200))
+		refused := mustRequestID(t, n.do("GET", "/v1/sys/audit/events?path=a&path="+canary, root, ""))
+		hash := func(v string) string {
+			return mustStatus(t, n.do("POST", "/v1/sys/audit-hash", root, `{"input":"`+v+`"}`), 200).Data(t)["hash"].(string)
+		}
+		one, canaryHash, aHash := hash("1"), hash(canary), hash("a")
+		events := auditedEvents(t, n)
+		if got, want := string(events[read].RequestData), `{"version":"`+one+`"}`; got != want {
+			t.Fatalf("the read's request data is %s, want %s", got, want)
+		}
+		if got, want := string(events[refused].RequestData), `{"path":["`+aHash+`","`+canaryHash+`"]}`; got != want {
+			t.Fatalf("the refused list's request data is %s, want %s", got, want)
+		}
+		if dump := auditTablesText(t, db) + rawAuditRows(t, db); strings.Contains(dump, canary) {
+			t.Fatal("a query value reached the audit tables in the clear")
+		}
+	})
+}
