@@ -277,9 +277,11 @@ type AuditReport struct {
 // Verify recomputes every node's hash chain on the server and reports the
 // first problem of each. A tampered log is a report with OK false, not an
 // error; errors are for a server that could not verify (sealed, denied).
+// The server reads every event (about 50,000 a second), so the client's
+// timeouts do not apply: only ctx bounds it.
 func (a *Audit) Verify(ctx context.Context) (*AuditReport, error) {
 	var out AuditReport
-	if err := a.c.data(ctx, request{method: http.MethodGet, path: "sys/audit/verify"}, &out); err != nil {
+	if err := a.c.data(ctx, request{method: http.MethodGet, path: "sys/audit/verify", long: true}, &out); err != nil {
 		return nil, err
 	}
 	if !out.OK && out.Problem == nil {
@@ -291,7 +293,8 @@ func (a *Audit) Verify(ctx context.Context) (*AuditReport, error) {
 
 // Prune removes the events older than before that a checkpoint vouches
 // for, on every node, leaving what remains verifiable, and returns how
-// many were removed. It needs sudo on sys/audit/prune.
+// many were removed. It needs sudo on sys/audit/prune. Like Verify, it
+// is bounded by ctx only.
 func (a *Audit) Prune(ctx context.Context, before time.Time) (int64, error) {
 	if before.IsZero() {
 		return 0, errors.New("client: pruning needs a time to prune before")
@@ -302,7 +305,7 @@ func (a *Audit) Prune(ctx context.Context, before time.Time) (int64, error) {
 	var out struct {
 		Removed *int64 `json:"removed"`
 	}
-	if err := a.c.data(ctx, request{method: http.MethodPost, path: "sys/audit/prune", body: body}, &out); err != nil {
+	if err := a.c.data(ctx, request{method: http.MethodPost, path: "sys/audit/prune", body: body, long: true}, &out); err != nil {
 		return 0, err
 	}
 	if out.Removed == nil {

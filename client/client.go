@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -37,6 +38,10 @@ type Client struct {
 	base  *url.URL
 	token string
 	http  *http.Client
+	// long is http without its timeouts, for requests that walk the whole
+	// audit log (request.long): made on first use, after the Options.
+	longOnce sync.Once
+	long     *http.Client
 	// optErr is the first error of an Option, returned by New.
 	optErr error
 }
@@ -169,6 +174,24 @@ type request struct {
 	path   string // below /v1/, already escaped
 	query  url.Values
 	body   any
+	// long: the server walks the whole audit log to answer, which takes
+	// longer than DefaultTimeout on a large log; only ctx bounds it.
+	long bool
+}
+
+// longClient is c.http without its overall and response-header timeouts.
+func (c *Client) longClient() *http.Client {
+	c.longOnce.Do(func() {
+		hc := *c.http
+		hc.Timeout = 0
+		if t, ok := hc.Transport.(*http.Transport); ok {
+			t = t.Clone()
+			t.ResponseHeaderTimeout = 0
+			hc.Transport = t
+		}
+		c.long = &hc
+	})
+	return c.long
 }
 
 // do sends req and decodes a 2xx JSON body into out (when out is not nil).
@@ -222,7 +245,11 @@ func (c *Client) send(ctx context.Context, req request) (int, http.Header, []byt
 	if c.token != "" {
 		hr.Header.Set("X-Vault-Token", c.token)
 	}
-	resp, err := c.http.Do(hr)
+	hc := c.http
+	if req.long {
+		hc = c.longClient()
+	}
+	resp, err := hc.Do(hr)
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("client: %s %s: %w", req.method, endpoint, unwrapURLError(err))
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/secrethub/secrethub/client"
 	"github.com/secrethub/secrethub/client/clienttest"
@@ -155,5 +156,43 @@ func TestAnUnreachableServerIsAClearError(t *testing.T) {
 	_, err = c.Sys().SealStatus(context.Background())
 	if err == nil || !strings.Contains(err.Error(), addr+"/v1/sys/seal-status") {
 		t.Fatalf("err = %v, want it to name the URL", err)
+	}
+}
+
+// Verify and Prune wait as long as the server walks the log (their
+// context bounds them), while other calls keep the client's timeouts.
+func TestVerifyAndPruneOutlastTheClientTimeouts(t *testing.T) {
+	const delay = 400 * time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		switch r.URL.Path {
+		case "/v1/sys/audit/verify":
+			_, _ = w.Write([]byte(`{"data":{"ok":true,"events":3,"nodes":[]}}`))
+		case "/v1/sys/audit/prune":
+			_, _ = w.Write([]byte(`{"data":{"removed":2}}`))
+		default:
+			_, _ = w.Write([]byte(`{"data":{}}`))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	hc := &http.Client{Timeout: delay / 4, Transport: &http.Transport{ResponseHeaderTimeout: delay / 4}}
+	c, err := client.New(srv.URL, "s.token", client.WithHTTPClient(hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if rep, err := c.Audit().Verify(ctx); err != nil || !rep.OK || rep.Events != 3 {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+	if n, err := c.Audit().Prune(ctx, time.Now().Add(-time.Hour)); err != nil || n != 2 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	if _, err := c.Audit().Hash(ctx, "x"); err == nil {
+		t.Fatal("another call waited past the client's timeout")
+	}
+	short, cancel := context.WithTimeout(ctx, delay/4)
+	defer cancel()
+	if _, err := c.Audit().Verify(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("verify past its context: %v", err)
 	}
 }

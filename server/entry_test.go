@@ -74,17 +74,26 @@ func TestEntryRecoversFromPanicsWithoutLeaking(t *testing.T) {
 
 func TestEntryBoundsEveryRequestInTime(t *testing.T) {
 	s, _ := newEntryServer(t, Config{RequestTimeout: 250 * time.Millisecond})
-	var left time.Duration
-	rec := httptest.NewRecorder()
-	s.entry(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-		deadline, ok := r.Context().Deadline()
-		if !ok {
-			t.Fatal("the request context has no deadline")
+	left := func(method, path string) time.Duration {
+		var left time.Duration
+		s.entry(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			deadline, ok := r.Context().Deadline()
+			if !ok {
+				t.Fatal("the request context has no deadline")
+			}
+			left = time.Until(deadline)
+		})).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, path, nil))
+		return left
+	}
+	if d := left("GET", "/v1/anything"); d <= 0 || d > 250*time.Millisecond {
+		t.Fatalf("time left = %v, want within the 250ms request timeout", d)
+	}
+	// Verifying or pruning reads the whole audit log: an hour, not the
+	// request timeout, however large the log.
+	for _, c := range []struct{ method, path string }{{"GET", "/v1/sys/audit/verify"}, {"POST", "/v1/sys/audit/prune"}} {
+		if d := left(c.method, c.path); d <= auditWalkTimeout-time.Minute || d > auditWalkTimeout {
+			t.Fatalf("%s %s: time left = %v, want about %v", c.method, c.path, d, auditWalkTimeout)
 		}
-		left = time.Until(deadline)
-	})).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/anything", nil))
-	if left <= 0 || left > 250*time.Millisecond {
-		t.Fatalf("time left = %v, want within the 250ms request timeout", left)
 	}
 }
 

@@ -92,7 +92,11 @@ func routeName(r *http.Request) string {
 func (s *Server) entry(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		st := &reqState{id: uuid.NewString(), clientIP: clientIP(r, s.cfg.TrustedProxies), start: s.now(), began: time.Now()}
-		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), ctxKey{}, st), s.cfg.RequestTimeout)
+		timeout := s.cfg.RequestTimeout
+		if walksTheAuditLog[r.URL.Path] {
+			timeout = max(timeout, auditWalkTimeout)
+		}
+		ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), ctxKey{}, st), timeout)
 		defer cancel()
 		r = r.WithContext(ctx)
 		w := &responseWriter{ResponseWriter: rw}
@@ -138,6 +142,14 @@ func (s *Server) entry(next http.Handler) http.Handler {
 }
 
 var errPanic = errors.New("handler panicked")
+
+// walksTheAuditLog are the routes that read every stored event (about
+// 50,000 a second): they get auditWalkTimeout rather than the request
+// timeout, so a log of some millions of events can still be verified and
+// pruned through the API.
+var walksTheAuditLog = map[string]bool{"/v1/sys/audit/verify": true, "/v1/sys/audit/prune": true}
+
+const auditWalkTimeout = time.Hour
 
 // errBadQuery refuses a query string that does not parse whole. It quotes
 // nothing: what it would quote may be a value the caller sent.
