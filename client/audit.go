@@ -248,9 +248,11 @@ type AuditNodeReport struct {
 	// the next checkpoint.
 	Anchored   int64 `json:"anchored"`
 	Unanchored int64 `json:"unanchored"`
-	// UnanchoredSince is the time of the first unanchored event; when it
-	// is more than a minute old, CheckpointOverdue is set: the node has
-	// been sealed or stopped since, or checkpoints were removed.
+	// UnanchoredSince is the time of the first unanchored event.
+	// CheckpointOverdue: the unanchored events span more than a minute (or
+	// no checkpoint ever covered the node and they began over a minute
+	// ago): the node was sealed while requests came in, or checkpoints
+	// were removed.
 	UnanchoredSince   time.Time `json:"unanchored_since,omitzero"`
 	CheckpointOverdue bool      `json:"checkpoint_overdue"`
 	// UnauthenticatedOutcomes were written while sealed (no MAC).

@@ -83,12 +83,14 @@ type NodeReport struct {
 	Anchored   int64 `json:"anchored"`
 	Unanchored int64 `json:"unanchored"`
 	// UnanchoredSince is the time of the first unanchored event (zero when
-	// there is none). CheckpointOverdue says it is older than AnchorGrace:
-	// a node with the audit key checkpoints every few seconds, so either
-	// the node has been sealed or stopped since (its next checkpoint,
-	// once it runs unsealed, covers them) or checkpoints were removed to
-	// rewrite what they vouched for. Nothing is proven wrong, so the
-	// chain still verifies, but nothing vouches for these events.
+	// there is none). CheckpointOverdue says the unanchored events span
+	// more than AnchorGrace (by the node's own clock), or, for a node no
+	// checkpoint ever covered, began more than AnchorGrace ago: a node with
+	// the audit key checkpoints every few seconds, so either the node has
+	// been sealed while requests came in (its next checkpoint, once it
+	// runs unsealed, covers them) or checkpoints were removed to rewrite
+	// what they vouched for. Nothing is proven wrong, so the chain still
+	// verifies, but nothing vouches for these events.
 	UnanchoredSince   time.Time `json:"unanchored_since,omitzero"`
 	CheckpointOverdue bool      `json:"checkpoint_overdue"`
 	// UnauthenticatedOutcomes counts outcomes written while sealed (no MAC).
@@ -100,6 +102,20 @@ type NodeReport struct {
 	Problem *Problem `json:"problem,omitempty"`
 
 	anchoredHash string
+	lastTime     time.Time // of the last event checked
+}
+
+// overdue reports whether the node's unanchored events have gone longer
+// without a checkpoint than a running, unsealed node leaves them.
+func (nr *NodeReport) overdue(now time.Time) bool {
+	if nr.Problem != nil || nr.Unanchored == 0 {
+		return false
+	}
+	if nr.lastTime.Sub(nr.UnanchoredSince) > AnchorGrace {
+		return true
+	}
+	// Nothing ever anchored: not even a span to judge by, only its age.
+	return nr.Anchored == 0 && nr.UnanchoredSince.Before(now.Add(-AnchorGrace))
 }
 
 // Report is the result of Verify.
@@ -115,9 +131,12 @@ type Report struct {
 	CheckpointOverdue bool `json:"checkpoint_overdue"`
 }
 
-// AnchorGrace is how old an unanchored event may be before its node's
-// checkpoint is reported overdue: writers checkpoint every 5 seconds by
-// default; the rest allows for slow commits and clocks apart.
+// AnchorGrace is how long a node's events may go without a checkpoint
+// before it is reported overdue: writers checkpoint every 5 seconds by
+// default; the rest allows for slow commits. The span is measured on the
+// node's own event times, so a node whose clock is off is judged alike; a
+// node that stopped abruptly leaves a few seconds' tail, which is not
+// overdue.
 const AnchorGrace = time.Minute
 
 // Live is what a running writer knows of its own chain (Writer.Head): the
@@ -133,8 +152,8 @@ type VerifyOptions struct {
 	// chain that ends before it was truncated, one that reaches its seq
 	// with another hash was rewritten.
 	Live map[string]Live
-	// Now is when the verification runs (default time.Now()), for
-	// CheckpointOverdue.
+	// Now is when the verification runs (default time.Now()), for the
+	// CheckpointOverdue of a node no checkpoint ever covered.
 	Now time.Time
 }
 
@@ -169,7 +188,7 @@ func Verify(ctx context.Context, a Archive, k *Keys, opt VerifyOptions) (Report,
 		if err != nil {
 			return Report{}, err
 		}
-		if nr.Problem == nil && nr.Unanchored > 0 && nr.UnanchoredSince.Before(opt.Now.Add(-AnchorGrace)) {
+		if nr.overdue(opt.Now) {
 			nr.CheckpointOverdue, rep.CheckpointOverdue = true, true
 		}
 		rep.Events += nr.Events
@@ -342,6 +361,7 @@ func (v *nodeWalk) event(e *storage.AuditEvent, evs *pager[storage.AuditEvent]) 
 		v.rep.UnanchoredSince = e.Time
 	}
 	evs.advance()
+	v.rep.lastTime = e.Time
 	v.rep.Events++
 	v.rep.Last = e.Seq
 	v.prevPrev, v.prev, v.next = v.prev, e.Hash, v.next+1

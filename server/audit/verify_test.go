@@ -233,7 +233,8 @@ func TestVerifyPassesAnUntamperedLog(t *testing.T) {
 	engines(t, func(t *testing.T, db logDB) {
 		writeLog(t, db)
 		rep := mustVerify(t, db, map[string]int64{"n1": 30})
-		want := NodeReport{Node: "n1", Events: 30, Last: 30, Checkpoints: 3, Anchored: 30, anchoredHash: event(t, db, 30).Hash}
+		last := event(t, db, 30)
+		want := NodeReport{Node: "n1", Events: 30, Last: 30, Checkpoints: 3, Anchored: 30, anchoredHash: last.Hash, lastTime: last.Time}
 		if !rep.OK || rep.Problem != nil || rep.Events != 30 || len(rep.Nodes) != 1 || rep.Nodes[0] != want {
 			t.Fatalf("report %+v, nodes %+v", rep, rep.Nodes)
 		}
@@ -341,10 +342,10 @@ func TestACorrectionCannotHideTheOutcomeItCorrects(t *testing.T) {
 	}
 }
 
-// Removing checkpoints makes the events they vouched for unanchored, and
-// free to rewrite with recomputed hashes: nothing in the database proves
-// that, but unanchored events older than AnchorGrace are reported as a
-// checkpoint overdue, which no running, unsealed node leaves behind.
+// Removing every checkpoint makes the whole log unanchored, and free to
+// rewrite with recomputed hashes: nothing in the database proves that, but
+// a node no checkpoint covers whose events began more than AnchorGrace ago
+// is reported as a checkpoint overdue.
 func TestUnanchoredEventsPastTheGraceAreReportedOverdue(t *testing.T) {
 	engines(t, func(t *testing.T, db logDB) {
 		writeLog(t, db)
@@ -404,5 +405,60 @@ func TestTheLiveHeadCatchesARewrittenTail(t *testing.T) {
 			t.Fatalf("got %+v; want %s at seq 21 (after the last checkpoint left, at 20)", p, Modified)
 		}
 		t.Log(rep.Problem)
+	})
+}
+
+// writeSpreadLog writes node n1's events 1-30 ten at a time, two minutes
+// apart by the writer's clock (checkpoints at 10, 20 and 30), starting
+// from start.
+func writeSpreadLog(t *testing.T, db logDB, start time.Time) {
+	t.Helper()
+	var mu sync.Mutex
+	now := start
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	w := newWriter(t, db, "n1", Options{CheckpointEvery: 10, CheckpointInterval: time.Hour, Now: clock})
+	for i := 1; i <= 30; i++ {
+		seq, err := w.Append(ctx(), sample(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Complete(seq, Outcome{Status: 200})
+		if i%10 == 0 {
+			mu.Lock()
+			now = now.Add(2 * time.Minute)
+			mu.Unlock()
+		}
+	}
+	closeWriter(t, w)
+}
+
+// Unanchored events spanning more than AnchorGrace by their node's own
+// clock are overdue however recent they are, and a node whose clock is far
+// behind the verifier's is not overdue for that alone.
+func TestOverdueIsJudgedByTheNodesOwnClock(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		behind := time.Now().Add(-10 * time.Minute)
+		writeSpreadLog(t, db, behind)
+		rep, err := Verify(ctx(), db, testKeys, VerifyOptions{})
+		if err != nil || !rep.OK || rep.CheckpointOverdue || rep.Nodes[0].Anchored != 30 {
+			t.Fatalf("a node's clock ten minutes behind: %+v, %v", rep, err)
+		}
+		// Its last two checkpoints removed: events 11-30 span two minutes
+		// with nothing vouching for them.
+		db.exec(t, `DELETE FROM {chain} WHERE node = 'n1' AND seq > 10`)
+		rep, err = Verify(ctx(), db, testKeys, VerifyOptions{Now: behind.Add(5 * time.Minute)})
+		n := rep.Nodes[0]
+		if err != nil || !rep.OK || !rep.CheckpointOverdue || !n.CheckpointOverdue || n.Anchored != 10 || n.Unanchored != 20 ||
+			!n.UnanchoredSince.Equal(event(t, db, 11).Time) {
+			t.Fatalf("two checkpoints removed: %+v, %v", rep, err)
+		}
+		// Only the last removed: a tail of ten events at one moment, like
+		// a node that stopped abruptly, is not overdue.
+		db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 20, $1, 'checkpoint', $2, $3)`,
+			event(t, db, 20).Hash, t0, checkpointMAC(testKeys, storage.AuditCheckpoint{Node: "n1", Seq: 20, Hash: event(t, db, 20).Hash, Kind: kindCheckpoint}))
+		rep, err = Verify(ctx(), db, testKeys, VerifyOptions{Now: time.Now().Add(time.Hour)})
+		if n := rep.Nodes[0]; err != nil || !rep.OK || rep.CheckpointOverdue || n.Anchored != 20 || n.Unanchored != 10 {
+			t.Fatalf("a short tail: %+v, %v", rep, err)
+		}
 	})
 }
