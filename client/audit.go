@@ -249,10 +249,11 @@ type AuditNodeReport struct {
 	Anchored   int64 `json:"anchored"`
 	Unanchored int64 `json:"unanchored"`
 	// UnanchoredSince is the time of the first unanchored event.
-	// CheckpointOverdue: the unanchored events span more than a minute (or
-	// no checkpoint ever covered the node and they began over a minute
-	// ago): the node was sealed while requests came in, or checkpoints
-	// were removed.
+	// CheckpointOverdue: the unanchored events span more than two minutes,
+	// or began more than an hour ago (two minutes for a node no checkpoint
+	// ever covered): the node was sealed while requests came in, or
+	// stopped abruptly and has not run unsealed since, or checkpoints were
+	// removed.
 	UnanchoredSince   time.Time `json:"unanchored_since,omitzero"`
 	CheckpointOverdue bool      `json:"checkpoint_overdue"`
 	// UnauthenticatedOutcomes were written while sealed (no MAC).

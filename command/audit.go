@@ -458,11 +458,12 @@ kind of problem, the node, the seq and what was found.
 
 Events after a node's last checkpoint ("unanchored") verify as a chain, but
 only the next checkpoint (every 1000 events or 5 seconds) vouches for them.
-When a node's unanchored events span more than a minute (or no checkpoint
-ever covered the node and its events began more than a minute ago), its
-checkpoint is overdue: the node was sealed while requests came in (unseal it,
-and its next checkpoint covers them), or checkpoints were removed from the
-database so that what they vouched for could be rewritten.
+When a node's unanchored events span more than two minutes, began more than an
+hour ago, or (for a node no checkpoint ever covered) more than two minutes ago,
+its checkpoint is overdue: the node was sealed while requests came in, or
+stopped abruptly and has not run unsealed since (unseal or restart it, and its
+next checkpoint covers them), or checkpoints were removed from the database so
+that what they vouched for could be rewritten.
 
 Exit codes: 0 the log verifies, 2 it does not (tampered), 3 it verifies but a
 checkpoint is overdue, 1 an error (such as a sealed server or a token without
@@ -514,7 +515,7 @@ func runAuditVerify(ctx context.Context, opts *AuditVerifyOptions) error {
 		case n.Problem != nil:
 			problem = fmt.Sprintf("%s at seq %d", n.Problem.Kind, n.Problem.Seq)
 		case n.CheckpointOverdue:
-			problem = "checkpoint overdue (node sealed, or checkpoints removed)"
+			problem = "checkpoint overdue (node sealed or stopped, or checkpoints removed)"
 		}
 		since := "n/a"
 		if !n.UnanchoredSince.IsZero() {

@@ -77,6 +77,7 @@ func (s *Server) openAuditKeys(ctx context.Context) error {
 func (s *Server) closeAuditKeys() {
 	s.auditKeys.Store(nil)
 	s.audit.SetKeys(nil)
+	s.auditWalks.sealed()
 }
 
 // auditEvent describes the request so far: who asked for what and what

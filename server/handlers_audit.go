@@ -115,16 +115,22 @@ func (s *Server) handleAuditEvents(w http.ResponseWriter, r *http.Request) error
 // which the writer holds in memory, also catches a tail cut off after the
 // last checkpoint.
 func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request) error {
+	// Registered before the keys are read: a seal from here on ends it.
+	ctx, done, err := s.auditWalks.start(r.Context())
+	if err != nil {
+		return err
+	}
+	defer done()
 	k, err := s.keysOrSealed()
 	if err != nil {
 		return err
 	}
 	seq, hash := s.audit.Head()
-	report, err := audit.Verify(r.Context(), s.db, k, audit.VerifyOptions{
+	report, err := audit.Verify(ctx, s.db, k, audit.VerifyOptions{
 		Live: map[string]audit.Live{s.cfg.NodeName: {Seq: seq, Hash: hash}}, Now: s.now(),
 	})
 	if err != nil {
-		return err
+		return walkError(ctx, err)
 	}
 	s.respondData(w, r, report)
 	return nil
@@ -157,11 +163,18 @@ func (s *Server) handleAuditPrune(w http.ResponseWriter, r *http.Request) error 
 		// mistyped year must not empty the log.
 		return fault.Invalidf("before (%s) is in the future: a prune removes the events before it; give a past time", before.UTC().Format(time.RFC3339))
 	}
+	// Registered before the keys are read: a seal from here on ends it.
+	ctx, done, err := s.auditWalks.start(r.Context())
+	if err != nil {
+		return err
+	}
+	defer done()
 	k, err := s.keysOrSealed()
 	if err != nil {
 		return err
 	}
-	removed, err := audit.Prune(r.Context(), s.db, k, before)
+	removed, err := audit.Prune(ctx, s.db, k, before)
+	err = walkError(ctx, err)
 	if removed > 0 {
 		s.log.Info("audit log pruned", "before", before.UTC().Format(time.RFC3339), "removed", removed,
 			"by_accessor", callerToken(r.Context()).Accessor)

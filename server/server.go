@@ -85,13 +85,15 @@ type Server struct {
 	audit  auditLog
 	// auditKeys are the audit log's HMAC keys, nil while sealed.
 	auditKeys atomic.Pointer[audit.Keys]
-	approle   *auth.AppRole
-	kv        *secrets.Static
-	pki       *pki.Engine
-	metrics   *metrics.Metrics
-	router    *mux.Router
-	handler   http.Handler
-	access    map[string]access // route name → authorization
+	// auditWalks are the verifications and prunes under way.
+	auditWalks auditWalks
+	approle    *auth.AppRole
+	kv         *secrets.Static
+	pki        *pki.Engine
+	metrics    *metrics.Metrics
+	router     *mux.Router
+	handler    http.Handler
+	access     map[string]access // route name → authorization
 }
 
 // New wires a server over an open, migrated database. The node starts

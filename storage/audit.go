@@ -554,16 +554,19 @@ func (db *DB) insertAuditCheckpoint(ctx context.Context, tx querier, c AuditChec
 	return err
 }
 
-// AuditHead reads where a node's stored chain ends.
+// AuditHead reads where a node's stored chain ends. The checkpoint is read
+// first: a batch commits its events with its checkpoint, so one committed
+// between the two reads adds events past the checkpoint read, never a
+// checkpoint past the events read (which would look like a cut tail).
 func (db *DB) AuditHead(ctx context.Context, node string) (AuditHead, error) {
 	var h AuditHead
-	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash FROM {events} WHERE node = $1 ORDER BY seq DESC LIMIT 1`),
-		node).Scan(&h.Seq, &h.Hash)
+	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash, kind FROM {chain} WHERE node = $1 ORDER BY seq DESC, kind DESC LIMIT 1`),
+		node).Scan(&h.CheckpointSeq, &h.CheckpointHash, &h.CheckpointKind)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return AuditHead{}, classify(err)
 	}
-	err = db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash, kind FROM {chain} WHERE node = $1 ORDER BY seq DESC, kind DESC LIMIT 1`),
-		node).Scan(&h.CheckpointSeq, &h.CheckpointHash, &h.CheckpointKind)
+	err = db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash FROM {events} WHERE node = $1 ORDER BY seq DESC LIMIT 1`),
+		node).Scan(&h.Seq, &h.Hash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return AuditHead{}, classify(err)
 	}

@@ -15,6 +15,7 @@ import (
 // Archive is what reading the stored log back needs (Verify, Prune, List).
 type Archive interface {
 	AuditNodes(ctx context.Context) ([]string, error)
+	AuditHead(ctx context.Context, node string) (storage.AuditHead, error)
 	AuditEvents(ctx context.Context, node string, after int64, limit int) ([]storage.AuditEvent, error)
 	AuditCheckpoints(ctx context.Context, node string, afterSeq int64, afterKind string, limit int) ([]storage.AuditCheckpoint, error)
 	AuditPruneBoundary(ctx context.Context, node string, before time.Time) (int64, string, error)
@@ -84,13 +85,14 @@ type NodeReport struct {
 	Unanchored int64 `json:"unanchored"`
 	// UnanchoredSince is the time of the first unanchored event (zero when
 	// there is none). CheckpointOverdue says the unanchored events span
-	// more than AnchorGrace (by the node's own clock), or, for a node no
-	// checkpoint ever covered, began more than AnchorGrace ago: a node with
-	// the audit key checkpoints every few seconds, so either the node has
-	// been sealed while requests came in (its next checkpoint, once it
-	// runs unsealed, covers them) or checkpoints were removed to rewrite
-	// what they vouched for. Nothing is proven wrong, so the chain still
-	// verifies, but nothing vouches for these events.
+	// more than AnchorGrace (by the node's own clock), or began more than
+	// StaleTail ago (AnchorGrace for a node no checkpoint ever covered):
+	// a node with the audit key checkpoints every few seconds, so either
+	// the node was sealed while requests came in or stopped abruptly and
+	// has not run unsealed since (its next checkpoint covers them), or
+	// checkpoints were removed to rewrite what they vouched for. Nothing is
+	// proven wrong, so the chain still verifies, but nothing vouches for
+	// these events.
 	UnanchoredSince   time.Time `json:"unanchored_since,omitzero"`
 	CheckpointOverdue bool      `json:"checkpoint_overdue"`
 	// UnauthenticatedOutcomes counts outcomes written while sealed (no MAC).
@@ -111,11 +113,13 @@ func (nr *NodeReport) overdue(now time.Time) bool {
 	if nr.Problem != nil || nr.Unanchored == 0 {
 		return false
 	}
-	if nr.lastTime.Sub(nr.UnanchoredSince) > AnchorGrace {
-		return true
+	switch {
+	case nr.lastTime.Sub(nr.UnanchoredSince) > AnchorGrace:
+		return true // longer than a node with the key goes between checkpoints
+	case nr.Anchored == 0:
+		return nr.UnanchoredSince.Before(now.Add(-AnchorGrace)) // never covered: judged by age
 	}
-	// Nothing ever anchored: not even a span to judge by, only its age.
-	return nr.Anchored == 0 && nr.UnanchoredSince.Before(now.Add(-AnchorGrace))
+	return nr.UnanchoredSince.Before(now.Add(-StaleTail))
 }
 
 // Report is the result of Verify.
@@ -133,11 +137,18 @@ type Report struct {
 
 // AnchorGrace is how long a node's events may go without a checkpoint
 // before it is reported overdue: writers checkpoint every 5 seconds by
-// default; the rest allows for slow commits. The span is measured on the
-// node's own event times, so a node whose clock is off is judged alike; a
-// node that stopped abruptly leaves a few seconds' tail, which is not
-// overdue.
-const AnchorGrace = time.Minute
+// default; the rest allows for slow commits and for an event's time being
+// when its request began (a slow upload can take a minute). The span is
+// measured on the node's own event times, so a node whose clock is off is
+// judged alike.
+const AnchorGrace = 2 * time.Minute
+
+// StaleTail is how old, by the verifier's clock, a node's unanchored tail
+// may grow however short its span: a node that stopped abruptly leaves a
+// few seconds of events that its next start covers, and a node gone for
+// good leaves them for ever (start a server under its name once, unsealed,
+// to checkpoint them).
+const StaleTail = time.Hour
 
 // Live is what a running writer knows of its own chain (Writer.Head): the
 // last seq it committed, and that event's hash.
@@ -152,8 +163,8 @@ type VerifyOptions struct {
 	// chain that ends before it was truncated, one that reaches its seq
 	// with another hash was rewritten.
 	Live map[string]Live
-	// Now is when the verification runs (default time.Now()), for the
-	// CheckpointOverdue of a node no checkpoint ever covered.
+	// Now is when the verification runs (default time.Now()), for
+	// CheckpointOverdue (StaleTail).
 	Now time.Time
 }
 
@@ -208,9 +219,20 @@ func validCheckpoint(k *Keys, c storage.AuditCheckpoint) bool {
 }
 
 // verifyNode walks one node's chain; through > 0 stops after that seq
-// (Prune's check of what it is about to remove).
+// (Prune's check of what it is about to remove). Otherwise it walks the
+// chain as it stood when the walk began: what commits meanwhile (events,
+// and the checkpoints that cover them) waits for the next verification,
+// so a long walk over a busy node does not end on a tail of new events
+// whose checkpoints it read too early.
 func verifyNode(ctx context.Context, a Archive, k *Keys, node string, live Live, through int64) (NodeReport, error) {
 	v := &nodeWalk{rep: NodeReport{Node: node}, k: k, live: live, through: through, prev: GenesisHash}
+	if through == 0 {
+		h, err := a.AuditHead(ctx, node)
+		if err != nil {
+			return NodeReport{}, err
+		}
+		v.bounded, v.eventsEnd, v.checkpointsEnd = true, h.Seq, h.CheckpointSeq
+	}
 	// The chain starts after the latest authentic prune, or at seq 1.
 	cps := checkpointPager(ctx, a, node)
 	for {
@@ -246,6 +268,14 @@ func verifyNode(ctx context.Context, a Archive, k *Keys, node string, live Live,
 				c = nil
 			}
 		}
+		if v.bounded {
+			if e != nil && e.Seq > v.eventsEnd {
+				e = nil
+			}
+			if c != nil && c.Seq > v.checkpointsEnd {
+				c = nil
+			}
+		}
 		switch {
 		case c != nil && (e == nil || c.Seq < e.Seq):
 			cps.advance()
@@ -265,14 +295,18 @@ func verifyNode(ctx context.Context, a Archive, k *Keys, node string, live Live,
 
 // nodeWalk is the state of one node's verification.
 type nodeWalk struct {
-	rep      NodeReport
-	k        *Keys
-	live     Live
-	through  int64
-	start    int64  // the prune boundary, 0 for none
-	next     int64  // the seq the next event must have
-	prev     string // the hash the next event must follow
-	prevPrev string // the hash before prev, "" at the start of the chain
+	rep     NodeReport
+	k       *Keys
+	live    Live
+	through int64
+	// bounded: only the events and checkpoints stored when the walk began,
+	// up to eventsEnd and checkpointsEnd.
+	bounded                   bool
+	eventsEnd, checkpointsEnd int64
+	start                     int64  // the prune boundary, 0 for none
+	next                      int64  // the seq the next event must have
+	prev                      string // the hash the next event must follow
+	prevPrev                  string // the hash before prev, "" at the start of the chain
 }
 
 func (v *nodeWalk) problem(kind Kind, seq int64, format string, args ...any) {

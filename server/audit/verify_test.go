@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -408,7 +409,7 @@ func TestTheLiveHeadCatchesARewrittenTail(t *testing.T) {
 	})
 }
 
-// writeSpreadLog writes node n1's events 1-30 ten at a time, two minutes
+// writeSpreadLog writes node n1's events 1-30 ten at a time, three minutes
 // apart by the writer's clock (checkpoints at 10, 20 and 30), starting
 // from start.
 func writeSpreadLog(t *testing.T, db logDB, start time.Time) {
@@ -425,7 +426,7 @@ func writeSpreadLog(t *testing.T, db logDB, start time.Time) {
 		w.Complete(seq, Outcome{Status: 200})
 		if i%10 == 0 {
 			mu.Lock()
-			now = now.Add(2 * time.Minute)
+			now = now.Add(3 * time.Minute)
 			mu.Unlock()
 		}
 	}
@@ -433,8 +434,10 @@ func writeSpreadLog(t *testing.T, db logDB, start time.Time) {
 }
 
 // Unanchored events spanning more than AnchorGrace by their node's own
-// clock are overdue however recent they are, and a node whose clock is far
-// behind the verifier's is not overdue for that alone.
+// clock are overdue however recent they are; a short tail, like the one a
+// node that stopped abruptly leaves, is overdue only once older than
+// StaleTail, so a node whose clock is behind the verifier's is not overdue
+// for that alone.
 func TestOverdueIsJudgedByTheNodesOwnClock(t *testing.T) {
 	engines(t, func(t *testing.T, db logDB) {
 		behind := time.Now().Add(-10 * time.Minute)
@@ -443,7 +446,7 @@ func TestOverdueIsJudgedByTheNodesOwnClock(t *testing.T) {
 		if err != nil || !rep.OK || rep.CheckpointOverdue || rep.Nodes[0].Anchored != 30 {
 			t.Fatalf("a node's clock ten minutes behind: %+v, %v", rep, err)
 		}
-		// Its last two checkpoints removed: events 11-30 span two minutes
+		// Its last two checkpoints removed: events 11-30 span three minutes
 		// with nothing vouching for them.
 		db.exec(t, `DELETE FROM {chain} WHERE node = 'n1' AND seq > 10`)
 		rep, err = Verify(ctx(), db, testKeys, VerifyOptions{Now: behind.Add(5 * time.Minute)})
@@ -456,9 +459,48 @@ func TestOverdueIsJudgedByTheNodesOwnClock(t *testing.T) {
 		// a node that stopped abruptly, is not overdue.
 		db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 20, $1, 'checkpoint', $2, $3)`,
 			event(t, db, 20).Hash, t0, checkpointMAC(testKeys, storage.AuditCheckpoint{Node: "n1", Seq: 20, Hash: event(t, db, 20).Hash, Kind: kindCheckpoint}))
-		rep, err = Verify(ctx(), db, testKeys, VerifyOptions{Now: time.Now().Add(time.Hour)})
+		rep, err = Verify(ctx(), db, testKeys, VerifyOptions{})
 		if n := rep.Nodes[0]; err != nil || !rep.OK || rep.CheckpointOverdue || n.Anchored != 20 || n.Unanchored != 10 {
 			t.Fatalf("a short tail: %+v, %v", rep, err)
+		}
+		rep, err = Verify(ctx(), db, testKeys, VerifyOptions{Now: time.Now().Add(StaleTail)})
+		if n := rep.Nodes[0]; err != nil || !rep.OK || !rep.CheckpointOverdue || n.Unanchored != 10 {
+			t.Fatalf("a short tail past StaleTail: %+v, %v", rep, err)
+		}
+	})
+}
+
+// growingArchive commits more of node n1's events, with their checkpoint,
+// once the walk has begun reading events: what a busy node does during a
+// long verification.
+type growingArchive struct {
+	logDB
+	grow func()
+	once *sync.Once
+}
+
+func (g growingArchive) AuditEvents(ctx context.Context, node string, after int64, limit int) ([]storage.AuditEvent, error) {
+	g.once.Do(g.grow)
+	return g.logDB.AuditEvents(ctx, node, after, limit)
+}
+
+// Verify walks each chain as it stood when it began: events committed
+// meanwhile wait for the next verification, rather than ending the walk on
+// a tail whose checkpoints it read too early.
+func TestVerifyWalksTheLogAsItStoodWhenItBegan(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		a := growingArchive{logDB: db, once: &sync.Once{}, grow: func() {
+			w := newWriter(t, db, "n1", Options{CheckpointEvery: 5, CheckpointInterval: time.Hour})
+			appendN(t, w, 5)
+			closeWriter(t, w)
+		}}
+		rep, err := Verify(ctx(), a, testKeys, VerifyOptions{})
+		if err != nil || !rep.OK || rep.Events != 30 || rep.Nodes[0].Last != 30 || rep.Nodes[0].Unanchored != 0 {
+			t.Fatalf("%+v, %v", rep, err)
+		}
+		if rep := mustVerify(t, db, nil); !rep.OK || rep.Events != 35 {
+			t.Fatalf("the next verification: %+v", rep)
 		}
 	})
 }

@@ -683,6 +683,29 @@ func TestAnEventStoredWholeButNotAnsweredIsCorrected(t *testing.T) {
 				t.Fatalf("verify: %+v", rep)
 			}
 		})
+		t.Run("unconfirmed, then sealed before the correction", func(t *testing.T) {
+			// The correction is MAC'd under the keys of the outcome it
+			// corrects, though the node has no keys by the time it is
+			// written: one without a MAC would read as a forgery.
+			w := newWriter(t, &lyingStore{Store: db}, "n3", Options{})
+			if err := w.Record(ctx(), withOutcome(sample(1), 403)); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("record whose commit did not confirm: %v", err)
+			}
+			w.SetKeys(nil)
+			seq, err := w.Append(ctx(), sample(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Complete(seq, Outcome{Status: 503})
+			closeWriter(t, w)
+			evs, err := db.AuditEvents(ctx(), "n3", 0, 10)
+			if err != nil || len(evs) != 2 || evs[0].Outcome == nil || evs[0].Outcome.MAC == "" || evs[0].Outcome.Error != unconfirmedError {
+				t.Fatalf("events = %+v, %v; want event 1 corrected under the keys it was stored with", evs, err)
+			}
+			if rep := mustVerify(t, db, nil); !rep.OK {
+				t.Fatalf("verify: %+v", rep.Problem)
+			}
+		})
 		t.Run("abandoned", func(t *testing.T) {
 			s := steppedStore{Store: db, arrived: make(chan storage.AuditBatch), release: make(chan struct{})}
 			w := newWriter(t, s, "n2", Options{})
