@@ -105,7 +105,10 @@ func (a *auditFilterFlags) resolve(now time.Time) (client.AuditFilter, error) {
 		// bound, --all and export would chase the log's end for ever.
 		f.Until = now
 	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+	if !f.Since.IsZero() && !f.Since.Before(f.Until) {
+		if a.until == "" {
+			return f, fmt.Errorf("--since (%s) is not in the past by this machine's clock: give --until too to read events after it", f.Since.UTC().Format(time.RFC3339))
+		}
 		return f, fmt.Errorf("--since (%s) must be before --until (%s)", f.Since.UTC().Format(time.RFC3339), f.Until.UTC().Format(time.RFC3339))
 	}
 	switch f.Decision {

@@ -554,3 +554,22 @@ func TestAuditTimeFlags(t *testing.T) {
 		}
 	}
 }
+
+// Without --until, list and export stop at the command's start; a --since
+// at or after it is refused with a message about --since, not about an
+// --until the user never gave.
+func TestAuditFilterDefaultsUntilToNow(t *testing.T) {
+	now := time.Date(2026, 5, 10, 12, 30, 15, 0, time.UTC)
+	f, err := (&auditFilterFlags{since: "2026-05-01"}).resolve(now)
+	if err != nil || !f.Until.Equal(now) {
+		t.Fatalf("until = %v, %v; want %v", f.Until, err, now)
+	}
+	if _, err := (&auditFilterFlags{since: "2026-06-01"}).resolve(now); err == nil ||
+		!strings.Contains(err.Error(), "not in the past") || strings.Contains(err.Error(), "--until (") {
+		t.Fatalf("a future --since alone: %v", err)
+	}
+	if _, err := (&auditFilterFlags{since: "2026-06-01", until: "2026-05-01"}).resolve(now); err == nil ||
+		!strings.Contains(err.Error(), "must be before --until") {
+		t.Fatalf("--since after --until: %v", err)
+	}
+}
