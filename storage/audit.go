@@ -79,6 +79,7 @@ type AuditHead struct {
 	CheckpointSeq  int64 // 0: the node has no checkpoint
 	CheckpointHash string
 	CheckpointKind string
+	CheckpointMAC  string
 }
 
 // AuditBatch is one group commit of a node's audit log, written in one
@@ -560,8 +561,8 @@ func (db *DB) insertAuditCheckpoint(ctx context.Context, tx querier, c AuditChec
 // checkpoint past the events read (which would look like a cut tail).
 func (db *DB) AuditHead(ctx context.Context, node string) (AuditHead, error) {
 	var h AuditHead
-	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash, kind FROM {chain} WHERE node = $1 ORDER BY seq DESC, kind DESC LIMIT 1`),
-		node).Scan(&h.CheckpointSeq, &h.CheckpointHash, &h.CheckpointKind)
+	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash, kind, mac FROM {chain} WHERE node = $1 ORDER BY seq DESC, kind DESC LIMIT 1`),
+		node).Scan(&h.CheckpointSeq, &h.CheckpointHash, &h.CheckpointKind, &h.CheckpointMAC)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return AuditHead{}, classify(err)
 	}

@@ -240,7 +240,7 @@ func testAuditHead(t *testing.T, db *storage.DB, raw *sql.DB) {
 		t.Fatal(err)
 	}
 	h, err := db.AuditHead(ctx(), "n")
-	want := storage.AuditHead{Seq: 5, Hash: "hash-5", CheckpointSeq: 3, CheckpointHash: "hash-3", CheckpointKind: "checkpoint"}
+	want := storage.AuditHead{Seq: 5, Hash: "hash-5", CheckpointSeq: 3, CheckpointHash: "hash-3", CheckpointKind: "checkpoint", CheckpointMAC: "m"}
 	if err != nil || h != want {
 		t.Fatalf("head = %+v, %v; want %+v", h, err, want)
 	}

@@ -134,7 +134,10 @@ type Writer struct {
 	mu       sync.Mutex
 	head     int64 // the last committed seq and its hash
 	headHash string
-	awaiting map[int64]string       // hash of each appended event awaiting Complete
+	awaiting map[int64]string // hash of each appended event awaiting Complete
+	// jumpedTo is the checkpoint the head was last taken from, beyond the
+	// stored events, until keys are at hand to check it.
+	jumpedTo *storage.AuditCheckpoint
 	outcomes []storage.AuditOutcome // completed, MAC'd, waiting to be stored
 	// outcomesDropped counts outcomes dropped because the queue was full,
 	// since the last report.
@@ -234,22 +237,46 @@ func (w *Writer) adoptHead(h storage.AuditHead) {
 	if seq == 0 {
 		hash = GenesisHash
 	}
+	var jumped *storage.AuditCheckpoint
 	if h.CheckpointSeq > seq {
 		if h.CheckpointKind != kindPrune {
 			w.opt.OnError(fmt.Errorf("audit: node %s: stored events end at seq %d but a checkpoint covers seq %d: the tail was removed; continuing after the checkpoint", w.node, seq, h.CheckpointSeq))
 		}
 		seq, hash = h.CheckpointSeq, h.CheckpointHash
+		jumped = &storage.AuditCheckpoint{Node: w.node, Seq: h.CheckpointSeq, Hash: h.CheckpointHash, Kind: h.CheckpointKind, MAC: h.CheckpointMAC}
 	}
 	w.mu.Lock()
 	w.head, w.headHash = seq, hash
+	w.jumpedTo = jumped
 	w.mu.Unlock()
 	w.lastCheckpoint = min(h.CheckpointSeq, seq)
+	w.checkJump(w.keys.Load())
+}
+
+// checkJump checks, once keys are at hand, the MAC of the checkpoint the
+// head was taken from when it lay beyond the stored events: the writer
+// must continue from it (a prune leaves one), before it can know whether
+// the database's owner or someone else wrote it. A forged one is reported.
+func (w *Writer) checkJump(k *Keys) {
+	if k == nil {
+		return
+	}
+	w.mu.Lock()
+	cp := w.jumpedTo
+	w.jumpedTo = nil
+	w.mu.Unlock()
+	if cp != nil && !validCheckpoint(k, *cp) {
+		w.opt.OnError(fmt.Errorf("audit: node %s: this writer continued its chain from a %s at seq %d beyond the stored events, and that row does not carry a valid MAC: it was written into the database by someone without the audit key (audit verify names it)", w.node, cp.Kind, cp.Seq))
+	}
 }
 
 // SetKeys gives the writer the audit keys (on unseal), or takes them away
 // (nil, on seal). Without keys, outcomes carry no MAC and no checkpoint is
 // written; the first checkpoint after keys return covers everything before.
-func (w *Writer) SetKeys(k *Keys) { w.keys.Store(k) }
+func (w *Writer) SetKeys(k *Keys) {
+	w.keys.Store(k)
+	w.checkJump(k)
+}
 
 // Head returns the last committed seq and its hash (0 and GenesisHash for a
 // node that has written nothing), for Verify's truncation check.

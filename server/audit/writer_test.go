@@ -994,3 +994,50 @@ func TestOffersRacingTheCutsLeaveOneOutcomePerEvent(t *testing.T) {
 	}
 	t.Logf("%d of %d events stored whole", wholes.Load(), 32*40)
 }
+
+// A writer must continue from a checkpoint beyond the stored events (a
+// prune of everything leaves one) before it has keys to check it; once it
+// has them, a forged one is reported, and an authentic one is not.
+func TestAWriterReportsAForgedCheckpointItContinuedFrom(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		w := newWriter(t, db, "n1", Options{})
+		appendN(t, w, 10)
+		closeWriter(t, w)
+		if _, err := Prune(ctx(), db, testKeys, time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		var authentic errorLog
+		w = newWriter(t, db, "n1", Options{OnError: authentic.add})
+		if s, _ := w.Head(); s != 10 {
+			t.Fatalf("after a prune of everything the head is %d, want 10", s)
+		}
+		closeWriter(t, w)
+		if errs := authentic.all(); len(errs) != 0 {
+			t.Fatalf("an authentic prune checkpoint was reported: %v", errs)
+		}
+
+		db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 1000000, $1, 'prune', $2, 'junk')`,
+			strings.Repeat("ab", 32), t0)
+		var forged errorLog
+		w, err := NewWriter(ctx(), db, "n1", Options{OnError: forged.add})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeWriter(t, w)
+		if s, _ := w.Head(); s != 1000000 {
+			t.Fatalf("head %d: the writer should continue after the checkpoint, whoever wrote it", s)
+		}
+		if errs := forged.all(); len(errs) != 0 {
+			t.Fatalf("reported before there were keys to check with: %v", errs)
+		}
+		w.SetKeys(testKeys)
+		errs := forged.all()
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "does not carry a valid MAC") || !strings.Contains(errs[0].Error(), "seq 1000000") {
+			t.Fatalf("the forged checkpoint was not reported: %v", errs)
+		}
+		w.SetKeys(testKeys) // once is enough
+		if n := len(forged.all()); n != 1 {
+			t.Fatalf("reported %d times", n)
+		}
+	})
+}
