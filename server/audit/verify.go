@@ -225,13 +225,14 @@ func validCheckpoint(k *Keys, c storage.AuditCheckpoint) bool {
 // so a long walk over a busy node does not end on a tail of new events
 // whose checkpoints it read too early.
 func verifyNode(ctx context.Context, a Archive, k *Keys, node string, live Live, through int64) (NodeReport, error) {
-	v := &nodeWalk{rep: NodeReport{Node: node}, k: k, live: live, through: through, prev: GenesisHash}
+	v := &nodeWalk{rep: NodeReport{Node: node}, k: k, live: live, prev: GenesisHash,
+		eventsEnd: through, checkpointsEnd: through}
 	if through == 0 {
 		h, err := a.AuditHead(ctx, node)
 		if err != nil {
 			return NodeReport{}, err
 		}
-		v.bounded, v.eventsEnd, v.checkpointsEnd = true, h.Seq, h.CheckpointSeq
+		v.eventsEnd, v.checkpointsEnd = h.Seq, h.CheckpointSeq
 	}
 	// The chain starts after the latest authentic prune, or at seq 1.
 	cps := checkpointPager(ctx, a, node)
@@ -260,21 +261,11 @@ func verifyNode(ctx context.Context, a Archive, k *Keys, node string, live Live,
 		if err != nil {
 			return NodeReport{}, err
 		}
-		if through > 0 {
-			if e != nil && e.Seq > through {
-				e = nil
-			}
-			if c != nil && c.Seq > through {
-				c = nil
-			}
+		if e != nil && e.Seq > v.eventsEnd {
+			e = nil
 		}
-		if v.bounded {
-			if e != nil && e.Seq > v.eventsEnd {
-				e = nil
-			}
-			if c != nil && c.Seq > v.checkpointsEnd {
-				c = nil
-			}
+		if c != nil && c.Seq > v.checkpointsEnd {
+			c = nil
 		}
 		switch {
 		case c != nil && (e == nil || c.Seq < e.Seq):
@@ -295,13 +286,11 @@ func verifyNode(ctx context.Context, a Archive, k *Keys, node string, live Live,
 
 // nodeWalk is the state of one node's verification.
 type nodeWalk struct {
-	rep     NodeReport
-	k       *Keys
-	live    Live
-	through int64
-	// bounded: only the events and checkpoints stored when the walk began,
-	// up to eventsEnd and checkpointsEnd.
-	bounded                   bool
+	rep  NodeReport
+	k    *Keys
+	live Live // Live{} for Prune's walk
+	// The walk ends after these seqs: Prune's boundary, or the head stored
+	// when the walk began.
 	eventsEnd, checkpointsEnd int64
 	start                     int64  // the prune boundary, 0 for none
 	next                      int64  // the seq the next event must have
@@ -439,7 +428,7 @@ func outcomeProblem(k *Keys, win []storage.AuditEvent, i int) *Problem {
 // end runs after the last event and checkpoint.
 func (v *nodeWalk) end() {
 	last := v.next - 1
-	if v.through == 0 && v.live.Seq > last {
+	if v.live.Seq > last {
 		v.problem(Truncated, v.next, "the writer has committed seq %d but %s", v.live.Seq, v.storedEnd())
 		return
 	}
