@@ -202,6 +202,19 @@ func runServer(ctx context.Context, opts *ServerOptions) error {
 		log.Error("cannot apply database migrations", "storage", string(db.Engine()), "location", db.Location(), "error", err.Error())
 		return errLogged
 	}
+	// One running server per node name on a shared PostgreSQL: each name
+	// has one audit chain, which two writers would fight over. Released
+	// after the audit log's last write (defers run in reverse).
+	claim, err := db.ClaimNodeName(ctx, s.NodeName, log)
+	if err != nil {
+		msg := err.Error()
+		if errors.Is(err, storage.ErrNodeNameInUse) {
+			msg += "; give each server its own SECRETHUB_NODE_NAME (if that server is gone, PostgreSQL frees the name within about a minute)"
+		}
+		log.Error("cannot claim the node name", "node", s.NodeName, "error", msg)
+		return errLogged
+	}
+	defer claim.Release()
 	srv, err := server.New(db, srvCfg)
 	if err != nil {
 		log.Error("cannot start the server", "error", err.Error())

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/secrethub/secrethub/client"
+	"github.com/secrethub/secrethub/storage/storagetest"
 )
 
 // runningServer is `secrethub server ARGS` running in-process.
@@ -353,4 +354,35 @@ func TestServerConnectionDeadlines(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Two servers on one PostgreSQL database with the same node name would
+// fight over that node's audit chain: the second refuses to start, in one
+// log line that says why, and the name is free again once the first stops.
+func TestServerCommandRefusesANodeNameInUse(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": storagetest.PostgresURL(t), "SECRETHUB_NODE_NAME": "core-1"}
+	first := startServerCommand(t, env, "--listen-addr=127.0.0.1:0")
+
+	c := newConsole("")
+	// Bounded: a second server that did start would otherwise serve for ever.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	code := run(ctx, []string{"server", "--listen-addr=127.0.0.1:0"}, c.io)
+	logs := c.err.String()
+	if code != 1 {
+		t.Fatalf("second server with node name core-1: exit %d, want 1:\n%s", code, logs)
+	}
+	errorLines := regexp.MustCompile(`(?m)^.*level=ERROR.*$`).FindAllString(logs, -1)
+	if len(errorLines) != 1 {
+		t.Fatalf("want exactly one error line:\n%s", logs)
+	}
+	mustContain(t, "error line", errorLines[0], `msg="cannot claim the node name"`, "node=core-1",
+		"held by another running server", "own SECRETHUB_NODE_NAME")
+	if strings.Contains(logs, "secrethub server started") {
+		t.Fatalf("the second server started:\n%s", logs)
+	}
+
+	first.shutdown(t)
+	again := startServerCommand(t, env, "--listen-addr=127.0.0.1:0")
+	again.shutdown(t)
 }

@@ -499,6 +499,11 @@ func TestServerStartupFailures(t *testing.T) {
 			startServer(t, "SECRETHUB_DATA_DIR="+data)
 			return []string{"SECRETHUB_DATA_DIR=" + data, "PORT=" + freePort(t)}
 		}, "a secrethub server is running on this data directory"},
+		{"a node name another server on the database uses", func(t *testing.T) []string {
+			env := []string{"DATABASE_URL=" + storagetest.PostgresURL(t), "SECRETHUB_NODE_NAME=core-1"}
+			startServer(t, env...)
+			return append(env, "PORT="+freePort(t))
+		}, `node name \"core-1\" is held by another running server`},
 		{"half of the TLS settings", func(t *testing.T) []string {
 			return []string{"SECRETHUB_DATA_DIR=" + t.TempDir(), "SECRETHUB_TLS_CERT_FILE=/opt/secrethub/tls/core.crt"}
 		}, "SECRETHUB_TLS_KEY_FILE is not"},

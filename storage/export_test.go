@@ -1,6 +1,10 @@
 package storage
 
-import "context"
+import (
+	"context"
+	"log/slog"
+	"time"
+)
 
 // ExplainAuditWrites returns PostgreSQL's plan, as JSON, for each
 // statement that writes a batch of audit events or outcomes, with empty
@@ -22,4 +26,10 @@ func (db *DB) ExplainAuditWrites(ctx context.Context) ([]string, error) {
 		plans = append(plans, plan)
 	}
 	return plans, nil
+}
+
+// ClaimNodeNameNow is ClaimNodeName without waiting for a name in use, the
+// claim checked every interval.
+func (db *DB) ClaimNodeNameNow(ctx context.Context, name string, log *slog.Logger, every time.Duration) (*NodeClaim, error) {
+	return db.claimNodeName(ctx, name, log, 0, every)
 }
