@@ -34,6 +34,13 @@ var ErrUnavailable = fault.New(fault.Unavailable, "audit log unavailable")
 // ErrClosed is the cause when the writer has been closed.
 var ErrClosed = errors.New("audit: writer closed")
 
+// ErrDiverged is the cause while the node's stored chain does not end where
+// the writer left it (nor with a batch it could not confirm): another
+// server writes under its node name, or the log was changed in the
+// database. The writer extends neither, so it never vouches for rows it
+// did not write with a checkpoint.
+var ErrDiverged = errors.New("audit: the stored chain no longer ends where this writer left it")
+
 // abandonedError is the outcome recorded for an event whose request gave
 // up waiting (its context ended) before the commit it was part of.
 const abandonedError = "request ended before its audit event was stored"
@@ -158,6 +165,7 @@ type Writer struct {
 	lastCheckpoint int64
 	checkpointDue  bool
 	reload         bool // a seq was taken: re-read the head first
+	diverged       bool // the last head re-read did not end with this writer's
 	// unsure holds the events of a batch whose commit failed in a way that
 	// does not say whether it happened (a timeout, a lost connection).
 	unsure     []storage.AuditEvent
@@ -232,17 +240,27 @@ func NewWriter(ctx context.Context, store Store, node string, opt Options) (*Wri
 	return w, nil
 }
 
-func (w *Writer) adoptHead(h storage.AuditHead) {
-	seq, hash := h.Seq, h.Hash
+// storedEnd is where a stored chain ends for a writer continuing it: its
+// last event, or the checkpoint beyond it (after a prune of everything, or
+// a cut tail), jumped true.
+func storedEnd(h storage.AuditHead) (seq int64, hash string, jumped bool) {
+	seq, hash = h.Seq, h.Hash
 	if seq == 0 {
 		hash = GenesisHash
 	}
-	var jumped *storage.AuditCheckpoint
 	if h.CheckpointSeq > seq {
+		return h.CheckpointSeq, h.CheckpointHash, true
+	}
+	return seq, hash, false
+}
+
+func (w *Writer) adoptHead(h storage.AuditHead) {
+	seq, hash, jump := storedEnd(h)
+	var jumped *storage.AuditCheckpoint
+	if jump {
 		if h.CheckpointKind != kindPrune {
-			w.opt.OnError(fmt.Errorf("audit: node %s: stored events end at seq %d but a checkpoint covers seq %d: the tail was removed; continuing after the checkpoint", w.node, seq, h.CheckpointSeq))
+			w.opt.OnError(fmt.Errorf("audit: node %s: stored events end at seq %d but a checkpoint covers seq %d: the tail was removed; continuing after the checkpoint", w.node, h.Seq, h.CheckpointSeq))
 		}
-		seq, hash = h.CheckpointSeq, h.CheckpointHash
 		jumped = &storage.AuditCheckpoint{Node: w.node, Seq: h.CheckpointSeq, Hash: h.CheckpointHash, Kind: h.CheckpointKind, MAC: h.CheckpointMAC}
 	}
 	w.mu.Lock()
@@ -580,6 +598,9 @@ func (w *Writer) flush(batch []*request) error {
 		ctx, cancel := context.WithTimeout(w.base, w.opt.CommitTimeout)
 		h, err := w.store.AuditHead(ctx, w.node)
 		cancel()
+		if err == nil {
+			err = w.resumable(h)
+		}
 		if err != nil {
 			w.fail(batch, nil, err)
 			return err
@@ -632,6 +653,34 @@ func (w *Writer) flush(batch []*request) error {
 	}
 	w.committed(batch, b, keys)
 	return nil
+}
+
+// resumable checks a head re-read while running: the stored chain must end
+// where this writer left it, or with the batch it could not confirm. If it
+// ends anywhere else, its rows were not all written by this writer from
+// its own head: adopting them would extend, and the next checkpoint vouch
+// for, whatever was put there. That is reported once, and every batch is
+// refused until the chain ends where it should again.
+func (w *Writer) resumable(h storage.AuditHead) error {
+	seq, hash, _ := storedEnd(h)
+	own, ownHash := w.Head()
+	ok := seq == own && hash == ownHash
+	if n := len(w.unsure); n > 0 && seq == w.unsure[n-1].Seq && hash == w.unsure[n-1].Hash {
+		ok = true
+	}
+	if ok {
+		if w.diverged {
+			w.diverged = false
+			w.opt.OnError(fmt.Errorf("audit: node %s: the stored chain ends at this writer's seq %d again; appending resumes", w.node, own))
+		}
+		return nil
+	}
+	err := fmt.Errorf("%w: this node wrote up to seq %d (hash %.12s…), the database's chain ends at seq %d (hash %.12s…)", ErrDiverged, own, ownHash, seq, hash)
+	if !w.diverged {
+		w.diverged = true
+		w.opt.OnError(fmt.Errorf("audit: node %s: %w; another server is writing under this node name, or the log was changed in the database (audit verify names where). Requests are refused until the stored chain ends at this node's last event again; a restarted server continues from whatever the database holds", w.node, err))
+	}
+	return err
 }
 
 // unconfirmedError is the outcome of a request whose event was stored by a

@@ -1041,3 +1041,81 @@ func TestAWriterReportsAForgedCheckpointItContinuedFrom(t *testing.T) {
 		}
 	})
 }
+
+// A running writer that finds its chain changed under it (a row put after
+// its head, or its own rows rewritten) refuses to extend it, rather than
+// continue from the stored end and vouch for it with its next checkpoint;
+// it resumes once the chain ends at its own last event again.
+func TestAWriterRefusesAChainChangedUnderIt(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		errs := &errorLog{}
+		w := newWriter(t, db, "n1", Options{OnError: errs.add, CheckpointInterval: 20 * time.Millisecond})
+		appendN(t, w, 5)
+		eventually(t, "a checkpoint at seq 5", func() bool {
+			return db.count(t, `SELECT count(*) FROM {chain} WHERE node = 'n1' AND seq = 5`) == 1
+		})
+		headSeq, headHash := w.Head()
+		// A copy of the head as the next event, chained to it: what a
+		// forger puts after the head so that the writer takes it on.
+		forge := func(seq int64) {
+			db.exec(t, `INSERT INTO {events} (node, seq, time, request_id, client_ip, token_accessor, token_hmac, auth_method,
+				operation, path, resource, capability, policies, decision, prev_hash, hash)
+				SELECT node, seq + 1, time, request_id, client_ip, token_accessor, token_hmac, auth_method,
+				operation, '/v1/forged', resource, capability, policies, decision, hash, hash FROM {events} WHERE node = 'n1' AND seq = $1`, seq)
+		}
+		diverged := func() int {
+			n := 0
+			for _, err := range errs.all() {
+				if strings.Contains(err.Error(), "no longer ends where this writer left it") {
+					n++
+				}
+			}
+			return n
+		}
+
+		forge(5)
+		for i := range 3 {
+			if _, err := w.Append(ctx(), sample(10+i)); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("append %d after a row was put after the head: %v, want ErrUnavailable", i, err)
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // checkpoints would be due
+		if n := diverged(); n != 1 {
+			t.Fatalf("the divergence was reported %d times, want once: %v", n, errs.all())
+		}
+		if s, h := w.Head(); s != headSeq || h != headHash {
+			t.Fatalf("the writer took on the forged row: head %d", s)
+		}
+		if n := db.count(t, `SELECT count(*) FROM {chain} WHERE node = 'n1' AND seq > 5`); n != 0 {
+			t.Fatalf("%d checkpoints vouch for rows the writer did not write", n)
+		}
+		if rep := mustVerify(t, db, map[string]int64{"n1": headSeq}); rep.OK {
+			t.Fatalf("verify passed a row put after the live head: %+v", rep.Nodes)
+		}
+
+		db.exec(t, `DELETE FROM {events} WHERE node = 'n1' AND seq = 6`)
+		seq, err := w.Append(ctx(), sample(20))
+		if err != nil || seq != 6 {
+			t.Fatalf("append once the forged row is gone = %d, %v; want seq 6", seq, err)
+		}
+		w.Complete(seq, Outcome{Status: 200})
+		if !strings.Contains(fmt.Sprint(errs.all()), "appending resumes") {
+			t.Fatalf("the resumption was not reported: %v", errs.all())
+		}
+
+		// Its own last row rewritten, and a row after it to make it look.
+		db.exec(t, `UPDATE {events} SET hash = $1 WHERE node = 'n1' AND seq = 6`, strings.Repeat("cd", 32))
+		forge(6)
+		for range 2 {
+			if _, err := w.Append(ctx(), sample(30)); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("append after the head was rewritten: %v, want ErrUnavailable", err)
+			}
+		}
+		if n := diverged(); n != 2 {
+			t.Fatalf("the rewritten head was reported %d times in all, want 2: %v", n, errs.all())
+		}
+		if s, _ := w.Head(); s != 6 {
+			t.Fatalf("head %d, want 6", s)
+		}
+	})
+}
