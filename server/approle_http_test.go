@@ -80,7 +80,7 @@ func TestAppRoleRolesGrantOnlyTheCallersPolicies(t *testing.T) {
 					body = `{"token_policies":` + c.policies + `}`
 				}
 				r := n.do("POST", "/v1/auth/approle/role/"+c.role, c.token, body)
-				if r.Status != 403 || !strings.Contains(r.Errors(t)[0], c.policy+" is not one") {
+				if r.Status != 403 || !strings.Contains(r.Errors(t)[0], `"`+c.policy+`" is not one`) {
 					t.Fatalf("status %d, body %s; want 403 naming %s", r.Status, r.Body, c.policy)
 				}
 			})

@@ -135,12 +135,34 @@ func TestAuditHoldsNoPlaintext(t *testing.T) {
 		// caller what they sent, the audit log keeps only its HMAC. (Body
 		// keys, like Vault's, are recorded as they are: values are HMAC'd.)
 		const misplaced = "Misplaced-Canary-7c1d"
+		const misplacedBits, misplacedShares = "40991", "3069217" // numbers quoted by their refusals
 		for _, c := range []struct{ method, path, body string }{
 			{"POST", "/v1/auth/token/create", `{"ttl":"` + misplaced + `"}`},
 			{"GET", "/v1/sys/audit/events?since=" + misplaced, ""},
 			{"PUT", "/v1/policies/p", `{"rules":[{"path":"app/*","capabilities":["` + misplaced + `"]}]}`},
 		} {
 			mustError(t, n.do(c.method, c.path, root, c.body), 400, misplaced)
+		}
+		// Refusals that name what was asked for: a policy the caller may
+		// not hand out, a format, a number.
+		mustStatus(t, n.do("PUT", "/v1/policies/limited", root, `{"rules":[
+			{"path":"auth/token/create","capabilities":["update"]},
+			{"path":"policies/simulate","capabilities":["update"]},
+			{"path":"auth/approle/role/*","capabilities":["create","update"]}]}`), 204)
+		limited := mustStatus(t, n.do("POST", "/v1/auth/token/create", root, `{"policies":["limited"]}`), 200).Auth(t)["client_token"].(string)
+		const misplacedName = "misplaced-canary-name-4b8e" // a policy name: lower case only
+		for _, c := range []struct {
+			path, body, token string
+			status            int
+			quoted            string
+		}{
+			{"/v1/auth/token/create", `{"policies":["` + misplaced + `"]}`, limited, 403, misplaced},
+			{"/v1/auth/approle/role/x1", `{"policies":["` + misplacedName + `"]}`, limited, 403, misplacedName},
+			{"/v1/policies/simulate", `{"policies":["` + misplacedName + `"],"path":"x","capability":"read"}`, limited, 403, misplacedName},
+			{"/v1/pki/roles/r2", `{"allowed_domains":["example.com"],"key_type":"rsa","key_bits":` + misplacedBits + `}`, root, 400, misplacedBits},
+			{"/v1/sys/init", `{"secret_shares":` + misplacedShares + `,"secret_threshold":1}`, "", 400, misplacedShares},
+		} {
+			mustError(t, n.do("POST", c.path, c.token, c.body), c.status, c.quoted)
 		}
 		// A syntax error quotes the character it stopped at: the first of
 		// a secret typed without its quotes.
@@ -171,7 +193,8 @@ func TestAuditHoldsNoPlaintext(t *testing.T) {
 		if got := strings.Count(dump, misplacedHash); got < 3 {
 			t.Errorf("the misplaced value's HMAC is in %d places of the audit tables, want its 3 error messages at least", got)
 		}
-		for _, secret := range []string{secretValue, secretID, appToken, root, testAdminPassword, badToken, keys[0], misplaced, secretNumber, misplacedNumber, "character 'Z'"} {
+		for _, secret := range []string{secretValue, secretID, appToken, root, testAdminPassword, badToken, keys[0], misplaced, secretNumber, misplacedNumber, "character 'Z'",
+			misplacedName, misplacedBits, misplacedShares} {
 			if strings.Contains(dump, secret) {
 				t.Errorf("the audit tables hold %q in the clear", secret)
 			}

@@ -226,8 +226,8 @@ func (s *Server) checkRoleGrant(r *http.Request, policies []string) error {
 	if s.decide(r, resource, write|policy.Sudo).Allowed {
 		return nil
 	}
-	return fault.New(fault.Denied, "permission denied: a role can only be given the default policy and policies "+
-		"the caller's token has, unless the caller has sudo on "+resource+" ("+policies[i]+" is not one of the caller's)")
+	return fault.Newf(fault.Denied, "permission denied: a role can only be given the default policy and policies "+
+		"the caller's token has, unless the caller has sudo on "+resource+" (%v is not one of the caller's)", fault.Input(fault.Clip(policies[i], 128)))
 }
 
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }

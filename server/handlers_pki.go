@@ -317,10 +317,10 @@ func issuedData(c pki.Issued) map[string]any {
 // PKCS #8 PEM private keys ("pkcs8").
 func checkIssueFormats(format, keyFormat string) error {
 	if format != "" && format != "pem" {
-		return fault.Invalidf(`format %.64q is not supported: certificates are returned as PEM (use "pem" or leave it out)`, format)
+		return fault.Invalidf(`format %v is not supported: certificates are returned as PEM (use "pem" or leave it out)`, fault.Input(fault.Clip(format, 64)))
 	}
 	if keyFormat != "" && keyFormat != "pkcs8" {
-		return fault.Invalidf(`private_key_format %.64q is not supported: private keys are returned as PKCS #8 PEM (use "pkcs8" or leave it out)`, keyFormat)
+		return fault.Invalidf(`private_key_format %v is not supported: private keys are returned as PKCS #8 PEM (use "pkcs8" or leave it out)`, fault.Input(fault.Clip(keyFormat, 64)))
 	}
 	return nil
 }

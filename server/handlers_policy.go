@@ -228,7 +228,7 @@ func (s *Server) simulation(r *http.Request, req simulateRequest) (policy.Reques
 			return q, nil, err
 		}
 		if !s.decide(r, "policies/"+name, policy.Read).Allowed {
-			return q, nil, fault.New(fault.Denied, "permission denied: simulating policy "+name+" needs read on policies/"+name)
+			return q, nil, fault.Newf(fault.Denied, "permission denied: simulating policy %v needs read on that policy (its path under policies/)", fault.Input(name))
 		}
 	}
 	return q, names, nil

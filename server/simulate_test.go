@@ -24,7 +24,7 @@ func TestSimulateRevealsOnlyWhatTheCallerMayRead(t *testing.T) {
 		sim, _ := n.createToken(root, `{"policies":["simulator"]}`)
 
 		mustError(t, n.do("POST", "/v1/policies/simulate", sim, `{"token":"`+root+`","path":"sys/seal","capability":"update,sudo"}`), 403, "auth/token/lookup")
-		mustError(t, n.do("POST", "/v1/policies/simulate", sim, `{"policies":["secret-policy"],"path":"vault/x","capability":"read"}`), 403, "policies/secret-policy")
+		mustError(t, n.do("POST", "/v1/policies/simulate", sim, `{"policies":["secret-policy"],"path":"vault/x","capability":"read"}`), 403, `simulating policy "secret-policy" needs read on that policy`)
 		mustError(t, n.do("POST", "/v1/policies/simulate", sim, `{"policies":["Not A Name"],"path":"x","capability":"read"}`), 400, "lowercase")
 
 		// sudo alone is granted, but a sudo route asks for update and sudo.

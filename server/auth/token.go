@@ -306,7 +306,7 @@ func (s *Tokens) childPolicies(parent Token, req CreateRequest) ([]string, error
 			return nil, fault.Invalidf("policy names must not contain NUL characters")
 		}
 		if !isRootParent && !slices.Contains(parent.Policies, p) {
-			return nil, fault.New(fault.Denied, "permission denied: a token can only be given policies its parent has ("+p+" is not one)")
+			return nil, fault.Newf(fault.Denied, "permission denied: a token can only be given policies its parent has (%v is not one)", fault.Input(fault.Clip(p, 128)))
 		}
 		if !slices.Contains(out, p) {
 			out = append(out, p)

@@ -61,7 +61,11 @@ func New(kind Kind, msg string) *Error { return &Error{Kind: kind, Msg: msg} }
 // Invalidf reports bad input. Arguments of type Input are quoted and
 // remembered as the caller's values; a fault among the arguments passes
 // its own Inputs on.
-func Invalidf(format string, args ...any) error {
+func Invalidf(format string, args ...any) error { return Newf(Invalid, format, args...) }
+
+// Newf is a fault of kind with a formatted message, its Input arguments
+// remembered as Invalidf's are.
+func Newf(kind Kind, format string, args ...any) error {
 	var inputs []string
 	for _, a := range args {
 		switch v := a.(type) {
@@ -71,7 +75,7 @@ func Invalidf(format string, args ...any) error {
 			inputs = append(inputs, InputsOf(v)...)
 		}
 	}
-	return &Error{Kind: Invalid, Msg: fmt.Sprintf(format, args...), Inputs: inputs}
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...), Inputs: inputs}
 }
 
 // Input is a value the caller sent, quoted in a fault's message. The
@@ -80,6 +84,10 @@ func Invalidf(format string, args ...any) error {
 // the wrong field must not reach the log in the clear through the error
 // that rejects it. Whatever the verb, it prints as Go's %q does.
 type Input string
+
+// Number is a number the caller sent, quoted in a fault's message as an
+// Input: the audit log records numbers from a body by their HMAC too.
+func Number[N ~int | ~int64](n N) Input { return Input(strconv.FormatInt(int64(n), 10)) }
 
 // Format prints the value quoted.
 func (in Input) Format(f fmt.State, _ rune) {

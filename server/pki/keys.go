@@ -43,7 +43,7 @@ func (k KeySpec) Normalize(allowAny bool) (KeySpec, error) {
 			k.Bits = 2048
 		case 2048, 3072, 4096:
 		default:
-			return k, fault.Invalidf("key_bits %d is not an RSA size: use 2048, 3072 or 4096", k.Bits)
+			return k, fault.Invalidf("key_bits %v is not an RSA size: use 2048, 3072 or 4096", fault.Number(k.Bits))
 		}
 	case KeyEC:
 		switch k.Bits {
@@ -51,11 +51,11 @@ func (k KeySpec) Normalize(allowAny bool) (KeySpec, error) {
 			k.Bits = 256
 		case 256, 384, 521:
 		default:
-			return k, fault.Invalidf("key_bits %d is not an EC curve: use 256, 384 or 521", k.Bits)
+			return k, fault.Invalidf("key_bits %v is not an EC curve: use 256, 384 or 521", fault.Number(k.Bits))
 		}
 	case KeyEd25519:
 		if k.Bits != 0 && k.Bits != 256 {
-			return k, fault.Invalidf("key_bits %d does not apply to ed25519 (leave it out)", k.Bits)
+			return k, fault.Invalidf("key_bits %v does not apply to ed25519 (leave it out)", fault.Number(k.Bits))
 		}
 		k.Bits = 0
 	case KeyAny:

@@ -117,7 +117,7 @@ func (r *Role) check() error {
 		r.TTL = min(DefaultTTL, r.MaxTTL)
 	}
 	if r.TTL > r.MaxTTL {
-		return fault.Invalidf("ttl (%s) is longer than max_ttl (%s)", r.TTL, r.MaxTTL)
+		return fault.Invalidf("ttl is longer than max_ttl")
 	}
 	if !r.ServerFlag && !r.ClientFlag {
 		return fault.Invalidf("a role needs server_flag or client_flag: its certificates would be good for nothing")

@@ -255,7 +255,7 @@ func compileConditions(cd ConditionsDocument, at string) (*Conditions, error) {
 		}
 		for j, h := range cd.TimeOfDay {
 			if h < 0 || h > 23 {
-				return nil, fault.Invalidf("%s.time_of_day[%d]: hour %d is outside 0-23", at, j, h)
+				return nil, fault.Invalidf("%s.time_of_day[%d]: hour %v is outside 0-23", at, j, fault.Number(h))
 			}
 		}
 		c.TimeOfDay, c.FromHour, c.ToHour = true, cd.TimeOfDay[0], cd.TimeOfDay[1]

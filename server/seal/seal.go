@@ -175,9 +175,9 @@ func (m *Manager) Init(ctx context.Context, shares, threshold int, rootToken sto
 func validateSplit(shares, threshold int) error {
 	switch {
 	case shares < 1 || shares > 255:
-		return fault.Invalidf("secret_shares must be between 1 and 255, got %d", shares)
+		return fault.Invalidf("secret_shares must be between 1 and 255, got %v", fault.Number(shares))
 	case threshold < 1 || threshold > shares:
-		return fault.Invalidf("secret_threshold must be between 1 and secret_shares (%d), got %d", shares, threshold)
+		return fault.Invalidf("secret_threshold must be between 1 and secret_shares (%v), got %v", fault.Number(shares), fault.Number(threshold))
 	case threshold == 1 && shares > 1:
 		return fault.Invalidf("secret_threshold must be at least 2 when secret_shares is more than 1")
 	}

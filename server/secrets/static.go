@@ -238,7 +238,7 @@ func (s *Static) Rollback(ctx context.Context, path string, version int) (Versio
 	old, err := s.Get(ctx, path, version)
 	switch {
 	case errors.Is(err, ErrDeleted), errors.Is(err, ErrDestroyed):
-		return VersionInfo{}, fault.Invalidf("cannot roll back to version %d: it is deleted or destroyed", version)
+		return VersionInfo{}, fault.Invalidf("cannot roll back to version %v: it is deleted or destroyed", fault.Number(version))
 	case err != nil:
 		return VersionInfo{}, err
 	}
