@@ -44,6 +44,16 @@ const (
 func (s *Server) openAuditKeys(ctx context.Context) error {
 	blob, err := s.db.CoreKey(ctx, auditKeyName)
 	if errors.Is(err, storage.ErrNotFound) {
+		// Made once, at the cluster's first unseal. Gone after checkpoints
+		// were made with it means deleted: a new key would make the whole
+		// log unverifiable and look tampered with, so none is made.
+		used, err := s.db.AuditCheckpointsExist(ctx)
+		if err != nil {
+			return err
+		}
+		if used {
+			return errAuditKeyMissing
+		}
 		master, err := audit.NewMaster()
 		if err != nil {
 			return err
@@ -72,6 +82,12 @@ func (s *Server) openAuditKeys(ctx context.Context) error {
 	s.audit.SetKeys(keys)
 	return nil
 }
+
+// errAuditKeyMissing refuses to unseal a node whose cluster's audit key
+// was removed from the database after it was used.
+var errAuditKeyMissing = fault.New(fault.Unavailable, "the audit key is missing from the database (core_keys, name audit) "+
+	"although the audit log holds checkpoints made with it: it was deleted. The node stays sealed; "+
+	"restore that row from a backup (a new key would leave the whole log unverifiable)")
 
 // closeAuditKeys drops the keys when the node seals.
 func (s *Server) closeAuditKeys() {

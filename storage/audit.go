@@ -784,6 +784,15 @@ func (db *DB) CoreKey(ctx context.Context, name string) ([]byte, error) {
 	return blob, notFound(err)
 }
 
+// AuditCheckpointsExist reports whether any node's chain has a checkpoint:
+// then an audit key has been in use, and one made anew could not verify
+// what it MAC'd.
+func (db *DB) AuditCheckpointsExist(ctx context.Context) (bool, error) {
+	var found bool
+	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT EXISTS (SELECT 1 FROM {chain})`)).Scan(&found)
+	return found, classify(err)
+}
+
 // CreateCoreKey stores a cluster-wide key once. ErrConflict means it exists
 // already (another node created it first): read that one instead.
 func (db *DB) CreateCoreKey(ctx context.Context, name string, ciphertext []byte, now time.Time) error {
