@@ -116,8 +116,12 @@ type AuditFilter struct {
 // for, SQLite (which has no schemas) names them with a prefix. Statements
 // are written with {events}, {outcomes} and {chain} and rewritten here.
 var (
-	pgAuditNames   = strings.NewReplacer("{events}", "audit.events", "{outcomes}", "audit.outcomes", "{chain}", "audit.hash_chain")
-	liteAuditNames = strings.NewReplacer("{events}", "audit_events", "{outcomes}", "audit_outcomes", "{chain}", "audit_hash_chain")
+	pgAuditNames = strings.NewReplacer("{events}", "audit.events", "{outcomes}", "audit.outcomes", "{chain}", "audit.hash_chain",
+		"{etime}", "e.time")
+	// SQLite compares times as the text stored: an event's time is read
+	// as that text, which must be in the one form the writer stores.
+	liteAuditNames = strings.NewReplacer("{events}", "audit_events", "{outcomes}", "audit_outcomes", "{chain}", "audit_hash_chain",
+		"{etime}", "CAST(e.time AS TEXT)")
 )
 
 func (db *DB) auditSQL(query string) string {
@@ -151,7 +155,7 @@ const auditEventWidth = 21
 
 // auditEventColumns reads an event with its outcome from either place:
 // events e, outcomes o.
-const auditEventColumns = `e.node, e.seq, e.time, e.request_id, e.client_ip, e.token_accessor, e.token_hmac,
+const auditEventColumns = `e.node, e.seq, {etime}, e.request_id, e.client_ip, e.token_accessor, e.token_hmac,
 	e.auth_method, e.operation, e.path, e.resource, e.capability, e.policies, e.decision, e.request_data,
 	e.prev_hash, e.hash, e.status, e.error, e.latency_us, e.outcome_mac, o.status, o.error, o.latency_us, o.mac`
 
@@ -732,22 +736,27 @@ func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 		}
 		var (
 			e            AuditEvent
+			at           eventTime
 			policies     string
 			data         sql.NullString
 			whole, apart nullOutcome
 		)
-		if err := rows.Scan(&e.Node, &e.Seq, &e.Time, &e.RequestID, &e.ClientIP, &e.TokenAccessor, &e.TokenHMAC,
+		if err := rows.Scan(&e.Node, &e.Seq, &at, &e.RequestID, &e.ClientIP, &e.TokenAccessor, &e.TokenHMAC,
 			&e.AuthMethod, &e.Operation, &e.Path, &e.Resource, &e.Capability, &policies, &e.Decision, &data,
 			&e.PrevHash, &e.Hash, &whole.status, &whole.err, &whole.latency, &whole.mac,
 			&apart.status, &apart.err, &apart.latency, &apart.mac); err != nil {
 			return nil, classify(err)
 		}
-		e.Time = e.Time.UTC()
+		e.Time, e.Unreadable = at.t, at.bad
 		e.RequestData = data.String
+		// Altered in the database: verification names it; a listing still
+		// shows the rest of the event, and of the log.
 		if err := json.Unmarshal([]byte(policies), &e.Policies); err != nil {
-			// Altered in the database: verification names it; a listing
-			// still shows the rest of the event, and of the log.
 			e.Policies, e.Unreadable = nil, "policies column is not a JSON list of names"
+		}
+		if e.RequestData != "" && !json.Valid([]byte(e.RequestData)) {
+			quoted, _ := json.Marshal(e.RequestData) // shown as the text it is
+			e.RequestData, e.Unreadable = string(quoted), "request_data column is not JSON"
 		}
 		// An outcome stored apart for an event stored whole corrects the
 		// one in its row: the request was not answered as that one says
@@ -761,6 +770,45 @@ func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 		total += e.Size()
 	}
 	return out, classify(rows.Err())
+}
+
+// sqliteTime is the form the SQLite driver stores times in (always UTC
+// here), which is also how SQLite orders and compares them.
+const sqliteTime = "2006-01-02 15:04:05.999999999-07:00"
+
+// eventTime reads an event's time column: a time from PostgreSQL (whose
+// 'infinity' arrives as text), the stored text from SQLite. A value that is
+// not a time, or not in the form the writer stores, was altered: bad says
+// so, for verification to name the event, rather than fail the whole read.
+type eventTime struct {
+	t   time.Time
+	bad string
+}
+
+func (et *eventTime) Scan(v any) error {
+	switch x := v.(type) {
+	case time.Time:
+		et.t = x.UTC()
+	case string:
+		et.parse(x)
+	case []byte:
+		et.parse(string(x))
+	default:
+		et.bad = "time column is not a time"
+	}
+	return nil
+}
+
+func (et *eventTime) parse(s string) {
+	t, err := time.Parse(sqliteTime, s)
+	if err != nil {
+		et.bad = "time column is not a time"
+		return
+	}
+	et.t = t.UTC()
+	if et.t.Format(sqliteTime) != s {
+		et.bad = "time column is not in the form the writer stores"
+	}
 }
 
 // nullOutcome is an outcome's columns as read, NULL when there is none.

@@ -74,6 +74,12 @@ func List(ctx context.Context, a Archive, f Filter) ([]Event, Cursor, error) {
 	var next Cursor
 	if n := len(rows); more && n > 0 {
 		last := rows[n-1]
+		// Pages follow the stored order, which only an altered time column
+		// (text SQLite compares) can make disagree with the times read: a
+		// cursor that does not move forward would page for ever.
+		if sf.AfterNode != "" && !after(last.Time, last.Node, last.Seq, sf.AfterTime, sf.AfterNode, sf.AfterSeq) {
+			return nil, "", fault.Newf(fault.Conflict, "the audit log cannot be paged past node %s seq %d: its stored time was altered (audit verify names it)", last.Node, last.Seq)
+		}
 		next = cursorAt(last.Time, last.Node, last.Seq)
 	}
 	out := make([]Event, len(rows))
@@ -81,6 +87,17 @@ func List(ctx context.Context, a Archive, f Filter) ([]Event, Cursor, error) {
 		out[i] = eventOf(r)
 	}
 	return out, next, nil
+}
+
+// after reports whether position (t, node, seq) comes after (t0, node0, seq0).
+func after(t time.Time, node string, seq int64, t0 time.Time, node0 string, seq0 int64) bool {
+	if c := t.Compare(t0); c != 0 {
+		return c > 0
+	}
+	if c := strings.Compare(node, node0); c != 0 {
+		return c > 0
+	}
+	return seq > seq0
 }
 
 // cursorAt encodes a position: "1|<unix µs>|<seq>|<node>", base64url.

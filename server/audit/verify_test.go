@@ -2,7 +2,9 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -201,6 +203,12 @@ func TestVerifyNamesEachTamper(t *testing.T) {
 		{"a checkpoint planted at a negative seq", func(t *testing.T, db logDB) {
 			db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', -3, 'x', 'checkpoint', $1, 'beef')`, t0)
 		}, 0, ForgedCheckpoint, -3},
+		{"an event's time made infinite", func(t *testing.T, db logDB) {
+			db.exec(t, `UPDATE {events} SET time = 'infinity' WHERE node = 'n1' AND seq = 15`)
+		}, 0, Modified, 15},
+		{"an event's request data made something other than JSON", func(t *testing.T, db logDB) {
+			db.exec(t, `UPDATE {events} SET request_data = '{"a":' WHERE node = 'n1' AND seq = 15`)
+		}, 0, Modified, 15},
 		{"an outcome changed", func(t *testing.T, db logDB) {
 			db.exec(t, `UPDATE {outcomes} SET status = 200 WHERE node = 'n1' AND seq = 15`)
 		}, 0, OutcomeModified, 15},
@@ -501,6 +509,74 @@ func TestVerifyWalksTheLogAsItStoodWhenItBegan(t *testing.T) {
 		}
 		if rep := mustVerify(t, db, nil); !rep.OK || rep.Events != 35 {
 			t.Fatalf("the next verification: %+v", rep)
+		}
+	})
+}
+
+// Rows altered into values the writer never stores (a time that is not a
+// time, request data that is not JSON) are named by verify and still
+// listed with the rest of the log, which a listing can page through.
+func TestUnreadableRowsAreListedAndNamed(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		db.exec(t, `UPDATE {events} SET time = '-infinity' WHERE node = 'n1' AND seq = 3`)
+		db.exec(t, `UPDATE {events} SET request_data = 'not json' WHERE node = 'n1' AND seq = 4`)
+		var all []Event
+		for after := Cursor(""); ; {
+			page, next, err := List(ctx(), db, Filter{After: after, Limit: 7})
+			if err != nil {
+				t.Fatalf("listing a log with unreadable rows: %v", err)
+			}
+			if _, err := json.Marshal(page); err != nil {
+				t.Fatalf("a page with unreadable rows does not encode: %v", err)
+			}
+			all = append(all, page...)
+			if next == "" {
+				break
+			}
+			after = next
+		}
+		if len(all) != 30 {
+			t.Fatalf("listed %d events, want 30", len(all))
+		}
+		if p := mustVerify(t, db, nil).Problem; p == nil || p.Kind != Modified || p.Seq != 3 {
+			t.Fatalf("verify: %+v, want modified at seq 3", p)
+		}
+	})
+}
+
+// SQLite orders and filters times as the text stored, so the same moment
+// written in another form (another offset) moves an event in listings and
+// past a prune's cut-off: verify names any time not in the writer's form,
+// and a listing whose stored order goes backwards stops rather than page
+// for ever.
+func TestSQLiteTimesMustBeInTheWritersForm(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		if db.Engine() != storage.SQLite {
+			t.Skip("PostgreSQL stores a timestamp, not text")
+		}
+		writeLog(t, db)
+		// The first two events' moments in UTC+14: their text sorts after
+		// every other's.
+		for seq := int64(1); seq <= 2; seq++ {
+			db.exec(t, `UPDATE {events} SET time = $1 WHERE node = 'n1' AND seq = $2`,
+				event(t, db, seq).Time.In(time.FixedZone("", 14*3600)).Format("2006-01-02 15:04:05.999999999-07:00"), seq)
+		}
+		rep := mustVerify(t, db, nil)
+		if p := rep.Problem; p == nil || p.Kind != Modified || p.Seq != 1 || !strings.Contains(p.String(), "form the writer stores") {
+			t.Fatalf("verify: %+v, want modified at seq 1 for the time's form", p)
+		}
+		var err error
+		pages := 0
+		for after := Cursor(""); pages < 100; pages++ {
+			var next Cursor
+			if _, next, err = List(ctx(), db, Filter{After: after, Limit: 1}); err != nil || next == "" {
+				break
+			}
+			after = next
+		}
+		if err == nil || !strings.Contains(err.Error(), "cannot be paged past node n1 seq 1") {
+			t.Fatalf("after %d pages: %v; want a refusal to page past seq 1", pages, err)
 		}
 	})
 }
