@@ -86,7 +86,8 @@ type NodeReport struct {
 	// UnanchoredSince is the time of the first unanchored event (zero when
 	// there is none). CheckpointOverdue says the unanchored events span
 	// more than AnchorGrace (by the node's own clock), or began more than
-	// StaleTail ago (AnchorGrace for a node no checkpoint ever covered):
+	// StaleTail ago (AnchorGrace for a node no checkpoint ever covered), or
+	// some are dated more than AnchorGrace ahead of the verifier's clock:
 	// a node with the audit key checkpoints every few seconds, so either
 	// the node was sealed while requests came in or stopped abruptly and
 	// has not run unsealed since (its next checkpoint covers them), or
@@ -105,6 +106,7 @@ type NodeReport struct {
 
 	anchoredHash string
 	lastTime     time.Time // of the last event checked
+	latest       time.Time // the latest time of an unanchored event
 }
 
 // overdue reports whether the node's unanchored events have gone longer
@@ -116,6 +118,8 @@ func (nr *NodeReport) overdue(now time.Time) bool {
 	switch {
 	case nr.lastTime.Sub(nr.UnanchoredSince) > AnchorGrace:
 		return true // longer than a node with the key goes between checkpoints
+	case nr.latest.After(now.Add(AnchorGrace)):
+		return true // dated ahead of this clock, so no age could ever make them overdue
 	case nr.Anchored == 0:
 		return nr.UnanchoredSince.Before(now.Add(-AnchorGrace)) // never covered: judged by age
 	}
@@ -381,7 +385,9 @@ func (v *nodeWalk) event(e *storage.AuditEvent, evs *pager[storage.AuditEvent]) 
 		return nil
 	}
 	if e.Seq == v.rep.Anchored+1 {
-		v.rep.UnanchoredSince = e.Time
+		v.rep.UnanchoredSince, v.rep.latest = e.Time, e.Time
+	} else if e.Time.After(v.rep.latest) {
+		v.rep.latest = e.Time
 	}
 	evs.advance()
 	v.rep.lastTime = e.Time

@@ -243,7 +243,7 @@ func TestVerifyPassesAnUntamperedLog(t *testing.T) {
 		writeLog(t, db)
 		rep := mustVerify(t, db, map[string]int64{"n1": 30})
 		last := event(t, db, 30)
-		want := NodeReport{Node: "n1", Events: 30, Last: 30, Checkpoints: 3, Anchored: 30, anchoredHash: last.Hash, lastTime: last.Time}
+		want := NodeReport{Node: "n1", Events: 30, Last: 30, Checkpoints: 3, Anchored: 30, anchoredHash: last.Hash, lastTime: last.Time, latest: last.Time}
 		if !rep.OK || rep.Problem != nil || rep.Events != 30 || len(rep.Nodes) != 1 || rep.Nodes[0] != want {
 			t.Fatalf("report %+v, nodes %+v", rep, rep.Nodes)
 		}
@@ -378,6 +378,38 @@ func TestUnanchoredEventsPastTheGraceAreReportedOverdue(t *testing.T) {
 		n = rep.Nodes[0]
 		if !rep.OK || !rep.CheckpointOverdue || !n.CheckpointOverdue || n.Unanchored != 30 || !n.UnanchoredSince.Equal(first.Time) {
 			t.Fatalf("past the grace: %+v", rep)
+		}
+	})
+}
+
+// Unanchored events dated ahead of the verifier's clock could never grow
+// old enough to be overdue, so forged ones would be dated so: those more
+// than AnchorGrace ahead are reported overdue, on a node never covered and
+// after a node's last checkpoint alike.
+func TestUnanchoredEventsDatedAheadAreReportedOverdue(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		verify := func(now time.Time) Report {
+			rep, err := Verify(ctx(), db, testKeys, VerifyOptions{Now: now})
+			if err != nil || !rep.OK {
+				t.Fatalf("%+v, %v", rep, err)
+			}
+			return rep
+		}
+		db.exec(t, `DELETE FROM {chain} WHERE seq = 30`)
+		tail := event(t, db, 21).Time
+		if rep := verify(tail.Add(time.Minute)); rep.CheckpointOverdue || rep.Nodes[0].Unanchored != 10 {
+			t.Fatalf("a tail a minute old: %+v", rep)
+		}
+		if rep := verify(tail.Add(-AnchorGrace / 2)); rep.CheckpointOverdue {
+			t.Fatalf("a tail dated within the grace ahead: %+v", rep)
+		}
+		if rep := verify(tail.Add(-time.Hour)); !rep.CheckpointOverdue || !rep.Nodes[0].CheckpointOverdue {
+			t.Fatalf("a tail dated an hour ahead: %+v", rep)
+		}
+		db.exec(t, `DELETE FROM {chain}`)
+		if rep := verify(event(t, db, 1).Time.Add(-time.Hour)); !rep.CheckpointOverdue || rep.Nodes[0].Anchored != 0 {
+			t.Fatalf("a node never covered, dated an hour ahead: %+v", rep)
 		}
 	})
 }
