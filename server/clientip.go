@@ -45,16 +45,19 @@ func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 
 // parseHop reads one X-Forwarded-For entry: an address, possibly with a
 // port ("1.2.3.4:5555") or in brackets ("[2001:db8::1]", "[2001:db8::1]:443").
+// An IPv6 zone ("fe80::1%eth0") is dropped: it names an interface of some
+// host up the chain, means nothing here, and is text of any length the
+// client chose, which would reach the logs and the audit log as its address.
 func parseHop(s string) (netip.Addr, bool) {
 	s = strings.TrimSpace(s)
 	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap(), true
+		return a.Unmap().WithZone(""), true
 	}
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), true
+		return ap.Addr().Unmap().WithZone(""), true
 	}
 	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil && strings.HasPrefix(s, "[") {
-		return a.Unmap(), true
+		return a.Unmap().WithZone(""), true
 	}
 	return netip.Addr{}, false
 }

@@ -24,6 +24,8 @@ func TestClientIP(t *testing.T) {
 		{"a hop with a port", "10.0.0.5:4000", []string{"203.0.113.9:5555"}, "203.0.113.9"},
 		{"a bracketed IPv6 hop", "10.0.0.5:4000", []string{"[2001:db8::1]"}, "2001:db8::1"},
 		{"a bracketed IPv6 hop with a port", "10.0.0.5:4000", []string{"[2001:db8::1]:443"}, "2001:db8::1"},
+		{"a hop's IPv6 zone is dropped", "10.0.0.5:4000", []string{"fe80::1%ZONE-CANARY-22"}, "fe80::1"},
+		{"a bracketed hop's IPv6 zone is dropped", "10.0.0.5:4000", []string{"[fe80::1%eth0]:443"}, "fe80::1"},
 		{"an IPv4-mapped hop is read as IPv4", "10.0.0.5:4000", []string{"::ffff:203.0.113.9"}, "203.0.113.9"},
 		{"\"unknown\" is no client, not the proxy", "10.0.0.5:4000", []string{"unknown"}, ""},
 		{"garbage is no client, not the proxy", "10.0.0.5:4000", []string{"203.0.113.9, not-an-ip"}, ""},
