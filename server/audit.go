@@ -7,10 +7,10 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/secrethub/secrethub/server/audit"
+	"github.com/secrethub/secrethub/server/auth"
 	"github.com/secrethub/secrethub/server/fault"
 	"github.com/secrethub/secrethub/server/metrics"
 	"github.com/secrethub/secrethub/storage"
@@ -301,15 +301,14 @@ func (s *Server) auditOutcome(st *reqState, status int) {
 	s.audit.Complete(st.auditSeq, audit.Outcome{Status: status, Error: st.errMsg, Latency: time.Since(st.began)})
 }
 
-// authMethodOf names how a token was obtained, for the audit log.
-func authMethodOf(displayName string, meta map[string]string) string {
-	switch {
-	case meta["role_name"] != "":
-		return "approle"
-	case strings.HasPrefix(displayName, "token-admin-"):
-		return "admin"
+// authMethodOf is how a token was obtained, as the audit log and token
+// lookups name it: stored when the token was made ("token" for one made
+// before the column existed without a login's marks).
+func authMethodOf(t storage.Token) string {
+	if t.AuthMethod == "" {
+		return auth.MethodToken
 	}
-	return "token"
+	return t.AuthMethod
 }
 
 // Close flushes the audit log (writing a final checkpoint) and stops it.

@@ -597,3 +597,51 @@ func TestAnUnsealDoesNotReplaceADeletedAuditKey(t *testing.T) {
 		}
 	})
 }
+
+// A token's auth method is what it was made by, not what its display name
+// or metadata (which whoever creates a token chooses) look like: a created
+// token dressed as an admin or AppRole login is audited and looked up as a
+// created token, while real logins keep their methods.
+func TestAuthMethodCannotBeDressedUp(t *testing.T) {
+	storagetest.Engines(t, func(t *testing.T, db *storage.DB) {
+		n := startNode(t, db, server.Config{AdminUsername: testAdminUser, AdminPasswordHash: testAdminHash})
+		_, root := n.initUnseal(1, 1)
+		dressed := map[string]string{
+			"admin":   `{"display_name":"admin-spoof","policies":["default"]}`,
+			"approle": `{"meta":{"role_name":"web"},"policies":["default"]}`,
+		}
+		accessors := map[string]string{}
+		for as, body := range dressed {
+			tok, acc := n.createToken(root, body)
+			accessors[acc] = "token"
+			path := mustStatus(t, n.do("GET", "/v1/auth/token/lookup-self", tok, ""), 200).Data(t)["path"]
+			if path != "auth/token/create" {
+				t.Errorf("a created token dressed as %s looks up with path %v, want auth/token/create", as, path)
+			}
+		}
+		mustStatus(t, n.do("POST", "/v1/auth/approle/role/web", root, `{"policies":["default"]}`), 204)
+		roleID := mustStatus(t, n.do("GET", "/v1/auth/approle/role/web/role-id", root, ""), 200).Data(t)["role_id"].(string)
+		secretID := mustStatus(t, n.do("POST", "/v1/auth/approle/role/web/secret-id", root, ""), 200).Data(t)["secret_id"].(string)
+		app := mustStatus(t, n.do("POST", "/v1/auth/approle/login", "", `{"role_id":"`+roleID+`","secret_id":"`+secretID+`"}`), 200).Auth(t)
+		admin := mustStatus(t, n.do("POST", "/v1/auth/admin/login", "", `{"username":"admin","password":"`+testAdminPassword+`"}`), 200).Auth(t)
+		for method, a := range map[string]map[string]any{"approle": app, "admin": admin} {
+			accessors[a["accessor"].(string)] = method
+			path := mustStatus(t, n.do("GET", "/v1/auth/token/lookup-self", a["client_token"].(string), ""), 200).Data(t)["path"]
+			if path != "auth/"+method+"/login" {
+				t.Errorf("a %s login's token looks up with path %v", method, path)
+			}
+		}
+		seen := map[string]bool{}
+		for _, e := range auditedEvents(t, n) {
+			if want, ok := accessors[e.TokenAccessor]; ok && e.Path == "/v1/auth/token/lookup-self" {
+				seen[e.TokenAccessor] = true
+				if e.AuthMethod != want {
+					t.Errorf("token %s audited with auth method %q, want %q", e.TokenAccessor, e.AuthMethod, want)
+				}
+			}
+		}
+		if len(seen) != len(accessors) {
+			t.Fatalf("found the lookups of %d of %d tokens in the audit log", len(seen), len(accessors))
+		}
+	})
+}

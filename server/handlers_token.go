@@ -128,7 +128,7 @@ func (s *Server) tokenData(id string, t auth.Token) tokenData {
 		Renewable: t.Renewable && !t.ExpiresAt.IsZero(), TTL: int64(s.tokens.TTLRemaining(t) / time.Second),
 		Type: "service", BoundCIDRs: t.BoundCIDRs,
 	}
-	switch method := authMethodOf(t.DisplayName, t.Meta); {
+	switch method := authMethodOf(t); {
 	case method != "token":
 		d.Path = "auth/" + method + "/login" // where a login token came from, as Vault reports it
 	case slices.Contains(t.Policies, auth.RootPolicy) && t.ParentAccessor == "":

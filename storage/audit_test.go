@@ -443,7 +443,7 @@ func testAuditWholeEventsRollBack(t *testing.T, db *storage.DB, raw *sql.DB) {
 	if _, err := db.StoreAuditOutcomes(ctx(), "n1", []storage.AuditOutcome{{Seq: 2, Status: 404, Error: "no such secret", LatencyMicros: 3, MAC: "m2"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.MigrateDown(ctx(), 1); err != nil { // 000006: outcomes back in their own table
+	if err := db.MigrateDown(ctx(), 2); err != nil { // 000007, then 000006: outcomes back in their own table
 		t.Fatal(err)
 	}
 	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "outcomes")+` WHERE (seq = 1 AND status = 200 AND latency_us = 9 AND mac = 'm1')

@@ -121,7 +121,7 @@ func token(hash, parent string) storage.Token {
 func testTokenRoundTrip(t *testing.T, db *storage.DB) {
 	in := storage.Token{
 		Hash: "abc", Accessor: "acc1", ParentAccessor: "", Policies: []string{"default", "web"},
-		DisplayName: "token-ci", Meta: map[string]string{"team": "payments"},
+		DisplayName: "token-ci", AuthMethod: "approle", Meta: map[string]string{"team": "payments"},
 		TTL: 90 * time.Minute, ExplicitMaxTTL: 10 * time.Hour, Renewable: true, NumUses: 3,
 		BoundCIDRs: []string{"10.0.0.0/8"}, CreatedAt: t0,
 		ExpiresAt: t0.Add(90 * time.Minute), MaxExpiresAt: t0.Add(10 * time.Hour),

@@ -16,6 +16,9 @@ type Token struct {
 	ParentAccessor string // empty for root and orphan tokens
 	Policies       []string
 	DisplayName    string
+	// AuthMethod is how the token was obtained: "token" (created from
+	// another token, or root), "approle" or "admin" (a login).
+	AuthMethod     string
 	Meta           map[string]string
 	TTL            time.Duration
 	ExplicitMaxTTL time.Duration
@@ -31,7 +34,7 @@ type Token struct {
 }
 
 const tokenColumns = `token_hash, accessor, parent_accessor, policies, display_name, meta, ttl_seconds,
-	explicit_max_ttl_seconds, renewable, num_uses, bound_cidrs, created_at, expires_at, max_expires_at`
+	explicit_max_ttl_seconds, renewable, num_uses, bound_cidrs, created_at, expires_at, max_expires_at, auth_method`
 
 // CreateToken stores a new token. ErrNotFound means its parent is gone
 // (revoked, used up or expired and swept) while the child was being made.
@@ -59,11 +62,15 @@ func insertToken(ctx context.Context, tx querier, t Token) error {
 	if t.ParentAccessor != "" {
 		parent = sql.NullString{String: t.ParentAccessor, Valid: true}
 	}
+	method := t.AuthMethod
+	if method == "" {
+		method = "token" // as for tokens made before the column
+	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		t.Hash, t.Accessor, parent, string(policies), t.DisplayName, string(meta),
 		int64(t.TTL/time.Second), int64(t.ExplicitMaxTTL/time.Second), t.Renewable, t.NumUses,
-		string(cidrs), utc(t.CreatedAt), nullTime(t.ExpiresAt), nullTime(t.MaxExpiresAt))
+		string(cidrs), utc(t.CreatedAt), nullTime(t.ExpiresAt), nullTime(t.MaxExpiresAt), method)
 	return err
 }
 
@@ -87,7 +94,7 @@ func scanToken(row *sql.Row) (Token, error) {
 		expires, maxExpire sql.NullTime
 	)
 	err := row.Scan(&t.Hash, &t.Accessor, &parent, &policies, &t.DisplayName, &meta, &ttl, &maxTTL,
-		&t.Renewable, &t.NumUses, &cidrs, &t.CreatedAt, &expires, &maxExpire)
+		&t.Renewable, &t.NumUses, &cidrs, &t.CreatedAt, &expires, &maxExpire, &t.AuthMethod)
 	if err != nil {
 		return Token{}, notFound(err)
 	}

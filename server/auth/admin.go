@@ -184,6 +184,7 @@ func (a *AdminLogin) Login(ctx context.Context, username, password string, clien
 	}
 
 	issued, err := a.tokens.NewOrphan(LoginRequest{
+		AuthMethod:  MethodAdmin,
 		Policies:    []string{AdminPolicy},
 		DisplayName: "admin-" + username,
 		TTL:         a.ttl,

@@ -477,7 +477,7 @@ func (a *AppRole) login(ctx context.Context, roleID, secretID string, client net
 	}
 
 	issued, err := a.tokens.NewOrphan(LoginRequest{
-		Policies: role.Policies, Meta: map[string]string{"role_name": role.Name},
+		AuthMethod: MethodAppRole, Policies: role.Policies, Meta: map[string]string{"role_name": role.Name},
 		DisplayName: "approle-" + role.Name, TTL: role.TokenTTL, MaxTTL: role.TokenMaxTTL,
 		BoundCIDRs: role.TokenBoundCIDRs,
 	})

@@ -99,6 +99,13 @@ func randomString(n int) (string, error) {
 	return sb.String(), nil
 }
 
+// The auth methods a token can be obtained by (Token.AuthMethod).
+const (
+	MethodToken   = "token"   // created from another token, or the root token
+	MethodAppRole = "approle" // an AppRole login
+	MethodAdmin   = "admin"   // an admin login
+)
+
 // newIdentity returns a fresh token value and accessor.
 func newIdentity() (id, accessor string, err error) {
 	r, err := randomString(tokenRandLen)
@@ -127,13 +134,16 @@ func (s *Tokens) NewRoot() (Issued, error) {
 	}
 	return Issued{ID: id, Token: Token{
 		Hash: Hash(id), Accessor: accessor, Policies: []string{RootPolicy},
-		DisplayName: "root", CreatedAt: s.now().UTC(),
+		DisplayName: "root", AuthMethod: MethodToken, CreatedAt: s.now().UTC(),
 	}}, nil
 }
 
 // LoginRequest describes the token an auth method (AppRole, admin login)
 // hands out: an orphan with the method's policies and limits.
 type LoginRequest struct {
+	// AuthMethod names the login ("approle", "admin"): it is stored with
+	// the token, for the audit log and lookups.
+	AuthMethod  string
 	Policies    []string
 	Meta        map[string]string
 	DisplayName string // e.g. "approle-web"; shown as token-<name>
@@ -181,7 +191,7 @@ func (s *Tokens) NewOrphan(req LoginRequest) (Issued, error) {
 		return Issued{}, err
 	}
 	return Issued{ID: id, Token: Token{
-		Hash: Hash(id), Accessor: accessor, Policies: policies, Meta: req.Meta,
+		Hash: Hash(id), Accessor: accessor, Policies: policies, Meta: req.Meta, AuthMethod: req.AuthMethod,
 		DisplayName: displayName(req.DisplayName), TTL: ttl, ExplicitMaxTTL: req.MaxTTL,
 		Renewable: true, BoundCIDRs: cidrs, CreatedAt: now,
 		ExpiresAt: now.Add(ttl), MaxExpiresAt: now.Add(hardCap),
@@ -237,7 +247,7 @@ func (s *Tokens) Create(ctx context.Context, parent Token, req CreateRequest, su
 
 	now := s.now().UTC()
 	t := Token{
-		Policies: policies, Meta: req.Meta, DisplayName: displayName(req.DisplayName),
+		Policies: policies, Meta: req.Meta, DisplayName: displayName(req.DisplayName), AuthMethod: MethodToken,
 		ExplicitMaxTTL: req.ExplicitMaxTTL, NumUses: req.NumUses, BoundCIDRs: cidrs,
 		CreatedAt: now, Renewable: true,
 	}
