@@ -10,14 +10,15 @@ import (
 )
 
 // maxRedactDepth bounds the nesting RedactJSON follows; deeper documents
-// are recorded as null rather than walked on an attacker's terms.
+// are summarized rather than walked on an attacker's terms.
 const maxRedactDepth = 256
 
 // MaxRedactedBytes bounds a redacted body. Every string becomes a 77-byte
 // HMAC, so a 1 MiB body of short strings would grow twentyfold (and cost
 // a quarter of a million HMACs), from anyone, since refused requests are
-// audited too. Past the bound redaction stops and the event records a
-// summary instead: {"truncated":true,"bytes":N,"body":"<HMAC of the body>"}.
+// audited too. Past the bound (or maxRedactDepth) redaction stops and the
+// event records a summary instead:
+// {"truncated":true,"bytes":N,"body":"<HMAC of the body>"}.
 const MaxRedactedBytes = 64 << 10
 
 var null = json.RawMessage("null")
@@ -25,10 +26,12 @@ var null = json.RawMessage("null")
 // RedactJSON returns body with every string and number value, at any
 // depth, replaced by its k.HMAC (a number's as written: 4921 becomes the
 // HMAC of "4921"), since a secret value may be a number (a PIN) as well as
-// a string; object keys, booleans and nulls stay and the order is kept. Invalid JSON, trailing data, nesting deeper than
-// 256 levels or nil keys (sealed) give null: nothing of the body is
-// recorded then. A body whose redaction would pass MaxRedactedBytes gives
-// a summary with the HMAC of the whole body.
+// a string; object keys, booleans and nulls stay and the order is kept.
+// Invalid JSON, trailing data or nil keys (sealed) give null: nothing of
+// the body is recorded then. A body whose redaction would pass
+// MaxRedactedBytes, or that nests deeper than 256 levels (a handler may
+// still take it, so what it held must stay findable), gives a summary with
+// the HMAC of the whole body.
 func RedactJSON(body []byte, k *Keys) json.RawMessage {
 	if k == nil {
 		return null
@@ -36,7 +39,7 @@ func RedactJSON(body []byte, k *Keys) json.RawMessage {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var out bytes.Buffer
-	if err := redactValue(dec, &out, k, 0); errors.Is(err, errTooBig) {
+	if err := redactValue(dec, &out, k, 0); errors.Is(err, errTooBig) || errors.Is(err, errTooDeep) {
 		var sum bytes.Buffer
 		sum.WriteString(`{"truncated":true,"bytes":` + strconv.Itoa(len(body)) + `,"body":`)
 		writeString(&sum, k.HMAC(string(body)))

@@ -30,7 +30,8 @@ func TestRedactJSON(t *testing.T) {
 		{"invalid JSON is null", `{"password":"hunter22"`, `null`},
 		{"trailing data is null", `{"a":"x"} {"b":"hunter22"}`, `null`},
 		{"an empty body is null", ``, `null`},
-		{"nesting beyond the limit is null", strings.Repeat("[", maxRedactDepth+1) + strings.Repeat("]", maxRedactDepth+1), `null`},
+		{"nesting beyond the limit is summarized", strings.Repeat("[", maxRedactDepth+1) + strings.Repeat("]", maxRedactDepth+1),
+			`{"truncated":true,"bytes":514,"body":"` + h(strings.Repeat("[", maxRedactDepth+1)+strings.Repeat("]", maxRedactDepth+1)) + `"}`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := string(RedactJSON([]byte(c.in), testKeys)); got != c.want {
