@@ -58,6 +58,7 @@ type DB struct {
 	sql       *sql.DB
 	engine    Engine
 	location  string
+	dsn       string // PostgreSQL's, for connections kept outside the pool
 	queries   atomic.Int64
 	txs       atomic.Int64
 	auditTxs  atomic.Int64
@@ -127,7 +128,7 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
-	return &DB{sql: sdb, engine: Postgres, location: where}, nil
+	return &DB{sql: sdb, engine: Postgres, location: where, dsn: withBinaryParameters(cfg.DatabaseURL)}, nil
 }
 
 // withBinaryParameters turns on lib/pq's binary_parameters unless the URL

@@ -28,11 +28,13 @@ const (
 )
 
 // NodeClaim is a running server's hold on its node name: on PostgreSQL a
-// session advisory lock, on a connection of the pool kept for it, which
-// PostgreSQL frees when that session ends however the server ends. On SQLite
-// it holds nothing: LockDataDir already keeps one server per database.
+// session advisory lock, on a connection of its own outside the pool (so it
+// takes none of DB_POOL_SIZE), which PostgreSQL frees when that session ends
+// however the server ends. On SQLite it holds nothing: LockDataDir already
+// keeps one server per database.
 type NodeClaim struct {
 	db   *DB
+	pool *sql.DB // at most one connection: the claim's session
 	name string
 	key  int64
 	log  *slog.Logger
@@ -65,17 +67,25 @@ func (db *DB) claimNodeName(ctx context.Context, name string, log *slog.Logger, 
 	if db.engine != Postgres {
 		return c, nil
 	}
+	pool, err := sql.Open("postgres", db.dsn)
+	if err != nil {
+		return nil, classify(err)
+	}
+	pool.SetMaxOpenConns(1)
+	c.pool = pool
 	giveUp := time.Now().Add(patience)
 	conn, err := c.take(ctx)
 	for errors.Is(err, ErrNodeNameInUse) && time.Now().Before(giveUp) {
 		select {
 		case <-ctx.Done():
+			pool.Close()
 			return nil, err
 		case <-time.After(250 * time.Millisecond):
 		}
 		conn, err = c.take(ctx)
 	}
 	if err != nil {
+		pool.Close()
 		return nil, err
 	}
 	c.conn, c.stop, c.done = conn, make(chan struct{}), make(chan struct{})
@@ -94,7 +104,7 @@ func nodeNameKey(name string) int64 {
 
 // take opens a session and locks the name in it: the session is the hold.
 func (c *NodeClaim) take(ctx context.Context) (*sql.Conn, error) {
-	conn, err := c.db.sql.Conn(ctx)
+	conn, err := c.pool.Conn(ctx)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -202,7 +212,7 @@ func (c *NodeClaim) Held() bool {
 }
 
 // Release gives the name up: the lock is dropped with the session it was
-// taken in, which is closed rather than handed back to the pool.
+// taken in, which is closed.
 func (c *NodeClaim) Release() {
 	if c.done == nil {
 		return
@@ -215,9 +225,10 @@ func (c *NodeClaim) Release() {
 		discard(c.conn)
 		c.conn = nil
 	}
+	c.pool.Close()
 }
 
-// discard closes a session instead of returning it to the pool.
+// discard closes a session instead of keeping it for reuse.
 func discard(conn *sql.Conn) {
 	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	_ = conn.Close()

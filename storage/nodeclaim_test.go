@@ -107,6 +107,22 @@ func TestNodeNameClaimIsTakenAgainAfterItsSessionEnds(t *testing.T) {
 	}
 }
 
+// The claim's session is a connection of its own: a pool of one (DB_POOL_SIZE=1)
+// still serves while the name is held.
+func TestNodeNameClaimTakesNoneOfThePool(t *testing.T) {
+	db := storagetest.Open(t, storage.Config{DatabaseURL: storagetest.PostgresURL(t), PoolSize: 1})
+	claim, err := db.ClaimNodeName(context.Background(), "core-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer claim.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := db.AuditHead(ctx, "core-1"); err != nil {
+		t.Fatalf("a query with the name held by a pool of one: %v", err)
+	}
+}
+
 // On SQLite a claim holds nothing: the data directory's lock already keeps
 // one server per database file.
 func TestNodeNameClaimOnSQLiteHoldsNothing(t *testing.T) {
