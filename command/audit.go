@@ -80,11 +80,39 @@ type auditFilterFlags struct {
 
 func (a *auditFilterFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&a.since, "since", "", "only events at or after this time")
-	fs.StringVar(&a.until, "until", "", "only events before this time (default: when the command started, by this machine's clock)")
+	fs.StringVar(&a.until, "until", "", "only events before this time (default: when the command started, by the server's clock)")
 	fs.StringVar(&a.filter.Path, "path", "", "only requests whose URL path starts with this (such as /v1/secrets/)")
 	fs.StringVar(&a.filter.Accessor, "accessor", "", "only requests made with the token of this accessor")
 	fs.StringVar(&a.filter.Decision, "decision", "", "only requests the policies decided so: allow, deny or none (never decided)")
 	fs.StringVar(&a.filter.Node, "node", "", "only events of this node")
+}
+
+// resolveByServer checks the flags (before any request), then resolves
+// them by the server's clock: the log's times are the server's, so --until's
+// default and durations ago are reckoned by it, whatever this machine's
+// clock says. The server tells its time to the second only, so a clock
+// here that agrees with it to the second is kept (it is finer); one further
+// off gives way to the end of the server's second (which takes in at most
+// a second of the command's own reads). A server that does not tell it
+// leaves this machine's.
+func (a *auditFilterFlags) resolveByServer(ctx context.Context, f *Factory) (client.AuditFilter, error) {
+	local := time.Now()
+	if _, err := a.resolve(local); err != nil && (a.since == "" || a.until != "") {
+		return client.AuditFilter{}, err // not a question of whose clock
+	}
+	c, err := f.client()
+	if err != nil {
+		return client.AuditFilter{}, err
+	}
+	h, err := c.Sys().Health(ctx)
+	if err != nil {
+		return client.AuditFilter{}, err
+	}
+	now := local
+	if server := time.Unix(h.ServerTimeUTC, 0); h.ServerTimeUTC > 0 && (server.Sub(local) > time.Second || local.Sub(server) > 2*time.Second) {
+		now = server.Add(time.Second) // the end of the server's second, so its events so far are in
+	}
+	return a.resolve(now)
 }
 
 // resolve checks the flags and returns the filter they describe.
@@ -107,7 +135,7 @@ func (a *auditFilterFlags) resolve(now time.Time) (client.AuditFilter, error) {
 	}
 	if !f.Since.IsZero() && !f.Since.Before(f.Until) {
 		if a.until == "" {
-			return f, fmt.Errorf("--since (%s) is not in the past by this machine's clock: give --until too to read events after it", f.Since.UTC().Format(time.RFC3339))
+			return f, fmt.Errorf("--since (%s) is not in the past by the server's clock: give --until too to read events after it", f.Since.UTC().Format(time.RFC3339))
 		}
 		return f, fmt.Errorf("--since (%s) must be before --until (%s)", f.Since.UTC().Format(time.RFC3339), f.Until.UTC().Format(time.RFC3339))
 	}
@@ -144,7 +172,7 @@ API returns it. To save or ship many events, 'audit export' streams them.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if opts.Filter, err = flags.resolve(time.Now()); err != nil {
+			if opts.Filter, err = flags.resolveByServer(cmd.Context(), f); err != nil {
 				return err
 			}
 			if opts.Filter.Limit, err = pageLimit(cmd.Flags()); err != nil {
@@ -292,7 +320,7 @@ other commands:
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if opts.Filter, err = flags.resolve(time.Now()); err != nil {
+			if opts.Filter, err = flags.resolveByServer(cmd.Context(), f); err != nil {
 				return err
 			}
 			opts.IO, opts.Client = f.IO, f.client

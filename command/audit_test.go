@@ -573,3 +573,22 @@ func TestAuditFilterDefaultsUntilToNow(t *testing.T) {
 		t.Fatalf("--since after --until: %v", err)
 	}
 }
+
+// The log's times are the server's: with --until left out, list reads up
+// to the server's now, so a server whose clock runs ahead of this machine's
+// still shows its newest events.
+func TestAuditListReadsUpToTheServersClock(t *testing.T) {
+	ahead := func() time.Time { return time.Now().Add(time.Hour) }
+	srv := clienttest.UnsealedWith(t, storagetest.SQLite(t), server.Config{Now: ahead})
+	if _, err := srv.Root(t).KV().Put(context.Background(), "app/ahead", map[string]any{"v": "x"}, client.KVPutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := cli(t, srv.URL, srv.RootToken, "", "audit", "list", "--path=/v1/secrets/static/app/ahead")
+	if code != 0 || !strings.Contains(out, "/v1/secrets/static/app/ahead") {
+		t.Fatalf("exit %d, the write by a server an hour ahead is not listed:\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = cli(t, srv.URL, srv.RootToken, "", "audit", "list", "--since=30m")
+	if code != 0 {
+		t.Fatalf("--since 30m by a server an hour ahead: exit %d: %s", code, errOut)
+	}
+}
