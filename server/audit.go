@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -31,63 +30,26 @@ type auditLog interface {
 // errAuditUnavailable refuses a request whose event could not be stored.
 var errAuditUnavailable = fault.New(fault.Unavailable, "audit log unavailable: the request was not served")
 
-// auditKeyName and auditKeyPath name the per-cluster audit secret in
-// core_keys and as the barrier's additional data.
-const (
-	auditKeyName = "audit"
-	auditKeyPath = "core/keys/audit"
-)
+// auditMasterLabel names the audit master secret among the keys derived
+// from the keyring.
+const auditMasterLabel = "audit master"
 
-// openAuditKeys loads the cluster's audit secret, creating it on first
-// unseal (two nodes racing: the loser reads the winner's), and hands the
-// derived keys to the audit log.
-func (s *Server) openAuditKeys(ctx context.Context) error {
-	blob, err := s.db.CoreKey(ctx, auditKeyName)
-	if errors.Is(err, storage.ErrNotFound) {
-		// Made once, at the cluster's first unseal. Gone after checkpoints
-		// were made with it means deleted: a new key would make the whole
-		// log unverifiable and look tampered with, so none is made.
-		used, err := s.db.AuditCheckpointsExist(ctx)
-		if err != nil {
-			return err
-		}
-		if used {
-			return errAuditKeyMissing
-		}
-		master, err := audit.NewMaster()
-		if err != nil {
-			return err
-		}
-		ct, err := s.seal.Encrypt(auditKeyPath, master)
-		if err != nil {
-			return err
-		}
-		err = s.db.CreateCoreKey(ctx, auditKeyName, ct, s.now())
-		if err != nil && !errors.Is(err, storage.ErrConflict) {
-			return err
-		}
-		blob, err = s.db.CoreKey(ctx, auditKeyName)
-		if err != nil {
-			return err
-		}
-	} else if err != nil {
-		return err
-	}
-	master, err := s.seal.Decrypt(ctx, auditKeyPath, blob)
+// openAuditKeys derives the cluster's audit secret from the keyring and
+// hands the audit keys to the audit log. Derived, not stored: there is no
+// row that someone with database access could delete to have a new key
+// made at the next unseal, which would leave the whole log unverifiable
+// and make its genuine events look rewritten.
+func (s *Server) openAuditKeys() error {
+	master, err := s.seal.DeriveKey(auditMasterLabel)
 	if err != nil {
 		return err
 	}
 	keys := audit.NewKeys(master)
+	clear(master)
 	s.auditKeys.Store(keys)
 	s.audit.SetKeys(keys)
 	return nil
 }
-
-// errAuditKeyMissing refuses to unseal a node whose cluster's audit key
-// was removed from the database after it was used.
-var errAuditKeyMissing = fault.New(fault.Unavailable, "the audit key is missing from the database (core_keys, name audit) "+
-	"although the audit log holds checkpoints made with it: it was deleted. The node stays sealed; "+
-	"restore that row from a backup (a new key would leave the whole log unverifiable)")
 
 // closeAuditKeys drops the keys when the node seals.
 func (s *Server) closeAuditKeys() {

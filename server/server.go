@@ -236,7 +236,7 @@ func (s *Server) Unseal(ctx context.Context, key []byte) (seal.Status, error) {
 	if err == nil && wasSealed && !st.Sealed {
 		// Unsealed means auditing with keys: a node that cannot load its
 		// audit keys stays sealed rather than log without HMACs.
-		if err := s.openAuditKeys(ctx); err != nil {
+		if err := s.openAuditKeys(); err != nil {
 			s.seal.Seal()
 			s.pki.Forget()
 			return seal.Status{}, fmt.Errorf("unsealed, but the audit keys could not be loaded (sealed again): %w", err)

@@ -823,28 +823,3 @@ func (n nullOutcome) outcome(seq int64) *AuditOutcome {
 	}
 	return &AuditOutcome{Seq: seq, Status: int(n.status.Int64), Error: n.err.String, LatencyMicros: n.latency.Int64, MAC: n.mac.String}
 }
-
-// CoreKey returns a cluster-wide key as stored (encrypted by the barrier).
-// ErrNotFound means it has not been created yet.
-func (db *DB) CoreKey(ctx context.Context, name string) ([]byte, error) {
-	var blob []byte
-	err := db.q().QueryRowContext(ctx, `SELECT ciphertext FROM core_keys WHERE name = $1`, name).Scan(&blob)
-	return blob, notFound(err)
-}
-
-// AuditCheckpointsExist reports whether any node's chain has a checkpoint:
-// then an audit key has been in use, and one made anew could not verify
-// what it MAC'd.
-func (db *DB) AuditCheckpointsExist(ctx context.Context) (bool, error) {
-	var found bool
-	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT EXISTS (SELECT 1 FROM {chain})`)).Scan(&found)
-	return found, classify(err)
-}
-
-// CreateCoreKey stores a cluster-wide key once. ErrConflict means it exists
-// already (another node created it first): read that one instead.
-func (db *DB) CreateCoreKey(ctx context.Context, name string, ciphertext []byte, now time.Time) error {
-	_, err := db.q().ExecContext(ctx, `INSERT INTO core_keys (name, ciphertext, created_at) VALUES ($1, $2, $3)`,
-		name, ciphertext, utc(now))
-	return classify(err)
-}

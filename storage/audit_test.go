@@ -29,7 +29,6 @@ var auditCases = []rawCase{
 	{"listing filters and resumes after the last event it returned", testAuditList},
 	{"the prune boundary stops before the first event at or after the time", testAuditPruneBoundary},
 	{"a prune replaces events and checkpoints up to its boundary, only if the boundary is unchanged", testAuditPrune},
-	{"a core key is created once and read back", testCoreKeys},
 	{"rolling back to outcomes apart keeps every outcome", testAuditWholeEventsRollBack},
 	{"awkward text and times round-trip exactly", testAuditAwkwardValues},
 }
@@ -385,21 +384,6 @@ func testAuditPrune(t *testing.T, db *storage.DB, raw *sql.DB) {
 	}
 	if h, _ := db.AuditHead(ctx(), "n"); h.Seq != 10 || h.CheckpointSeq != 8 {
 		t.Fatalf("head after the prune = %+v", h)
-	}
-}
-
-func testCoreKeys(t *testing.T, db *storage.DB, raw *sql.DB) {
-	if _, err := db.CoreKey(ctx(), "audit"); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("a missing key: %v, want ErrNotFound", err)
-	}
-	if err := db.CreateCoreKey(ctx(), "audit", []byte{0, 1, 2, 0xff}, t0); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CreateCoreKey(ctx(), "audit", []byte("loser"), t0); !errors.Is(err, storage.ErrConflict) {
-		t.Fatalf("creating it again: %v, want ErrConflict", err)
-	}
-	if blob, err := db.CoreKey(ctx(), "audit"); err != nil || string(blob) != "\x00\x01\x02\xff" {
-		t.Fatalf("key = %x, %v; want the first one", blob, err)
 	}
 }
 

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -27,16 +26,6 @@ type Keys struct {
 	// request takes several HMACs, and a fresh state costs two SHA-256
 	// digests and their pads.
 	valueMACs, checkpointMACs sync.Pool
-}
-
-// NewMaster returns a fresh random audit master secret, for the first node
-// of a cluster to store behind the barrier.
-func NewMaster() ([]byte, error) {
-	master := make([]byte, MasterSize)
-	if _, err := rand.Read(master); err != nil {
-		return nil, fmt.Errorf("audit: generating the master secret: %w", err)
-	}
-	return master, nil
 }
 
 // NewKeys derives the audit keys from the master secret. A master shorter

@@ -62,17 +62,6 @@ func TestAShortMasterIsRefused(t *testing.T) {
 	NewKeys(make([]byte, 16))
 }
 
-func TestNewMasterIsRandom(t *testing.T) {
-	a, err := NewMaster()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := NewMaster()
-	if len(a) != MasterSize || bytes.Equal(a, b) {
-		t.Fatalf("masters %x and %x", a, b)
-	}
-}
-
 // The keys reuse their HMAC states: a reused state must start afresh, and
 // goroutines must not share one.
 func TestKeysReuseMACStatesSafely(t *testing.T) {

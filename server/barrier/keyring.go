@@ -10,7 +10,9 @@ package barrier
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -131,6 +133,20 @@ func (k *Keyring) Rotate(now time.Time) (*Keyring, error) {
 	}
 	terms := append(append([]Term(nil), k.raw...), Term{Number: k.active + 1, Key: key, Created: now.UTC()})
 	return fromTerms(terms)
+}
+
+// Derive returns a KeySize key for label, derived (HKDF-SHA256) from the
+// keyring's first term: the same on every node and for the keyring's life,
+// since rotation adds terms and keeps the old ones, and out of reach of
+// anyone without the keyring. Different labels give independent keys.
+func (k *Keyring) Derive(label string) ([]byte, error) {
+	first := k.raw[0]
+	for _, t := range k.raw {
+		if t.Number < first.Number {
+			first = t
+		}
+	}
+	return hkdf.Key(sha256.New, first.Key, nil, "secrethub "+label, KeySize)
 }
 
 // Encrypt seals plaintext with the active term, bound to path.

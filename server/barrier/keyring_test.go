@@ -536,3 +536,34 @@ func TestDestroyWipesTermKeys(t *testing.T) {
 		}
 	}
 }
+
+// A derived key is fixed for a keyring's life (rotation keeps the first
+// term), independent per label, and different in another keyring.
+func TestDeriveIsStableAcrossRotationAndSeparatesLabels(t *testing.T) {
+	k, err := NewKeyring(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := k.Derive("audit master")
+	if err != nil || len(a) != KeySize {
+		t.Fatalf("derive: %d bytes, %v", len(a), err)
+	}
+	rotated, err := k.Rotate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := rotated.Derive("audit master")
+	other, _ := k.Derive("something else")
+	k2, _ := NewKeyring(time.Now())
+	elsewhere, _ := k2.Derive("audit master")
+	switch {
+	case !bytes.Equal(a, again):
+		t.Fatal("a rotation changed the derived key")
+	case bytes.Equal(a, other):
+		t.Fatal("two labels derived the same key")
+	case bytes.Equal(a, elsewhere):
+		t.Fatal("two keyrings derived the same key")
+	case bytes.Equal(a, k.raw[0].Key):
+		t.Fatal("the derived key is the term's own key")
+	}
+}

@@ -373,6 +373,17 @@ func (m *Manager) KeyStatus() (barrier.TermInfo, error) {
 	return terms[len(terms)-1], nil
 }
 
+// DeriveKey returns the key for label derived from the keyring (see
+// barrier.Keyring.Derive): a secret every node of the cluster computes
+// alike while unsealed, with nothing stored that could be lost or removed.
+func (m *Manager) DeriveKey(label string) ([]byte, error) {
+	st := m.state.Load()
+	if st == nil {
+		return nil, ErrSealed
+	}
+	return st.keyring.Derive(label)
+}
+
 // Encrypt seals plaintext for path with the active key term.
 func (m *Manager) Encrypt(path string, plaintext []byte) ([]byte, error) {
 	st := m.state.Load()
