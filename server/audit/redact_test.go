@@ -60,6 +60,7 @@ func FuzzRedactJSON(f *testing.F) {
 	for _, seed := range []string{
 		`{"password":"hunter22"}`, `["a","bbbb",1,true,null]`, `{"a":{"b":{"c":"secret"}}}`, `"top"`,
 		`{"k":"\u00e9\ud83d\ude00"}`, `{"a":"x","a":"hmac-sha256:00"}`, `{"hmac-sha256:ab":"hmac-sha256:ab"}`, `1e999`, `{`,
+		`{"data":{"pin":"1234","pad":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -82,7 +83,7 @@ func FuzzRedactJSON(f *testing.F) {
 				}
 			}
 		}
-		if !onlyHMACLeaves(out) {
+		if !onlyHMACLeaves(out) && !redactedSummary(out) {
 			t.Fatalf("the writer would refuse the redacted body %s", out)
 		}
 	})
