@@ -164,8 +164,13 @@ type Writer struct {
 	base           context.Context // commits run under it: Close's context once closing
 	lastCheckpoint int64
 	checkpointDue  bool
-	reload         bool // a seq was taken: re-read the head first
-	diverged       bool // the last head re-read did not end with this writer's
+	// checkpointFailing: the last batch that carried a checkpoint failed.
+	// Until a checkpoint is stored again, checkpoints travel alone (on the
+	// ticker), so a checkpoint the store refuses (a lock, a permission, a
+	// trigger on the hash chain) does not refuse every request with it.
+	checkpointFailing bool
+	reload            bool // a seq was taken: re-read the head first
+	diverged          bool // the last head re-read did not end with this writer's
 	// unsure holds the events of a batch whose commit failed in a way that
 	// does not say whether it happened (a timeout, a lost connection).
 	unsure     []storage.AuditEvent
@@ -629,7 +634,8 @@ func (w *Writer) flush(batch []*request) error {
 			ev.Outcome = &o
 		}
 	}
-	if keys != nil && seq > w.lastCheckpoint && (w.checkpointDue || seq-w.lastCheckpoint >= int64(w.opt.CheckpointEvery)) {
+	due := w.checkpointDue || seq-w.lastCheckpoint >= int64(w.opt.CheckpointEvery)
+	if keys != nil && seq > w.lastCheckpoint && due && (len(batch) == 0 || !w.checkpointFailing) {
 		cp := storage.AuditCheckpoint{Node: w.node, Seq: seq, Hash: hash, Kind: kindCheckpoint, CreatedAt: w.opt.Now().UTC()}
 		cp.MAC = checkpointMAC(keys, cp)
 		b.Checkpoint = &cp
@@ -649,6 +655,9 @@ func (w *Writer) flush(batch []*request) error {
 			w.unsure, w.unsureKeys, w.reload = b.Events, keys, true
 		}
 		w.fail(batch, b.Checkpoint, err)
+		if b.Checkpoint != nil {
+			w.checkpointFailing = true
+		}
 		return err
 	}
 	w.committed(batch, b, keys)
@@ -765,7 +774,7 @@ func (w *Writer) committed(batch []*request, b storage.AuditBatch, keys *Keys) {
 		r.done <- result{seq: b.Events[i].Seq}
 	}
 	if b.Checkpoint != nil {
-		w.lastCheckpoint, w.checkpointDue = b.Checkpoint.Seq, false
+		w.lastCheckpoint, w.checkpointDue, w.checkpointFailing = b.Checkpoint.Seq, false, false
 	}
 	if abandon {
 		w.signalOutcome()

@@ -1119,3 +1119,41 @@ func TestAWriterRefusesAChainChangedUnderIt(t *testing.T) {
 		}
 	})
 }
+
+// A store that refuses checkpoints (a lock, a permission or a trigger on
+// the hash chain) does not refuse the requests: after a checkpoint fails,
+// checkpoints are retried on their own, and events keep committing. Once
+// the store takes checkpoints again, the next one covers everything.
+func TestARefusedCheckpointDoesNotRefuseRequests(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		errs := &errorLog{}
+		w := newWriter(t, db, "n1", Options{OnError: errs.add, CheckpointInterval: 30 * time.Millisecond, CheckpointEvery: 5})
+		appendN(t, w, 5)
+		lift := refuse(t, db, "{chain}")
+		failed := 0
+		for i := range 40 {
+			seq, err := w.Append(ctx(), sample(100+i))
+			if err != nil {
+				failed++
+				continue
+			}
+			w.Complete(seq, Outcome{Status: 200})
+			time.Sleep(5 * time.Millisecond)
+		}
+		if failed > 1 {
+			t.Fatalf("%d of 40 appends refused while only checkpoints were: at most the one batch that carried one may fail", failed)
+		}
+		if !strings.Contains(fmt.Sprint(errs.all()), "storing the checkpoint") {
+			t.Fatalf("the refused checkpoints were not reported: %v", errs.all())
+		}
+		lift()
+		head, _ := w.Head()
+		eventually(t, "a checkpoint covering the head", func() bool {
+			return db.count(t, `SELECT count(*) FROM {chain} WHERE node = 'n1' AND seq >= $1`, head) > 0
+		})
+		closeWriter(t, w)
+		if rep := mustVerify(t, db, nil); !rep.OK || rep.Nodes[0].Unanchored != 0 {
+			t.Fatalf("after checkpoints came back: %+v %v", rep.Nodes, rep.Problem)
+		}
+	})
+}
