@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -140,7 +141,13 @@ func (s *Server) audited(r *http.Request, seq int64, err error) error {
 	s.countAuditWrite(err)
 	if err != nil {
 		st.auditSeq, st.auditFailed = 0, true
-		s.log.Error("audit log refused an event; request not served", "request_id", st.id, "error", err.Error())
+		// The fault's message is the caller's; the cause (the store's
+		// error: a refused insert, a lost connection) is the operator's.
+		cause := err.Error()
+		if c := errors.Unwrap(err); c != nil {
+			cause = c.Error()
+		}
+		s.log.Error("audit log refused an event; request not served", "request_id", st.id, "error", err.Error(), "cause", cause)
 		return errAuditUnavailable
 	}
 	st.auditSeq = seq

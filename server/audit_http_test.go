@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -256,6 +257,10 @@ func TestAuditFailureRefusesRequestsAndRecovers(t *testing.T) {
 	exec(`CREATE TRIGGER refuse_audit BEFORE INSERT ON audit.events FOR EACH ROW EXECUTE FUNCTION refuse_audit()`)
 
 	mustError(t, n.do("POST", "/v1/secrets/static/app/db", root, `{"data":{"v":"during"}}`), 503, "audit")
+	// The operator's log says why: the store's own error.
+	if !regexp.MustCompile(`msg="audit log refused an event; request not served".* cause=".*audit store refuses writes`).MatchString(n.logs.String()) {
+		t.Fatalf("the refusal's log line does not give the store's error:\n%s", n.logs)
+	}
 	mustError(t, n.do("POST", "/v1/secrets/static/app/new", root, `{"data":{"v":"during"}}`), 503, "audit")
 	mustError(t, n.do("GET", "/v1/secrets/static/app/db", "", ""), 503, "audit")
 	// Reads run while their event commits, but their answer is held: a

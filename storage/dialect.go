@@ -57,7 +57,9 @@ func classify(err error) error {
 			return fmt.Errorf("%w: %s", ErrUnavailable, pqErr.Code.Name())
 		case code == "42501", // insufficient_privilege: the store refuses writes
 			code == "P0001": // raise_exception: a trigger refuses them
-			return fmt.Errorf("%w: %s", ErrUnavailable, pqErr.Code.Name())
+			// The operator's own words (a grant, a trigger), for the log:
+			// which table refuses, and why. Callers see only "unavailable".
+			return fmt.Errorf("%w: %s: %s", ErrUnavailable, pqErr.Code.Name(), clip(pqErr.Message, 200))
 		}
 		return fmt.Errorf("storage: database error %s", pqErr.Code.Name())
 	}
