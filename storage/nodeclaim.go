@@ -46,11 +46,11 @@ type NodeClaim struct {
 }
 
 // ClaimNodeName takes name for this server until Release, or fails with
-// ErrNodeNameInUse if it is still held after a few seconds (saying, where PostgreSQL shows it, where the holder
-// connects from). While it runs, the claim's connection is checked every
-// few seconds; if it breaks, the claim is taken again as soon as the
-// database answers, and log says so (an error if another server took the
-// name meanwhile).
+// ErrNodeNameInUse if it is still held after a few seconds (saying where
+// the holder connects from, when PostgreSQL shows it). While it runs, the
+// claim's connection is checked every few seconds; if it breaks, the claim
+// is taken again as soon as the database answers, and log says so (an
+// error if another server took the name meanwhile).
 //
 // The claim's session asks PostgreSQL to probe its client within about
 // half a minute (TCP keepalives), so the name of a server whose host lost
