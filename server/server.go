@@ -142,6 +142,7 @@ func New(db *storage.DB, cfg Config) (*Server, error) {
 			s.metrics.AuditWriteFailures.WithLabelValues(metrics.AuditFailureBackground).Inc()
 			s.log.Error("audit log", "error", err.Error())
 		},
+		OnNotice: func(msg string) { s.log.Info("audit log", "notice", msg) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit log of node %s: %w", cfg.NodeName, err)

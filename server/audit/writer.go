@@ -80,6 +80,9 @@ type Options struct {
 	// checkpoints that failed to store (they are retried), sink failures,
 	// outcomes lost at Close. Default: slog's default logger.
 	OnError func(error)
+	// OnNotice receives what is worth an operator's notice but is no
+	// failure: a refusal that has ended. Default: slog's default logger.
+	OnNotice func(msg string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -105,6 +108,9 @@ func (o *Options) defaults() {
 	}
 	if o.OnError == nil {
 		o.OnError = func(err error) { slog.Error("audit log", "error", err) }
+	}
+	if o.OnNotice == nil {
+		o.OnNotice = func(msg string) { slog.Info("audit log", "notice", msg) }
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -680,7 +686,7 @@ func (w *Writer) resumable(h storage.AuditHead) error {
 	if ok {
 		if w.diverged {
 			w.diverged = false
-			w.opt.OnError(fmt.Errorf("audit: node %s: the stored chain ends at this writer's seq %d again; appending resumes", w.node, own))
+			w.opt.OnNotice(fmt.Sprintf("audit: node %s: the stored chain ends at this writer's seq %d again; appending resumes", w.node, own))
 		}
 		return nil
 	}
