@@ -147,7 +147,13 @@ func (s *Server) audited(r *http.Request, seq int64, err error) error {
 		if c := errors.Unwrap(err); c != nil {
 			cause = c.Error()
 		}
-		s.log.Error("audit log refused an event; request not served", "request_id", st.id, "error", err.Error(), "cause", cause)
+		// An outage refuses every request: one line a second says so, with
+		// how many refusals it stands for (each is still counted in
+		// secrethub_audit_write_failures_total and logged at debug level).
+		if ok, held := s.refusalLog.allow(time.Now()); ok {
+			s.log.Error("audit log refused an event; request not served", "request_id", st.id, "error", err.Error(),
+				"cause", cause, "refused_since_last_line", held)
+		}
 		return errAuditUnavailable
 	}
 	st.auditSeq = seq

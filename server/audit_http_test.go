@@ -272,6 +272,11 @@ func TestAuditFailureRefusesRequestsAndRecovers(t *testing.T) {
 			t.Fatalf("GET %s refused for the audit log still answered with what it read: %s", path, body)
 		}
 	}
+	// Seven refusals, at most a second apart in all: one error line a
+	// second stands for them, not one each.
+	if lines := strings.Count(n.logs.String(), `msg="audit log refused an event; request not served"`); lines < 1 || lines > 2 {
+		t.Fatalf("%d refusal lines for seven refused requests, want one a second:\n%s", lines, n.logs)
+	}
 
 	var version int
 	if err := admin.QueryRow(`SELECT current_version FROM secrets WHERE path = 'app/db'`).Scan(&version); err != nil || version != 1 {

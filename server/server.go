@@ -87,6 +87,8 @@ type Server struct {
 	auditKeys atomic.Pointer[audit.Keys]
 	// auditWalks are the verifications and prunes under way.
 	auditWalks auditWalks
+	// refusalLog spaces the "audit log refused an event" lines out.
+	refusalLog logThrottle
 	approle    *auth.AppRole
 	kv         *secrets.Static
 	pki        *pki.Engine
@@ -117,7 +119,7 @@ func New(db *storage.DB, cfg Config) (*Server, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, db: db}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, db: db, refusalLog: logThrottle{interval: time.Second}}
 	s.seal = seal.New(db, cfg.Now)
 	s.metrics = metrics.New(metrics.Source{Sealed: s.seal.Sealed, DBStats: db.Stats, PingDB: db.Ping})
 	s.tokens = auth.NewTokens(db, cfg.Now)
