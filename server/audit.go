@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"github.com/secrethub/secrethub/server/audit"
-	"github.com/secrethub/secrethub/server/auth"
 	"github.com/secrethub/secrethub/server/fault"
 	"github.com/secrethub/secrethub/server/metrics"
-	"github.com/secrethub/secrethub/storage"
 )
 
 // auditLog is what the server needs of the audit log. *audit.Writer is the
@@ -274,16 +272,6 @@ func (s *Server) auditOutcome(st *reqState, status int) {
 		return
 	}
 	s.audit.Complete(st.auditSeq, audit.Outcome{Status: status, Error: st.errMsg, Latency: time.Since(st.began)})
-}
-
-// authMethodOf is how a token was obtained, as the audit log and token
-// lookups name it: stored when the token was made ("token" for one made
-// before the column existed without a login's marks).
-func authMethodOf(t storage.Token) string {
-	if t.AuthMethod == "" {
-		return auth.MethodToken
-	}
-	return t.AuthMethod
 }
 
 // Close flushes the audit log (writing a final checkpoint) and stops it.

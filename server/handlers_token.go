@@ -128,9 +128,9 @@ func (s *Server) tokenData(id string, t auth.Token) tokenData {
 		Renewable: t.Renewable && !t.ExpiresAt.IsZero(), TTL: int64(s.tokens.TTLRemaining(t) / time.Second),
 		Type: "service", BoundCIDRs: t.BoundCIDRs,
 	}
-	switch method := authMethodOf(t); {
-	case method != "token":
-		d.Path = "auth/" + method + "/login" // where a login token came from, as Vault reports it
+	switch {
+	case t.AuthMethod != auth.MethodToken:
+		d.Path = "auth/" + t.AuthMethod + "/login" // where a login token came from, as Vault reports it
 	case slices.Contains(t.Policies, auth.RootPolicy) && t.ParentAccessor == "":
 		d.Path = "auth/token/root"
 	}

@@ -298,7 +298,7 @@ func (s *Server) authorize(r *http.Request, a access) error {
 		return err
 	}
 	st.token, st.tokenID = &tok, id
-	st.authMethod = authMethodOf(tok)
+	st.authMethod = tok.AuthMethod
 
 	resource, err := a.resource(r)
 	if err != nil {

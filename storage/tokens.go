@@ -64,7 +64,7 @@ func insertToken(ctx context.Context, tx querier, t Token) error {
 	}
 	method := t.AuthMethod
 	if method == "" {
-		method = "token" // as for tokens made before the column
+		method = "token" // made without a login: created from another token
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
