@@ -136,7 +136,9 @@ func TestAuditHoldsNoPlaintext(t *testing.T) {
 		// caller what they sent, the audit log keeps only its HMAC. (Body
 		// keys, like Vault's, are recorded as they are: values are HMAC'd.)
 		const misplaced = "Misplaced-Canary-7c1d"
-		const misplacedBits, misplacedShares = "40991", "3069217" // numbers quoted by their refusals
+		// Numbers quoted by their refusals, long enough not to turn up by chance
+		// in a hash or a time.
+		const misplacedBits, misplacedShares = "409911735261", "306921774183"
 		for _, c := range []struct{ method, path, body string }{
 			{"POST", "/v1/auth/token/create", `{"ttl":"` + misplaced + `"}`},
 			{"GET", "/v1/sys/audit/events?since=" + misplaced, ""},
