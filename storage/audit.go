@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,62 +220,13 @@ func (db *DB) AppendAudit(ctx context.Context, b AuditBatch) error {
 // checkpoint with them. Only two statements exist (with or without a
 // checkpoint).
 func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) error {
-	n := len(b.Events)
-	var (
-		seqs, times, ids, ips, accessors, hmacs, methods, ops, paths, resources, capabilities, policies, decisions, data, prevs, hashes pgArray
-		statuses, errs, latencies, macs                                                                                                 pgArray
-	)
-	// Room for typical values, so that most batches build each array
-	// without growing it again.
-	for _, c := range []struct {
-		col  *pgArray
-		size int
-	}{{&seqs, 8}, {&times, 28}, {&ids, 36}, {&ips, 16}, {&accessors, 24}, {&hmacs, 16}, {&methods, 8}, {&ops, 8},
-		{&paths, 32}, {&resources, 32}, {&capabilities, 8}, {&policies, 16}, {&decisions, 8}, {&data, 16},
-		{&prevs, 64}, {&hashes, 64}, {&statuses, 4}, {&errs, 4}, {&latencies, 6}, {&macs, 64}} {
-		c.col.grow(n, c.size)
-	}
+	a := newEventArrays(len(b.Events))
 	for _, e := range b.Events {
-		p, err := json.Marshal(nonNil(e.Policies))
-		if err != nil {
+		if err := a.add(e); err != nil {
 			return err
 		}
-		seqs.int(e.Seq)
-		times.time(e.Time)
-		ids.text(e.RequestID)
-		ips.text(e.ClientIP)
-		accessors.text(e.TokenAccessor)
-		hmacs.text(e.TokenHMAC)
-		methods.text(e.AuthMethod)
-		ops.text(e.Operation)
-		paths.text(e.Path)
-		resources.text(e.Resource)
-		capabilities.text(e.Capability)
-		policies.text(string(p))
-		decisions.text(e.Decision)
-		if e.RequestData == "" {
-			data.null()
-		} else {
-			data.text(e.RequestData)
-		}
-		prevs.text(e.PrevHash)
-		hashes.text(e.Hash)
-		if o := e.Outcome; o != nil {
-			statuses.int(int64(o.Status))
-			errs.text(o.Error)
-			latencies.int(o.LatencyMicros)
-			macs.text(o.MAC)
-		} else {
-			statuses.null()
-			errs.null()
-			latencies.null()
-			macs.null()
-		}
 	}
-	args := []any{b.Node, seqs.String(), times.String(), ids.String(), ips.String(), accessors.String(), hmacs.String(),
-		methods.String(), ops.String(), paths.String(), resources.String(), capabilities.String(), policies.String(),
-		decisions.String(), data.String(), prevs.String(), hashes.String(), statuses.String(), errs.String(),
-		latencies.String(), macs.String()}
+	args := a.args(b.Node)
 	query := pgAppendEvents
 	if c := b.Checkpoint; c != nil {
 		i := len(args)
@@ -321,102 +273,99 @@ func unnestFrom(first int, types ...string) string {
 	return b.String()
 }
 
-// pgArray builds the text form of a PostgreSQL array: {1,2} or
-// {"a","b",NULL}, elements quoted with backslash escapes. String ends it.
-type pgArray struct {
-	b     strings.Builder
-	n     int
-	ended bool
+// eventArrays are event rows as PostgreSQL arrays, one per column of
+// auditEventInsertColumns after node, for unnest.
+type eventArrays struct {
+	seqs, times, ids, ips, accessors, hmacs, methods, ops, paths, resources, capabilities, policies, decisions, data,
+	prevs, hashes, statuses, errs, latencies, macs pgArray
 }
 
-// grow makes room for n elements of about size bytes each.
-func (a *pgArray) grow(n, size int) { a.b.Grow(2 + n*(size+3)) }
-
-func (a *pgArray) sep() {
-	if a.ended {
-		panic("storage: an element added to an array already ended")
+// newEventArrays makes room for n events of typical sizes, so that most
+// batches build each array without growing it again.
+func newEventArrays(n int) eventArrays {
+	text := func(size int) pgArray { return newPGArray(oidText, n, size) }
+	return eventArrays{
+		seqs: newPGArray(oidInt8, n, 8), times: newPGArray(oidTimestamptz, n, 8),
+		ids: text(36), ips: text(16), accessors: text(24), hmacs: text(76), methods: text(8), ops: text(8),
+		paths: text(32), resources: text(32), capabilities: text(8), policies: text(16), decisions: text(8),
+		data: text(16), prevs: text(64), hashes: text(64),
+		statuses: newPGArray(oidInt4, n, 4), errs: text(4), latencies: newPGArray(oidInt8, n, 8), macs: text(64),
 	}
-	if a.n == 0 {
-		a.b.WriteByte('{')
+}
+
+func (a *eventArrays) add(e AuditEvent) error {
+	p, err := json.Marshal(nonNil(e.Policies))
+	if err != nil {
+		return err
+	}
+	if o := e.Outcome; o != nil && (o.Status < math.MinInt32 || o.Status > math.MaxInt32) {
+		return fmt.Errorf("storage: audit event %d: status %d is out of range", e.Seq, o.Status)
+	}
+	a.seqs.int8(e.Seq)
+	a.times.time(e.Time)
+	a.ids.text(e.RequestID)
+	a.ips.text(e.ClientIP)
+	a.accessors.text(e.TokenAccessor)
+	a.hmacs.text(e.TokenHMAC)
+	a.methods.text(e.AuthMethod)
+	a.ops.text(e.Operation)
+	a.paths.text(e.Path)
+	a.resources.text(e.Resource)
+	a.capabilities.text(e.Capability)
+	a.policies.text(string(p))
+	a.decisions.text(e.Decision)
+	if e.RequestData == "" {
+		a.data.null()
 	} else {
-		a.b.WriteByte(',')
+		a.data.text(e.RequestData)
 	}
-	a.n++
-}
-
-func (a *pgArray) int(v int64) {
-	a.sep()
-	a.b.WriteString(strconv.FormatInt(v, 10))
-}
-
-// time appends t in UTC to the microsecond, as timestamptz reads it.
-func (a *pgArray) time(t time.Time) {
-	a.sep()
-	var buf [40]byte
-	a.b.WriteByte('"')
-	a.b.Write(utc(t).AppendFormat(buf[:0], "2006-01-02 15:04:05.999999Z07:00"))
-	a.b.WriteByte('"')
-}
-
-func (a *pgArray) null() {
-	a.sep()
-	a.b.WriteString("NULL")
-}
-
-func (a *pgArray) text(s string) {
-	a.sep()
-	a.b.WriteByte('"')
-	for {
-		i := strings.IndexAny(s, `"\\`)
-		if i < 0 {
-			break
-		}
-		a.b.WriteString(s[:i])
-		a.b.WriteByte('\\')
-		a.b.WriteByte(s[i])
-		s = s[i+1:]
+	a.prevs.text(e.PrevHash)
+	a.hashes.text(e.Hash)
+	if o := e.Outcome; o != nil {
+		a.statuses.int4(int32(o.Status))
+		a.errs.text(o.Error)
+		a.latencies.int8(o.LatencyMicros)
+		a.macs.text(o.MAC)
+	} else {
+		a.statuses.null()
+		a.errs.null()
+		a.latencies.null()
+		a.macs.null()
 	}
-	a.b.WriteString(s)
-	a.b.WriteByte('"')
+	return nil
 }
 
-// String returns the array's text ({} when empty) and ends it: no
-// element may be added afterwards. It closes the builder's own bytes
-// rather than copy them, as batches make these strings kilobytes long.
-func (a *pgArray) String() string {
-	if a.n == 0 {
-		return "{}"
-	}
-	if !a.ended {
-		a.b.WriteByte('}')
-		a.ended = true
-	}
-	return a.b.String()
+// args are node and the arrays, the parameters of pgAppendEvents.
+func (a *eventArrays) args(node string) []any {
+	return []any{node, a.seqs.bytes(), a.times.bytes(), a.ids.bytes(), a.ips.bytes(), a.accessors.bytes(),
+		a.hmacs.bytes(), a.methods.bytes(), a.ops.bytes(), a.paths.bytes(), a.resources.bytes(), a.capabilities.bytes(),
+		a.policies.bytes(), a.decisions.bytes(), a.data.bytes(), a.prevs.bytes(), a.hashes.bytes(), a.statuses.bytes(),
+		a.errs.bytes(), a.latencies.bytes(), a.macs.bytes()}
 }
 
 // outcomeArrays are outcome rows as PostgreSQL arrays, one per column
 // (seq, status, error, latency_us, mac), for unnest.
 type outcomeArrays struct{ seqs, statuses, errors, latencies, macs pgArray }
 
-// grow makes room for n outcomes.
-func (a *outcomeArrays) grow(n int) {
-	a.seqs.grow(n, 8)
-	a.statuses.grow(n, 3)
-	a.errors.grow(n, 8)
-	a.latencies.grow(n, 6)
-	a.macs.grow(n, 64)
+func newOutcomeArrays(n int) outcomeArrays {
+	return outcomeArrays{seqs: newPGArray(oidInt8, n, 8), statuses: newPGArray(oidInt4, n, 4),
+		errors: newPGArray(oidText, n, 8), latencies: newPGArray(oidInt8, n, 8), macs: newPGArray(oidText, n, 64)}
 }
 
-func (a *outcomeArrays) add(o AuditOutcome) {
-	a.seqs.int(o.Seq)
-	a.statuses.int(int64(o.Status))
+func (a *outcomeArrays) add(o AuditOutcome) error {
+	if o.Status < math.MinInt32 || o.Status > math.MaxInt32 {
+		return fmt.Errorf("storage: audit outcome %d: status %d is out of range", o.Seq, o.Status)
+	}
+	a.seqs.int8(o.Seq)
+	a.statuses.int4(int32(o.Status))
 	a.errors.text(o.Error)
-	a.latencies.int(o.LatencyMicros)
+	a.latencies.int8(o.LatencyMicros)
 	a.macs.text(o.MAC)
+	return nil
 }
 
 func (a *outcomeArrays) args() []any {
-	return []any{a.seqs.String(), a.statuses.String(), a.errors.String(), a.latencies.String(), a.macs.String()}
+	return []any{a.seqs.bytes(), a.statuses.bytes(), a.errors.bytes(), a.latencies.bytes(), a.macs.bytes()}
 }
 
 // writeAuditBatch writes a batch with multi-row INSERTs, for SQLite.
@@ -495,10 +444,11 @@ func (db *DB) StoreAuditOutcomes(ctx context.Context, node string, outs []AuditO
 	db.auditTxs.Add(1)
 	if db.engine == Postgres {
 		db.txs.Add(1) // a statement on its own is a transaction
-		var a outcomeArrays
-		a.grow(len(outs))
+		a := newOutcomeArrays(len(outs))
 		for _, o := range outs {
-			a.add(o)
+			if err := a.add(o); err != nil {
+				return 0, err
+			}
 		}
 		res, err := auditPool{db}.ExecContext(ctx, db.auditSQL(pgStoreOutcomes), append([]any{node}, a.args()...)...)
 		if err != nil {

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"time"
 )
@@ -32,4 +33,48 @@ func (db *DB) ExplainAuditWrites(ctx context.Context) ([]string, error) {
 // claim checked every interval.
 func (db *DB) ClaimNodeNameNow(ctx context.Context, name string, log *slog.Logger, every time.Duration) (*NodeClaim, error) {
 	return db.claimNodeName(ctx, name, log, 0, every)
+}
+
+// EchoArray sends the values as a binary PostgreSQL array of typ (text,
+// bigint, integer or timestamptz; nil elements are NULL) and returns
+// what PostgreSQL read: each element as text (NULL as nil), in order.
+func (db *DB) EchoArray(ctx context.Context, typ string, vals []any) ([]*string, error) {
+	oid := map[string]uint32{"text": oidText, "bigint": oidInt8, "integer": oidInt4, "timestamptz": oidTimestamptz}[typ]
+	a := newPGArray(oid, len(vals), 8)
+	for _, v := range vals {
+		switch v := v.(type) {
+		case nil:
+			a.null()
+		case string:
+			a.text(v)
+		case int64:
+			a.int8(v)
+		case int32:
+			a.int4(v)
+		case time.Time:
+			a.time(v)
+		}
+	}
+	expr := "v::text"
+	if typ == "timestamptz" { // in UTC, whatever the server's time zone
+		expr = `to_char(v AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')`
+	}
+	rows, err := db.sql.QueryContext(ctx, `SELECT `+expr+` FROM unnest($1::`+typ+`[]) WITH ORDINALITY AS u(v, i) ORDER BY i`, a.bytes())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*string{}
+	for rows.Next() {
+		var s sql.NullString
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		if s.Valid {
+			out = append(out, &s.String)
+		} else {
+			out = append(out, nil)
+		}
+	}
+	return out, rows.Err()
 }
