@@ -256,11 +256,28 @@ type AuditNodeReport struct {
 	// removed.
 	UnanchoredSince   time.Time `json:"unanchored_since,omitzero"`
 	CheckpointOverdue bool      `json:"checkpoint_overdue"`
+	// Adoptions counts the ranges of events a server found unanchored when
+	// it started under the node's name and vouched for as it found them;
+	// AdoptedEvents is their total, LargestAdoption the longest range. A
+	// few seconds' worth follow an abrupt stop (or a stop while sealed);
+	// a long range is what a stopped node's rewritten chain looks like.
+	Adoptions       int64          `json:"adoptions"`
+	AdoptedEvents   int64          `json:"adopted_events"`
+	LargestAdoption *AuditAdoption `json:"largest_adoption,omitempty"`
 	// UnauthenticatedOutcomes were written while sealed (no MAC).
 	UnauthenticatedOutcomes int64 `json:"unauthenticated_outcomes"`
 	// MissingOutcomes are of requests in flight, or lost in a crash.
 	MissingOutcomes int64         `json:"missing_outcomes"`
 	Problem         *AuditProblem `json:"problem,omitempty"`
+}
+
+// AuditAdoption is a range of events adopted at a server's start: seqs
+// From through To, vouched for at At.
+type AuditAdoption struct {
+	From   int64     `json:"from"`
+	To     int64     `json:"to"`
+	Events int64     `json:"events"`
+	At     time.Time `json:"at"`
 }
 
 // AuditReport is the answer of sys/audit/verify.

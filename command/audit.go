@@ -496,6 +496,13 @@ stopped abruptly and has not run unsealed since (unseal or restart it, and its
 next checkpoint covers them), or checkpoints were removed from the database so
 that what they vouched for could be rewritten.
 
+A server that starts under a node's name vouches for the events it finds
+unanchored as it finds them ("adopted"); the Adopted column counts them and
+shows the longest range. An abrupt stop, or a stop while sealed, leaves a few
+seconds' worth; a long range, or one where the node never stopped, is what a
+stopped node's events rewritten in the database (checkpoints deleted) look
+like once it restarts.
+
 Exit codes: 0 the log verifies, 2 it does not (tampered), 3 it verifies but a
 checkpoint is overdue, 1 an error (such as a sealed server or a token without
 read on sys/audit/verify).`,
@@ -539,7 +546,7 @@ func runAuditVerify(ctx context.Context, opts *AuditVerifyOptions) error {
 		))
 	}
 	nodes := Section{Title: "Nodes", Header: []string{"Node", "Events", "Last Seq", "Pruned Through", "Checkpoints",
-		"Anchored", "Unanchored", "Unanchored Since", "Missing Outcomes", "Unauthenticated Outcomes", "Problem"}}
+		"Anchored", "Unanchored", "Unanchored Since", "Adopted", "Missing Outcomes", "Unauthenticated Outcomes", "Problem"}}
 	for _, n := range rep.Nodes {
 		problem := "n/a"
 		switch {
@@ -552,8 +559,13 @@ func runAuditVerify(ctx context.Context, opts *AuditVerifyOptions) error {
 		if !n.UnanchoredSince.IsZero() {
 			since = n.UnanchoredSince.UTC().Format(time.RFC3339)
 		}
+		adopted := "n/a"
+		if a := n.LargestAdoption; a != nil {
+			adopted = fmt.Sprintf("%d in %d (longest: seq %d-%d, adopted %s)", n.AdoptedEvents, n.Adoptions,
+				a.From, a.To, a.At.UTC().Format(time.RFC3339))
+		}
 		nodes.Rows = append(nodes.Rows, []string{n.Node, cell(n.Events), cell(n.Last), cell(n.PrunedThrough),
-			cell(n.Checkpoints), cell(n.Anchored), cell(n.Unanchored), since, cell(n.MissingOutcomes),
+			cell(n.Checkpoints), cell(n.Anchored), cell(n.Unanchored), since, adopted, cell(n.MissingOutcomes),
 			cell(n.UnauthenticatedOutcomes), problem})
 	}
 	if err := p.Print(rep, append(sections, nodes)...); err != nil {

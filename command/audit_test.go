@@ -361,7 +361,7 @@ func TestAuditVerifyExitsTwoOnTampering(t *testing.T) {
 		t.Fatalf("clean log: exit %d:\n%s%s", code, out, errOut)
 	}
 	mustContain(t, "verify", out, "====== Nodes ======")
-	if !regexpMatch(`(?m)^test-node +\d+ +\d+ +0 +\d+ +\d+ +\d+ +\S+ +\d+ +0 +n/a$`, out) {
+	if !regexpMatch(`(?m)^test-node +\d+ +\d+ +0 +\d+ +\d+ +\d+ +\S+ +n/a +\d+ +0 +n/a$`, out) {
 		t.Fatalf("no counts for test-node:\n%s", out)
 	}
 
@@ -394,7 +394,8 @@ func TestAuditVerifyExitsTwoOnTampering(t *testing.T) {
 func TestAuditVerifyExitsThreeWhenACheckpointIsOverdue(t *testing.T) {
 	since := time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
 	report := client.AuditReport{OK: true, Events: 40, CheckpointOverdue: true, Nodes: []client.AuditNodeReport{
-		{Node: "core-1", Events: 30, Last: 30, Checkpoints: 3, Anchored: 30},
+		{Node: "core-1", Events: 30, Last: 30, Checkpoints: 3, Anchored: 30, Adoptions: 2, AdoptedEvents: 7,
+			LargestAdoption: &client.AuditAdoption{From: 21, To: 25, Events: 5, At: since.Add(time.Hour)}},
 		{Node: "core-2", Events: 10, Last: 10, Unanchored: 10, UnanchoredSince: since, CheckpointOverdue: true},
 	}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -411,8 +412,8 @@ func TestAuditVerifyExitsThreeWhenACheckpointIsOverdue(t *testing.T) {
 		t.Fatalf("exit %d, want 3:\n%s%s", code, out, errOut)
 	}
 	mustContain(t, "verify", rowValue(t, out, "result"), "OK, but a checkpoint is overdue")
-	if !regexpMatch(`(?m)^core-2 +10 +10 +0 +0 +0 +10 +2026-11-28T09:30:00Z +0 +0 +checkpoint overdue`, out) ||
-		!regexpMatch(`(?m)^core-1 +30 +30 +0 +3 +30 +0 +n/a +0 +0 +n/a$`, out) {
+	if !regexpMatch(`(?m)^core-2 +10 +10 +0 +0 +0 +10 +2026-11-28T09:30:00Z +n/a +0 +0 +checkpoint overdue`, out) ||
+		!regexpMatch(`(?m)^core-1 +30 +30 +0 +3 +30 +0 +n/a +7 in 2 \(longest: seq 21-25, adopted 2026-11-28T10:30:00Z\) +0 +0 +n/a$`, out) {
 		t.Fatalf("the overdue node is not shown:\n%s", out)
 	}
 	code, out, _ = cli(t, srv.URL, "s.token", "", "audit", "verify", "-format=json")

@@ -650,3 +650,42 @@ func TestAuthMethodCannotBeDressedUp(t *testing.T) {
 		}
 	})
 }
+
+// A node restarted after a run that ended sealed finds that run's events
+// unanchored and vouches for them as adopted; the verify report says how
+// many and which, so a long adopted range (a stopped node's chain
+// rewritten in the database) is seen rather than silently vouched for.
+func TestARestartReportsTheEventsItAdopted(t *testing.T) {
+	storagetest.Engines(t, func(t *testing.T, db *storage.DB) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n := startNode(t, db, server.Config{NodeName: "core-1"})
+		keys, root := n.initUnseal(1, 1)
+		if err := n.srv.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n = startNode(t, db, server.Config{NodeName: "core-1"}) // stays sealed
+		for range 3 {
+			mustStatus(t, n.do("GET", "/v1/sys/seal-status", "", ""), 200)
+		}
+		if err := n.srv.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n = startNode(t, db, server.Config{NodeName: "core-1"})
+		mustStatus(t, n.do("POST", "/v1/sys/unseal", "", `{"key":"`+keys[0]+`"}`), 200)
+		// The adoption rides with the first batch after the unseal: this
+		// request's, stored before it is answered.
+		mustStatus(t, n.do("GET", "/v1/sys/seal-status", "", ""), 200)
+		report := mustStatus(t, n.do("GET", "/v1/sys/audit/verify", root, ""), 200).Data(t)
+		nodes, _ := report["nodes"].([]any)
+		if report["ok"] != true || len(nodes) != 1 {
+			t.Fatalf("verify: %v", report)
+		}
+		node := nodes[0].(map[string]any)
+		largest, _ := node["largest_adoption"].(map[string]any)
+		if node["adoptions"] != 1.0 || node["adopted_events"] != 3.0 || largest["events"] != 3.0 ||
+			largest["to"].(float64)-largest["from"].(float64) != 2 || largest["at"] == "" {
+			t.Fatalf("the sealed run's three events are not reported as adopted: %v", node)
+		}
+	})
+}

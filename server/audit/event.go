@@ -339,10 +339,15 @@ func checkpointMAC(k *Keys, c storage.AuditCheckpoint) string {
 	return k.mac(appendCheckpoint(nil, c))
 }
 
-// The kinds of checkpoint.
+// The kinds of checkpoint. An adopted checkpoint is a writer's first over
+// events it found unanchored when it started (written by an earlier run
+// that stopped before checkpointing them, or put there by someone with
+// access to the database): it vouches for them as found, and verify
+// reports the range so that a long one is seen.
 const (
 	kindCheckpoint = "checkpoint"
 	kindPrune      = "prune"
+	kindAdopted    = "adopted"
 )
 
 // line is an event or an outcome as JSON: the sink's lines, and the form

@@ -96,6 +96,13 @@ type NodeReport struct {
 	// these events.
 	UnanchoredSince   time.Time `json:"unanchored_since,omitzero"`
 	CheckpointOverdue bool      `json:"checkpoint_overdue"`
+	// Adoptions counts the adopted checkpoints in the chain and
+	// AdoptedEvents the events they vouch for: events a server found
+	// unanchored when it started under the node's name, and vouched for as
+	// it found them (see Adoption). LargestAdoption is the longest range.
+	Adoptions       int64     `json:"adoptions"`
+	AdoptedEvents   int64     `json:"adopted_events"`
+	LargestAdoption *Adoption `json:"largest_adoption,omitempty"`
 	// UnauthenticatedOutcomes counts outcomes written while sealed (no MAC).
 	UnauthenticatedOutcomes int64 `json:"unauthenticated_outcomes"`
 	// MissingOutcomes counts events without an outcome: requests in
@@ -107,6 +114,23 @@ type NodeReport struct {
 	anchoredHash string
 	lastTime     time.Time // of the last event checked
 	latest       time.Time // the latest time of an unanchored event
+}
+
+// Adoption is a range of events that no checkpoint covered when a server
+// started under the node's name, and that its writer then vouched for as
+// it found them (a checkpoint of kind "adopted", at At). A server that
+// stopped abruptly leaves up to a few seconds' worth (at most 1,000
+// events by default) for the next one to adopt, and one stopped while
+// sealed leaves what it took in meanwhile. A longer range, or one where
+// the node never stopped, is what rewriting a stopped node's events and
+// deleting their checkpoints looks like once it restarts: nothing in the
+// database can tell the two apart, so verify shows the range rather than
+// fail.
+type Adoption struct {
+	From   int64     `json:"from"`
+	To     int64     `json:"to"`
+	Events int64     `json:"events"`
+	At     time.Time `json:"at"`
 }
 
 // overdue reports whether the node's unanchored events have gone longer
@@ -218,7 +242,7 @@ func Verify(ctx context.Context, a Archive, k *Keys, opt VerifyOptions) (Report,
 
 // validCheckpoint reports whether c's MAC verifies under k.
 func validCheckpoint(k *Keys, c storage.AuditCheckpoint) bool {
-	return (c.Kind == kindCheckpoint || c.Kind == kindPrune) &&
+	return (c.Kind == kindCheckpoint || c.Kind == kindPrune || c.Kind == kindAdopted) &&
 		hmac.Equal([]byte(checkpointMAC(k, c)), []byte(c.MAC))
 }
 
@@ -321,6 +345,14 @@ func (v *nodeWalk) checkpoint(c storage.AuditCheckpoint, moreEvents bool) {
 	case c.Hash != v.prev:
 		v.problem(Modified, c.Seq, "the chain up to seq %d differs from its checkpoint: events up to it were rewritten", c.Seq)
 	default:
+		if c.Kind == kindAdopted && c.Seq > v.rep.Anchored {
+			a := Adoption{From: v.rep.Anchored + 1, To: c.Seq, Events: c.Seq - v.rep.Anchored, At: c.CreatedAt}
+			v.rep.Adoptions++
+			v.rep.AdoptedEvents += a.Events
+			if v.rep.LargestAdoption == nil || a.Events > v.rep.LargestAdoption.Events {
+				v.rep.LargestAdoption = &a
+			}
+		}
 		v.rep.Checkpoints++
 		v.rep.Anchored, v.rep.anchoredHash = c.Seq, c.Hash
 	}

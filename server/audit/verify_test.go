@@ -612,3 +612,68 @@ func TestSQLiteTimesMustBeInTheWritersForm(t *testing.T) {
 		}
 	})
 }
+
+// A writer vouches for the events it finds unanchored when it starts with
+// a checkpoint of their own, kind "adopted", and verify shows the range. A
+// clean restart adopts nothing; a server stopped while sealed leaves what
+// it took in; a stopped node's chain rewritten and stripped of its
+// checkpoints is adopted whole, which is how that rewrite shows.
+func TestAWriterAdoptsWhatItFindsUnanchoredAndVerifyShowsIt(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db) // 30 events, closed cleanly
+		w := newWriter(t, db, "n1", Options{})
+		appendN(t, w, 2)
+		closeWriter(t, w)
+		if n := mustVerify(t, db, nil).Nodes[0]; n.Adoptions != 0 || n.AdoptedEvents != 0 || n.LargestAdoption != nil {
+			t.Fatalf("a clean restart adopted events: %+v", n)
+		}
+
+		sealed, err := NewWriter(ctx(), db, "n1", Options{}) // never given keys: no checkpoint
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendN(t, sealed, 3)
+		closeWriter(t, sealed)
+		w = newWriter(t, db, "n1", Options{})
+		appendN(t, w, 1)
+		closeWriter(t, w)
+		rep := mustVerify(t, db, nil)
+		n := rep.Nodes[0]
+		if a := n.LargestAdoption; !rep.OK || n.Adoptions != 1 || n.AdoptedEvents != 3 || a == nil ||
+			a.From != 33 || a.To != 35 || a.Events != 3 || a.At.IsZero() || n.Anchored != 36 || n.Unanchored != 0 {
+			t.Fatalf("after a sealed run: %+v (largest %+v) %v", n, n.LargestAdoption, rep.Problem)
+		}
+		if c := db.count(t, `SELECT count(*) FROM {chain} WHERE node = 'n1' AND kind = 'adopted' AND seq = 35`); c != 1 {
+			t.Fatalf("%d adopted checkpoints at seq 35, want 1", c)
+		}
+	})
+}
+
+func TestAStoppedNodesRewrittenChainIsAdoptedWholeAndShown(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		db.exec(t, `DELETE FROM {chain}`)
+		rewriteTail(t, db, 5)
+		w := newWriter(t, db, "n1", Options{})
+		appendN(t, w, 1)
+		closeWriter(t, w)
+		rep := mustVerify(t, db, nil)
+		n := rep.Nodes[0]
+		if a := n.LargestAdoption; !rep.OK || n.Adoptions != 1 || a == nil || a.From != 1 || a.To != 30 || a.Events != 30 {
+			t.Fatalf("%+v (largest %+v) %v", n, n.LargestAdoption, rep.Problem)
+		}
+	})
+}
+
+func TestAForgedAdoptionIsNamed(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		last := event(t, db, 30)
+		db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 30, $1, 'adopted', $2, 'forged')`,
+			last.Hash, last.Time)
+		rep := mustVerify(t, db, nil)
+		if rep.OK || rep.Problem.Kind != ForgedCheckpoint || rep.Problem.Seq != 30 {
+			t.Fatalf("%+v", rep.Problem)
+		}
+	})
+}

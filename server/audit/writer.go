@@ -176,7 +176,12 @@ type Writer struct {
 	// trigger on the hash chain) does not refuse every request with it.
 	checkpointFailing bool
 	reload            bool // a seq was taken: re-read the head first
-	diverged          bool // the last head re-read did not end with this writer's
+	// adoptSeq and adoptHash end the unanchored events the writer found
+	// when it started: its first checkpoint vouches for them alone, as
+	// adopted (0: none, or already done).
+	adoptSeq  int64
+	adoptHash string
+	diverged  bool // the last head re-read did not end with this writer's
 	// unsure holds the events of a batch whose commit failed in a way that
 	// does not say whether it happened (a timeout, a lost connection).
 	unsure     []storage.AuditEvent
@@ -242,6 +247,9 @@ func NewWriter(ctx context.Context, store Store, node string, opt Options) (*Wri
 	w.run, w.cancelRun = context.WithCancel(context.Background())
 	w.base = w.run
 	w.adoptHead(h)
+	if seq, hash, jumped := storedEnd(h); !jumped && seq > h.CheckpointSeq {
+		w.adoptSeq, w.adoptHash = seq, hash
+	}
 	if opt.Sink != nil {
 		w.sinkLines, w.sinkDone = make(chan []byte, sinkQueue), make(chan struct{})
 		go w.sinkWriter()
@@ -641,7 +649,14 @@ func (w *Writer) flush(batch []*request) error {
 		}
 	}
 	due := w.checkpointDue || seq-w.lastCheckpoint >= int64(w.opt.CheckpointEvery)
-	if keys != nil && seq > w.lastCheckpoint && due && (len(batch) == 0 || !w.checkpointFailing) {
+	mayCheckpoint := keys != nil && (len(batch) == 0 || !w.checkpointFailing)
+	if mayCheckpoint && w.adoptSeq > w.lastCheckpoint {
+		// What this writer found unanchored is vouched for on its own, as
+		// adopted, before anything it wrote itself.
+		cp := storage.AuditCheckpoint{Node: w.node, Seq: w.adoptSeq, Hash: w.adoptHash, Kind: kindAdopted, CreatedAt: w.opt.Now().UTC()}
+		cp.MAC = checkpointMAC(keys, cp)
+		b.Checkpoint = &cp
+	} else if mayCheckpoint && seq > w.lastCheckpoint && due {
 		cp := storage.AuditCheckpoint{Node: w.node, Seq: seq, Hash: hash, Kind: kindCheckpoint, CreatedAt: w.opt.Now().UTC()}
 		cp.MAC = checkpointMAC(keys, cp)
 		b.Checkpoint = &cp
@@ -780,7 +795,11 @@ func (w *Writer) committed(batch []*request, b storage.AuditBatch, keys *Keys) {
 		r.done <- result{seq: b.Events[i].Seq}
 	}
 	if b.Checkpoint != nil {
-		w.lastCheckpoint, w.checkpointDue, w.checkpointFailing = b.Checkpoint.Seq, false, false
+		adopted := b.Checkpoint.Kind == kindAdopted
+		w.lastCheckpoint, w.checkpointFailing = b.Checkpoint.Seq, false
+		// An adoption leaves the writer's own events to a checkpoint of
+		// their own, due as before.
+		w.checkpointDue = adopted && w.checkpointDue
 	}
 	if abandon {
 		w.signalOutcome()
