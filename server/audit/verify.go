@@ -343,7 +343,11 @@ func (v *nodeWalk) checkpoint(c storage.AuditCheckpoint, moreEvents bool) {
 	case c.Seq >= v.next:
 		v.problem(Truncated, v.next, "a checkpoint covers seq %d but %s", c.Seq, v.storedEnd())
 	case c.Hash != v.prev:
-		v.problem(Modified, c.Seq, "the chain up to seq %d differs from its checkpoint: events up to it were rewritten", c.Seq)
+		// Recomputed hashes hide where the rewrite began (the outcome MACs
+		// would show it, unless they went too): name the first event the
+		// previous anchor does not cover, as the live head's check does.
+		from := v.rep.Anchored + 1
+		v.problem(Modified, from, "the chain up to seq %d differs from its checkpoint: one or more events from seq %d (after the last matching checkpoint) to %d were rewritten", c.Seq, from, c.Seq)
 	default:
 		if c.Kind == kindAdopted && c.Seq > v.rep.Anchored {
 			a := Adoption{From: v.rep.Anchored + 1, To: c.Seq, Events: c.Seq - v.rep.Anchored, At: c.CreatedAt}
