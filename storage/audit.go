@@ -708,6 +708,11 @@ func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 			quoted, _ := json.Marshal(e.RequestData) // shown as the text it is
 			e.RequestData, e.Unreadable = string(quoted), "request_data column is not JSON"
 		}
+		if data.Valid && data.String == "" && e.Unreadable == "" {
+			// Means what NULL means, so it hashes alike; but the writer
+			// stores NULL for none, so the row was altered.
+			e.Unreadable = "request_data column is empty text, where the writer stores NULL"
+		}
 		// An outcome stored apart for an event stored whole corrects the
 		// one in its row: the request was not answered as that one says
 		// (its commit did not confirm, or its caller left).

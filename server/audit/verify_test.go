@@ -577,6 +577,25 @@ func TestUnreadableRowsAreListedAndNamed(t *testing.T) {
 	})
 }
 
+// Empty request_data means what NULL means and hashes alike, but the
+// writer never stores it: a row holding it was altered, and is named.
+func TestEmptyRequestDataIsNamedAsModified(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		if n := db.count(t, `SELECT count(*) FROM {events} WHERE request_data = ''`); n != 0 {
+			t.Fatalf("the writer stored %d empty request_data values", n)
+		}
+		db.exec(t, `UPDATE {events} SET request_data = '' WHERE node = 'n1' AND seq = 6 AND request_data IS NULL`)
+		if n := db.count(t, `SELECT count(*) FROM {events} WHERE request_data = ''`); n != 1 {
+			t.Fatalf("the tamper changed %d rows, want 1", n)
+		}
+		p := mustVerify(t, db, nil).Problem
+		if p == nil || p.Kind != Modified || p.Seq != 6 || !strings.Contains(p.Detail, "request_data") {
+			t.Fatalf("verify: %+v, want modified at seq 6 naming request_data", p)
+		}
+	})
+}
+
 // SQLite orders and filters times as the text stored, so the same moment
 // written in another form (another offset) moves an event in listings and
 // past a prune's cut-off: verify names any time not in the writer's form,
