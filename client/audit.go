@@ -272,11 +272,12 @@ type AuditNodeReport struct {
 }
 
 // AuditAdoption is a range of events adopted at a server's start: seqs
-// From through To, vouched for at At.
+// From through To, recorded by the event at Seq, written at At.
 type AuditAdoption struct {
 	From   int64     `json:"from"`
 	To     int64     `json:"to"`
 	Events int64     `json:"events"`
+	Seq    int64     `json:"seq"`
 	At     time.Time `json:"at"`
 }
 

@@ -496,9 +496,10 @@ stopped abruptly and has not run unsealed since (unseal or restart it, and its
 next checkpoint covers them), or checkpoints were removed from the database so
 that what they vouched for could be rewritten.
 
-A server that starts under a node's name vouches for the events it finds
-unanchored as it finds them ("adopted"); the Adopted column counts them and
-shows the longest range. An abrupt stop, or a stop while sealed, leaves a few
+A server that starts under a node's name continues from the events it finds
+unanchored as it finds them ("adopted"), and records so in the log (an event
+with path audit:adopted); the Adopted column counts them and shows the
+longest range. An abrupt stop, or a stop while sealed, leaves a few
 seconds' worth; a long range, or one where the node never stopped, is what a
 stopped node's events rewritten in the database (checkpoints deleted) look
 like once it restarts.

@@ -687,5 +687,12 @@ func TestARestartReportsTheEventsItAdopted(t *testing.T) {
 			largest["to"].(float64)-largest["from"].(float64) != 2 || largest["at"] == "" {
 			t.Fatalf("the sealed run's three events are not reported as adopted: %v", node)
 		}
+		// The record is an event of the log, listed like any other.
+		list := mustStatus(t, n.do("GET", "/v1/sys/audit/events?path=audit:", root, ""), 200).Data(t)
+		events, _ := list["events"].([]any)
+		if len(events) != 1 || events[0].(map[string]any)["path"] != audit.AdoptionPath ||
+			events[0].(map[string]any)["seq"] != largest["seq"] {
+			t.Fatalf("the adoption record is not listed: %v", list)
+		}
 	})
 }

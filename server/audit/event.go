@@ -339,16 +339,41 @@ func checkpointMAC(k *Keys, c storage.AuditCheckpoint) string {
 	return k.mac(appendCheckpoint(nil, c))
 }
 
-// The kinds of checkpoint. An adopted checkpoint is a writer's first over
-// events it found unanchored when it started (written by an earlier run
-// that stopped before checkpointing them, or put there by someone with
-// access to the database): it vouches for them as found, and verify
-// reports the range so that a long one is seen.
+// The kinds of checkpoint.
 const (
 	kindCheckpoint = "checkpoint"
 	kindPrune      = "prune"
-	kindAdopted    = "adopted"
 )
+
+// AdoptionPath is the path of the event a writer appends, before any other,
+// when it starts on a chain whose last events no checkpoint covers (left by
+// a run that stopped abruptly or while sealed, or put there by someone
+// with access to the database): it continues from them and its checkpoints
+// will vouch for them as found. The event records the range (Resource
+// "<from>-<to>", operation "adopt", decision none, status 0), in the chain
+// itself, so removing or changing it breaks the chain like any event, and
+// in the sink. No request can have this path: request paths begin with /.
+const AdoptionPath = "audit:adopted"
+
+// adoptionEvent is the record of a writer adopting seqs from to to.
+func adoptionEvent(from, to int64, at time.Time) storage.AuditEvent {
+	return storage.AuditEvent{
+		Time: at.UTC().Truncate(time.Microsecond), Operation: "adopt", Path: AdoptionPath,
+		Resource: fmt.Sprintf("%d-%d", from, to), Policies: []string{}, Decision: DecisionNone,
+		Outcome: &storage.AuditOutcome{},
+	}
+}
+
+// adoptedRange reads the range an adoption event records.
+func adoptedRange(e *storage.AuditEvent) (from, to int64, ok bool) {
+	f, t, found := strings.Cut(e.Resource, "-")
+	if !found {
+		return 0, 0, false
+	}
+	from, err1 := strconv.ParseInt(f, 10, 64)
+	to, err2 := strconv.ParseInt(t, 10, 64)
+	return from, to, err1 == nil && err2 == nil && from >= 1 && from <= to
+}
 
 // line is an event or an outcome as JSON: the sink's lines, and the form
 // Event.MarshalJSON gives the API.

@@ -96,10 +96,10 @@ type NodeReport struct {
 	// these events.
 	UnanchoredSince   time.Time `json:"unanchored_since,omitzero"`
 	CheckpointOverdue bool      `json:"checkpoint_overdue"`
-	// Adoptions counts the adopted checkpoints in the chain and
-	// AdoptedEvents the events they vouch for: events a server found
-	// unanchored when it started under the node's name, and vouched for as
-	// it found them (see Adoption). LargestAdoption is the longest range.
+	// Adoptions counts the adoption records in the chain and AdoptedEvents
+	// the events they name: events a server found unanchored when it
+	// started under the node's name, and continued from as it found them
+	// (see Adoption). LargestAdoption is the longest range.
 	Adoptions       int64     `json:"adoptions"`
 	AdoptedEvents   int64     `json:"adopted_events"`
 	LargestAdoption *Adoption `json:"largest_adoption,omitempty"`
@@ -117,19 +117,21 @@ type NodeReport struct {
 }
 
 // Adoption is a range of events that no checkpoint covered when a server
-// started under the node's name, and that its writer then vouched for as
-// it found them (a checkpoint of kind "adopted", at At). A server that
-// stopped abruptly leaves up to a few seconds' worth (at most 1,000
-// events by default) for the next one to adopt, and one stopped while
-// sealed leaves what it took in meanwhile. A longer range, or one where
-// the node never stopped, is what rewriting a stopped node's events and
-// deleting their checkpoints looks like once it restarts: nothing in the
-// database can tell the two apart, so verify shows the range rather than
-// fail.
+// started under the node's name, and that its writer then continued from
+// as it found them, recording so in the event at Seq (see AdoptionPath),
+// written at At. A server that stopped abruptly leaves up to a few
+// seconds' worth (at most 1,000 events by default) for the next one to
+// adopt, and one stopped while sealed leaves what it took in meanwhile. A
+// longer range, or one where the node never stopped, is what rewriting a
+// stopped node's events and deleting their checkpoints looks like once it
+// restarts: nothing in the database can tell the two apart, so verify
+// shows the range rather than fail. The record is an event of the chain:
+// removing or changing it fails verification as for any event.
 type Adoption struct {
 	From   int64     `json:"from"`
 	To     int64     `json:"to"`
 	Events int64     `json:"events"`
+	Seq    int64     `json:"seq"`
 	At     time.Time `json:"at"`
 }
 
@@ -242,7 +244,7 @@ func Verify(ctx context.Context, a Archive, k *Keys, opt VerifyOptions) (Report,
 
 // validCheckpoint reports whether c's MAC verifies under k.
 func validCheckpoint(k *Keys, c storage.AuditCheckpoint) bool {
-	return (c.Kind == kindCheckpoint || c.Kind == kindPrune || c.Kind == kindAdopted) &&
+	return (c.Kind == kindCheckpoint || c.Kind == kindPrune) &&
 		hmac.Equal([]byte(checkpointMAC(k, c)), []byte(c.MAC))
 }
 
@@ -349,14 +351,6 @@ func (v *nodeWalk) checkpoint(c storage.AuditCheckpoint, moreEvents bool) {
 		from := v.rep.Anchored + 1
 		v.problem(Modified, from, "the chain up to seq %d differs from its checkpoint: one or more events from seq %d (after the last matching checkpoint) to %d were rewritten", c.Seq, from, c.Seq)
 	default:
-		if c.Kind == kindAdopted && c.Seq > v.rep.Anchored {
-			a := Adoption{From: v.rep.Anchored + 1, To: c.Seq, Events: c.Seq - v.rep.Anchored, At: c.CreatedAt}
-			v.rep.Adoptions++
-			v.rep.AdoptedEvents += a.Events
-			if v.rep.LargestAdoption == nil || a.Events > v.rep.LargestAdoption.Events {
-				v.rep.LargestAdoption = &a
-			}
-		}
 		v.rep.Checkpoints++
 		v.rep.Anchored, v.rep.anchoredHash = c.Seq, c.Hash
 	}
@@ -419,6 +413,19 @@ func (v *nodeWalk) event(e *storage.AuditEvent, evs *pager[storage.AuditEvent]) 
 	if e.Seq == v.live.Seq && v.live.Hash != "" && e.Hash != v.live.Hash {
 		v.problem(Modified, v.rep.Anchored+1, "the chain reaches seq %d with another hash than its writer committed: the events after the last checkpoint (seq %d) were rewritten", e.Seq, v.rep.Anchored)
 		return nil
+	}
+	if e.Path == AdoptionPath {
+		from, to, ok := adoptedRange(e)
+		if !ok || to != e.Seq-1 {
+			v.problem(Modified, e.Seq, "an adoption record that does not name the events right before it (%q)", e.Resource)
+			return nil
+		}
+		a := Adoption{From: from, To: to, Events: to - from + 1, Seq: e.Seq, At: e.Time}
+		v.rep.Adoptions++
+		v.rep.AdoptedEvents += a.Events
+		if v.rep.LargestAdoption == nil || a.Events > v.rep.LargestAdoption.Events {
+			v.rep.LargestAdoption = &a
+		}
 	}
 	if e.Seq == v.rep.Anchored+1 {
 		v.rep.UnanchoredSince, v.rep.latest = e.Time, e.Time

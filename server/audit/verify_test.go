@@ -632,11 +632,11 @@ func TestSQLiteTimesMustBeInTheWritersForm(t *testing.T) {
 	})
 }
 
-// A writer vouches for the events it finds unanchored when it starts with
-// a checkpoint of their own, kind "adopted", and verify shows the range. A
-// clean restart adopts nothing; a server stopped while sealed leaves what
-// it took in; a stopped node's chain rewritten and stripped of its
-// checkpoints is adopted whole, which is how that rewrite shows.
+// A writer that starts on events no checkpoint covers records so in its
+// chain, first, and verify shows the range. A clean restart adopts
+// nothing; a server stopped while sealed leaves what it took in; a stopped
+// node's chain rewritten and stripped of its checkpoints is adopted whole,
+// which is how that rewrite shows.
 func TestAWriterAdoptsWhatItFindsUnanchoredAndVerifyShowsIt(t *testing.T) {
 	engines(t, func(t *testing.T, db logDB) {
 		writeLog(t, db) // 30 events, closed cleanly
@@ -651,21 +651,45 @@ func TestAWriterAdoptsWhatItFindsUnanchoredAndVerifyShowsIt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		appendN(t, sealed, 3)
+		appendN(t, sealed, 3) // seqs 33 to 35
 		closeWriter(t, sealed)
-		w = newWriter(t, db, "n1", Options{})
-		appendN(t, w, 1)
+		sink := &syncBuffer{}
+		w = newWriter(t, db, "n1", Options{Sink: sink})
+		appendN(t, w, 1) // after the record (36): 37
 		closeWriter(t, w)
 		rep := mustVerify(t, db, nil)
 		n := rep.Nodes[0]
 		if a := n.LargestAdoption; !rep.OK || n.Adoptions != 1 || n.AdoptedEvents != 3 || a == nil ||
-			a.From != 33 || a.To != 35 || a.Events != 3 || a.At.IsZero() || n.Anchored != 36 || n.Unanchored != 0 {
+			a.From != 33 || a.To != 35 || a.Events != 3 || a.Seq != 36 || a.At.IsZero() || n.Anchored != 37 || n.Unanchored != 0 {
 			t.Fatalf("after a sealed run: %+v (largest %+v) %v", n, n.LargestAdoption, rep.Problem)
 		}
-		if c := db.count(t, `SELECT count(*) FROM {chain} WHERE node = 'n1' AND kind = 'adopted' AND seq = 35`); c != 1 {
-			t.Fatalf("%d adopted checkpoints at seq 35, want 1", c)
+		if c := db.count(t, `SELECT count(*) FROM {events} WHERE node = 'n1' AND seq = 36 AND path = $1 AND resource = '33-35' AND operation = 'adopt' AND decision = 'none'`, AdoptionPath); c != 1 {
+			t.Fatalf("%d adoption records at seq 36, want 1", c)
+		}
+		if !strings.Contains(sink.String(), `"`+AdoptionPath+`"`) {
+			t.Fatalf("the sink has no adoption record:\n%s", sink.String())
+		}
+		// The record is an event of the chain: removing it, or changing
+		// the range it names (hashes recomputed), is found like any other.
+		rec := event(t, db, 36)
+		rec.Resource = "35-35"
+		rehashResource(t, db, rec)
+		if p := mustVerify(t, db, nil).Problem; p == nil || p.Kind != Modified || p.Seq != 36 {
+			t.Fatalf("a narrowed adoption record: %+v", p)
+		}
+		db.exec(t, `DELETE FROM {events} WHERE node = 'n1' AND seq = 36`)
+		if p := mustVerify(t, db, nil).Problem; p == nil || p.Kind != Deleted || p.Seq != 36 {
+			t.Fatalf("a removed adoption record: %+v", p)
 		}
 	})
+}
+
+// rehashResource stores e's resource with its hash recomputed, as someone
+// without the key can.
+func rehashResource(t *testing.T, db logDB, e storage.AuditEvent) {
+	t.Helper()
+	canon, _ := requestBytes(&e)
+	db.exec(t, `UPDATE {events} SET resource = $1, hash = $2 WHERE node = 'n1' AND seq = $3`, e.Resource, chainHash(e.PrevHash, canon), e.Seq)
 }
 
 func TestAStoppedNodesRewrittenChainIsAdoptedWholeAndShown(t *testing.T) {
@@ -680,19 +704,6 @@ func TestAStoppedNodesRewrittenChainIsAdoptedWholeAndShown(t *testing.T) {
 		n := rep.Nodes[0]
 		if a := n.LargestAdoption; !rep.OK || n.Adoptions != 1 || a == nil || a.From != 1 || a.To != 30 || a.Events != 30 {
 			t.Fatalf("%+v (largest %+v) %v", n, n.LargestAdoption, rep.Problem)
-		}
-	})
-}
-
-func TestAForgedAdoptionIsNamed(t *testing.T) {
-	engines(t, func(t *testing.T, db logDB) {
-		writeLog(t, db)
-		last := event(t, db, 30)
-		db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 30, $1, 'adopted', $2, 'forged')`,
-			last.Hash, last.Time)
-		rep := mustVerify(t, db, nil)
-		if rep.OK || rep.Problem.Kind != ForgedCheckpoint || rep.Problem.Seq != 30 {
-			t.Fatalf("%+v", rep.Problem)
 		}
 	})
 }

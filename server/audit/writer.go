@@ -176,12 +176,10 @@ type Writer struct {
 	// trigger on the hash chain) does not refuse every request with it.
 	checkpointFailing bool
 	reload            bool // a seq was taken: re-read the head first
-	// adoptSeq and adoptHash end the unanchored events the writer found
-	// when it started: its first checkpoint vouches for them alone, as
-	// adopted (0: none, or already done).
-	adoptSeq  int64
-	adoptHash string
-	diverged  bool // the last head re-read did not end with this writer's
+	// adoption is the record (see AdoptionPath) of the unanchored events
+	// the writer found when it started, until a batch stores it first.
+	adoption *storage.AuditEvent
+	diverged bool // the last head re-read did not end with this writer's
 	// unsure holds the events of a batch whose commit failed in a way that
 	// does not say whether it happened (a timeout, a lost connection).
 	unsure     []storage.AuditEvent
@@ -247,8 +245,9 @@ func NewWriter(ctx context.Context, store Store, node string, opt Options) (*Wri
 	w.run, w.cancelRun = context.WithCancel(context.Background())
 	w.base = w.run
 	w.adoptHead(h)
-	if seq, hash, jumped := storedEnd(h); !jumped && seq > h.CheckpointSeq {
-		w.adoptSeq, w.adoptHash = seq, hash
+	if seq, _, jumped := storedEnd(h); !jumped && seq > h.CheckpointSeq {
+		rec := adoptionEvent(h.CheckpointSeq+1, seq, time.Time{})
+		w.adoption = &rec
 	}
 	if opt.Sink != nil {
 		w.sinkLines, w.sinkDone = make(chan []byte, sinkQueue), make(chan struct{})
@@ -630,15 +629,28 @@ func (w *Writer) flush(batch []*request) error {
 	}
 	keys := w.keys.Load()
 	seq, hash := w.Head()
-	b := storage.AuditBatch{Node: w.node, Events: make([]storage.AuditEvent, len(batch))}
-	for i, r := range batch {
+	// An adoption record goes first, before anything this writer was asked
+	// to store: the batch's requests follow it (offset).
+	offset := 0
+	if w.adoption != nil {
+		offset = 1
+	}
+	b := storage.AuditBatch{Node: w.node, Events: make([]storage.AuditEvent, offset+len(batch))}
+	for i := range b.Events {
 		ev := &b.Events[i]
-		*ev = r.ev
+		var r *request
+		if i < offset {
+			*ev = *w.adoption
+			ev.Time = w.opt.Now().UTC().Truncate(time.Microsecond)
+		} else {
+			r = batch[i-offset]
+			*ev = r.ev
+		}
 		seq++
 		ev.Node, ev.Seq, ev.PrevHash = w.node, seq, hash
 		ev.Hash, w.scratch = eventHash(w.scratch, hash, ev) // stored() cleaned every field
 		hash = ev.Hash
-		if !r.offer.CompareAndSwap(open, cut) { // its answer is ready: store it whole
+		if r != nil && !r.offer.CompareAndSwap(open, cut) { // its answer is ready: store it whole
 			o := r.outcome
 			ev.Outcome = &o
 		}
@@ -649,14 +661,7 @@ func (w *Writer) flush(batch []*request) error {
 		}
 	}
 	due := w.checkpointDue || seq-w.lastCheckpoint >= int64(w.opt.CheckpointEvery)
-	mayCheckpoint := keys != nil && (len(batch) == 0 || !w.checkpointFailing)
-	if mayCheckpoint && w.adoptSeq > w.lastCheckpoint {
-		// What this writer found unanchored is vouched for on its own, as
-		// adopted, before anything it wrote itself.
-		cp := storage.AuditCheckpoint{Node: w.node, Seq: w.adoptSeq, Hash: w.adoptHash, Kind: kindAdopted, CreatedAt: w.opt.Now().UTC()}
-		cp.MAC = checkpointMAC(keys, cp)
-		b.Checkpoint = &cp
-	} else if mayCheckpoint && seq > w.lastCheckpoint && due {
+	if keys != nil && seq > w.lastCheckpoint && due && (len(batch) == 0 || !w.checkpointFailing) {
 		cp := storage.AuditCheckpoint{Node: w.node, Seq: seq, Hash: hash, Kind: kindCheckpoint, CreatedAt: w.opt.Now().UTC()}
 		cp.MAC = checkpointMAC(keys, cp)
 		b.Checkpoint = &cp
@@ -733,6 +738,10 @@ func (w *Writer) settleUnsure(h storage.AuditHead) {
 		return // not stored (or overwritten by a writer using this node's name)
 	}
 	w.sink(evs, nil)
+	if evs[0].Path == AdoptionPath && w.adoption != nil {
+		w.adoption = nil // stored after all, first in that batch
+		evs = evs[1:]
+	}
 	// Under the keys the batch's outcomes had: a correction is checked
 	// against the outcome it corrects.
 	queued := false
@@ -769,14 +778,18 @@ func (w *Writer) fail(batch []*request, cp *storage.AuditCheckpoint, err error) 
 // committed writes the sink, moves the head and hands each waiter its seq;
 // keys are those the batch's outcomes were MAC'd under.
 func (w *Writer) committed(batch []*request, b storage.AuditBatch, keys *Keys) {
-	w.sink(b.Events, nil) // an event's line comes before its outcome's
+	w.sink(b.Events, nil)                // an event's line comes before its outcome's
+	offset := len(b.Events) - len(batch) // an adoption record first, if any
+	if offset > 0 {
+		w.adoption = nil
+	}
 	abandon := false
 	w.mu.Lock()
 	if n := len(b.Events); n > 0 {
 		w.head, w.headHash = b.Events[n-1].Seq, b.Events[n-1].Hash
 	}
 	for i, r := range batch {
-		ev := &b.Events[i]
+		ev := &b.Events[offset+i]
 		if !r.state.CompareAndSwap(waiting, delivered) {
 			// Nothing was answered: say so, superseding an outcome stored
 			// with the event (the answer it had ready).
@@ -792,14 +805,10 @@ func (w *Writer) committed(batch []*request, b storage.AuditBatch, keys *Keys) {
 	}
 	w.mu.Unlock()
 	for i, r := range batch {
-		r.done <- result{seq: b.Events[i].Seq}
+		r.done <- result{seq: b.Events[offset+i].Seq}
 	}
 	if b.Checkpoint != nil {
-		adopted := b.Checkpoint.Kind == kindAdopted
-		w.lastCheckpoint, w.checkpointFailing = b.Checkpoint.Seq, false
-		// An adoption leaves the writer's own events to a checkpoint of
-		// their own, due as before.
-		w.checkpointDue = adopted && w.checkpointDue
+		w.lastCheckpoint, w.checkpointDue, w.checkpointFailing = b.Checkpoint.Seq, false, false
 	}
 	if abandon {
 		w.signalOutcome()
