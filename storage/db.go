@@ -131,20 +131,24 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 	return &DB{sql: sdb, engine: Postgres, location: where, dsn: withBinaryParameters(cfg.DatabaseURL)}, nil
 }
 
-// withBinaryParameters turns on lib/pq's binary_parameters unless the URL
-// sets it: a statement with parameters then travels in one network round
-// trip instead of a prepare followed by an execute.
+// withBinaryParameters turns on lib/pq's binary_parameters, whatever the
+// URL says: a statement with parameters then travels in one network round
+// trip instead of a prepare followed by an execute, and a []byte parameter
+// travels in binary form, which the audit writer's batches (binary arrays,
+// see pgArray) need: sent as text, PostgreSQL would refuse every batch.
+// A URL that cannot be parsed is left for lib/pq to report.
 func withBinaryParameters(dsn string) string {
-	if strings.Contains(dsn, "binary_parameters") {
-		return dsn
-	}
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		if strings.Contains(dsn, "?") {
-			return dsn + "&binary_parameters=yes"
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return dsn
 		}
-		return dsn + "?binary_parameters=yes"
+		q := u.Query()
+		q.Set("binary_parameters", "yes")
+		u.RawQuery = q.Encode()
+		return u.String()
 	}
-	return dsn + " binary_parameters=yes"
+	return dsn + " binary_parameters=yes" // key=value form: the last setting wins
 }
 
 func openSQLite(ctx context.Context, cfg Config) (*DB, error) {

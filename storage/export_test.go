@@ -78,3 +78,6 @@ func (db *DB) EchoArray(ctx context.Context, typ string, vals []any) ([]*string,
 	}
 	return out, rows.Err()
 }
+
+// WithBinaryParameters is withBinaryParameters, for tests.
+func WithBinaryParameters(dsn string) string { return withBinaryParameters(dsn) }
