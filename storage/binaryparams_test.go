@@ -13,9 +13,9 @@ import (
 func TestBinaryParametersAreAlwaysOn(t *testing.T) {
 	for dsn, want := range map[string]string{
 		"postgres://u:p%40ss@db:5432/sh?sslmode=disable":                         "postgres://u:p%40ss@db:5432/sh?binary_parameters=yes&sslmode=disable",
-		"postgresql://db/sh":                                                      "postgresql://db/sh?binary_parameters=yes",
-		"postgres://db/sh?binary_parameters=no&sslmode=require":                   "postgres://db/sh?binary_parameters=yes&sslmode=require",
-		"host=db dbname=sh binary_parameters=no":                                  "host=db dbname=sh binary_parameters=no binary_parameters=yes",
+		"postgresql://db/sh":                                                     "postgresql://db/sh?binary_parameters=yes",
+		"postgres://db/sh?binary_parameters=no&sslmode=require":                  "postgres://db/sh?binary_parameters=yes&sslmode=require",
+		"host=db dbname=sh binary_parameters=no":                                 "host=db dbname=sh binary_parameters=no binary_parameters=yes",
 		"postgres://db/sh?options=-c%20search_path%3Dsh&binary_parameters=false": "postgres://db/sh?binary_parameters=yes&options=-c+search_path%3Dsh",
 	} {
 		if got := storage.WithBinaryParameters(dsn); got != want {
