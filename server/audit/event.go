@@ -349,10 +349,12 @@ const (
 // when it starts on a chain whose last events no checkpoint covers (left by
 // a run that stopped abruptly or while sealed, or put there by someone
 // with access to the database): it continues from them and its checkpoints
-// will vouch for them as found. The event records the range (Resource
-// "<from>-<to>", operation "adopt", decision none, status 0), in the chain
-// itself, so removing or changing it breaks the chain like any event, and
-// in the sink. No request can have this path: request paths begin with /.
+// will vouch for them as found. The event records it (operation "adopt",
+// decision none, status 0, Resource "<from>-<to>": the range as the writer
+// saw it; verify reckons the range from the checkpoints it verified) in the
+// chain itself, so removing or changing it breaks the chain like any
+// event, and in the sink. No request can have this path: request paths
+// begin with /.
 const AdoptionPath = "audit:adopted"
 
 // adoptionEvent is the record of a writer adopting seqs from to to.
@@ -362,17 +364,6 @@ func adoptionEvent(from, to int64, at time.Time) storage.AuditEvent {
 		Resource: fmt.Sprintf("%d-%d", from, to), Policies: []string{}, Decision: DecisionNone,
 		Outcome: &storage.AuditOutcome{},
 	}
-}
-
-// adoptedRange reads the range an adoption event records.
-func adoptedRange(e *storage.AuditEvent) (from, to int64, ok bool) {
-	f, t, found := strings.Cut(e.Resource, "-")
-	if !found {
-		return 0, 0, false
-	}
-	from, err1 := strconv.ParseInt(f, 10, 64)
-	to, err2 := strconv.ParseInt(t, 10, 64)
-	return from, to, err1 == nil && err2 == nil && from >= 1 && from <= to
 }
 
 // line is an event or an outcome as JSON: the sink's lines, and the form

@@ -277,24 +277,3 @@ func FuzzCanonicalMatchesEncodingJSON(f *testing.F) {
 		}
 	})
 }
-
-// The range an adoption record names is read back from stored text, which
-// someone with database access may have changed: any text either gives a
-// range that starts at seq 1 or later and does not run backwards, or none.
-func FuzzAdoptedRange(f *testing.F) {
-	for _, s := range []string{"33-35", "1-1", "0-5", "5-3", "-1-2", "9223372036854775807-9223372036854775807", "a-b", "", "7"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, resource string) {
-		e := storage.AuditEvent{Path: AdoptionPath, Resource: resource}
-		from, to, ok := adoptedRange(&e)
-		if ok && (from < 1 || to < from) {
-			t.Fatalf("%q read as %d-%d", resource, from, to)
-		}
-		if rec := adoptionEvent(7, 9, time.Time{}); rec.Path != AdoptionPath {
-			t.Fatal("an adoption record without its path")
-		} else if f, to, ok := adoptedRange(&rec); !ok || f != 7 || to != 9 {
-			t.Fatalf("the writer's own record reads as %d-%d, %v", f, to, ok)
-		}
-	})
-}

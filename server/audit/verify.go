@@ -326,6 +326,7 @@ type nodeWalk struct {
 	next                      int64  // the seq the next event must have
 	prev                      string // the hash the next event must follow
 	prevPrev                  string // the hash before prev, "" at the start of the chain
+	lastRecord                int64  // the seq of the last adoption record walked
 }
 
 func (v *nodeWalk) problem(kind Kind, seq int64, format string, args ...any) {
@@ -415,17 +416,20 @@ func (v *nodeWalk) event(e *storage.AuditEvent, evs *pager[storage.AuditEvent]) 
 		return nil
 	}
 	if e.Path == AdoptionPath {
-		from, to, ok := adoptedRange(e)
-		if !ok || to != e.Seq-1 {
-			v.problem(Modified, e.Seq, "an adoption record that does not name the events right before it (%q)", e.Resource)
-			return nil
+		// The range is what this walk found unanchored before the record,
+		// not what the record says: checkpoints deleted after it only widen
+		// it, and a forged record only adds one. Events an earlier record
+		// (on a run that ended sealed) already counted are not counted again.
+		from, to := max(v.rep.Anchored, v.lastRecord)+1, e.Seq-1
+		if to >= from {
+			a := Adoption{From: from, To: to, Events: to - from + 1, Seq: e.Seq, At: e.Time}
+			v.rep.Adoptions++
+			v.rep.AdoptedEvents += a.Events
+			if v.rep.LargestAdoption == nil || a.Events > v.rep.LargestAdoption.Events {
+				v.rep.LargestAdoption = &a
+			}
 		}
-		a := Adoption{From: from, To: to, Events: to - from + 1, Seq: e.Seq, At: e.Time}
-		v.rep.Adoptions++
-		v.rep.AdoptedEvents += a.Events
-		if v.rep.LargestAdoption == nil || a.Events > v.rep.LargestAdoption.Events {
-			v.rep.LargestAdoption = &a
-		}
+		v.lastRecord = e.Seq
 	}
 	if e.Seq == v.rep.Anchored+1 {
 		v.rep.UnanchoredSince, v.rep.latest = e.Time, e.Time

@@ -707,3 +707,123 @@ func TestAStoppedNodesRewrittenChainIsAdoptedWholeAndShown(t *testing.T) {
 		}
 	})
 }
+
+// sealedRun appends n events with a writer that never gets keys: a server
+// that ran sealed, leaving no checkpoint.
+func sealedRun(t *testing.T, db logDB, n int) {
+	t.Helper()
+	w, err := NewWriter(ctx(), db, "n1", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, w, n)
+	closeWriter(t, w)
+}
+
+// restartAndForget restarts node n1 with keys, appends one event, stops
+// it, and deletes every checkpoint up to seq through, as someone covering
+// a rewrite would once the restarted writer's checkpoints stand.
+func restartAndForget(t *testing.T, db logDB, through int64, opt Options) {
+	t.Helper()
+	w := newWriter(t, db, "n1", opt)
+	appendN(t, w, 1)
+	closeWriter(t, w)
+	db.exec(t, `DELETE FROM {chain} WHERE node = 'n1' AND seq <= $1`, through)
+}
+
+func wantAdoption(t *testing.T, db logDB, adoptions, events, from, to int64) {
+	t.Helper()
+	rep := mustVerify(t, db, nil)
+	n := rep.Nodes[0]
+	a := n.LargestAdoption
+	if !rep.OK || n.Adoptions != adoptions || n.AdoptedEvents != events || a == nil || a.From != from || a.To != to {
+		t.Fatalf("want %d adoption(s) of %d events, the largest %d-%d; got %+v (largest %+v) %v", adoptions, events, from, to, n, a, rep.Problem)
+	}
+}
+
+// Events rewritten under the checkpoint they end at: the last event's hash
+// is not the checkpoint's, so the restarted writer adopts them, and
+// deleting the old checkpoints afterwards shows the whole range.
+func TestAChainRewrittenUnderItsLastCheckpointIsAdopted(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		rewriteTail(t, db, 1) // checkpoints 10, 20, 30 kept
+		restartAndForget(t, db, 30, Options{})
+		wantAdoption(t, db, 1, 30, 1, 30)
+	})
+}
+
+// A checkpoint planted at the head with the rewritten head's hash but no
+// valid MAC is found out once the writer has keys: reported, and the
+// chain before it recorded as adopted.
+func TestAPlantedCheckpointAtTheHeadIsFoundOut(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		db.exec(t, `DELETE FROM {chain}`)
+		rewriteTail(t, db, 1)
+		db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 30, $1, 'checkpoint', $2, 'junk')`,
+			event(t, db, 30).Hash, t0)
+		errs := &errorLog{}
+		restartAndForget(t, db, 30, Options{OnError: errs.add})
+		wantAdoption(t, db, 1, 30, 1, 30)
+		if e := errs.all(); len(e) != 1 || !strings.Contains(e[0].Error(), "seq 30") || !strings.Contains(e[0].Error(), "valid MAC") {
+			t.Fatalf("the planted checkpoint was not reported: %v", e)
+		}
+	})
+}
+
+// An adoption record turned into an ordinary event (hashes recomputed)
+// after its writer stopped does not vanish: the next start finds the chain
+// rewritten under its last checkpoint and adopts it, record slot and all.
+func TestAnErasedAdoptionRecordLeavesALargerOne(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		sealedRun(t, db, 3) // 31-33
+		w := newWriter(t, db, "n1", Options{})
+		appendN(t, w, 1) // the record at 34, then 35
+		closeWriter(t, w)
+		rec := event(t, db, 34)
+		rec.Path, rec.Operation, rec.Resource = "/v1/sys/health", "GET", ""
+		canon, _ := requestBytes(&rec)
+		prev := chainHash(rec.PrevHash, canon)
+		db.exec(t, `UPDATE {events} SET path = $1, operation = $2, resource = $3, hash = $4 WHERE node = 'n1' AND seq = 34`,
+			rec.Path, rec.Operation, rec.Resource, prev)
+		next := event(t, db, 35)
+		next.PrevHash = prev
+		rehash(t, db, next)
+		db.exec(t, `DELETE FROM {outcomes} WHERE node = 'n1' AND seq >= 34`)
+		db.exec(t, `UPDATE {events} SET status = NULL, error = NULL, latency_us = NULL, outcome_mac = NULL WHERE node = 'n1' AND seq >= 34`)
+		restartAndForget(t, db, 35, Options{})
+		wantAdoption(t, db, 1, 35, 1, 35)
+	})
+}
+
+// The range verify reports is the one it found unanchored, not the one the
+// record names: a record that says 21-30 because a checkpoint at 20 was
+// left standing shows as 1-30 once that checkpoint goes too.
+func TestARecordsOwnRangeIsNotBelieved(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		rewriteTail(t, db, 1)
+		db.exec(t, `DELETE FROM {chain} WHERE node = 'n1' AND seq = 30`)
+		restartAndForget(t, db, 30, Options{})
+		if c := db.count(t, `SELECT count(*) FROM {events} WHERE path = $1 AND resource = '21-30'`, AdoptionPath); c != 1 {
+			t.Fatalf("the writer should have recorded what it saw, 21-30; found %d such records", c)
+		}
+		wantAdoption(t, db, 1, 30, 1, 30)
+	})
+}
+
+// Runs that end sealed, one after another, each adopt what the one before
+// left; verify counts each event once.
+func TestSuccessiveAdoptionsCountEachEventOnce(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)     // checkpointed through 30
+		sealedRun(t, db, 3) // 31-33
+		sealedRun(t, db, 1) // its record at 34, then 35
+		w := newWriter(t, db, "n1", Options{})
+		appendN(t, w, 1) // its record at 36, then 37
+		closeWriter(t, w)
+		wantAdoption(t, db, 2, 4, 31, 33) // 31-33 at 34, 35 at 36
+	})
+}

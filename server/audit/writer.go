@@ -179,6 +179,10 @@ type Writer struct {
 	// adoption is the record (see AdoptionPath) of the unanchored events
 	// the writer found when it started, until a batch stores it first.
 	adoption *storage.AuditEvent
+	// anchor is the checkpoint the stored chain ended at when the writer
+	// started, taken as vouching for it: until keys are at hand to check
+	// its MAC, which decides whether the chain was adopted after all.
+	anchor   *storage.AuditCheckpoint
 	diverged bool // the last head re-read did not end with this writer's
 	// unsure holds the events of a batch whose commit failed in a way that
 	// does not say whether it happened (a timeout, a lost connection).
@@ -245,10 +249,7 @@ func NewWriter(ctx context.Context, store Store, node string, opt Options) (*Wri
 	w.run, w.cancelRun = context.WithCancel(context.Background())
 	w.base = w.run
 	w.adoptHead(h)
-	if seq, _, jumped := storedEnd(h); !jumped && seq > h.CheckpointSeq {
-		rec := adoptionEvent(h.CheckpointSeq+1, seq, time.Time{})
-		w.adoption = &rec
-	}
+	w.startOn(h)
 	if opt.Sink != nil {
 		w.sinkLines, w.sinkDone = make(chan []byte, sinkQueue), make(chan struct{})
 		go w.sinkWriter()
@@ -287,6 +288,51 @@ func (w *Writer) adoptHead(h storage.AuditHead) {
 	w.mu.Unlock()
 	w.lastCheckpoint = min(h.CheckpointSeq, seq)
 	w.checkJump(w.keys.Load())
+}
+
+// startOn decides, from the head a starting writer read, whether it
+// continues from events no checkpoint vouches for: events after the last
+// checkpoint, or a last event whose hash is not the checkpoint's at its
+// seq (rewritten under it). Then its first batch records the adoption
+// (see AdoptionPath). A chain that ends at its checkpoint is taken as
+// vouched for until keys are at hand to check that checkpoint's MAC (see
+// checkAnchor); one that ends at a checkpoint beyond the stored events
+// is checkJump's.
+func (w *Writer) startOn(h storage.AuditHead) {
+	seq, hash, jumped := storedEnd(h)
+	switch {
+	case jumped || seq == 0:
+	case seq == h.CheckpointSeq && hash == h.CheckpointHash:
+		w.anchor = &storage.AuditCheckpoint{Node: w.node, Seq: h.CheckpointSeq, Hash: h.CheckpointHash,
+			Kind: h.CheckpointKind, MAC: h.CheckpointMAC}
+	default:
+		w.adopt(min(h.CheckpointSeq, seq)+1, seq)
+	}
+}
+
+// adopt queues the record of continuing from seqs from to to, unless one
+// is queued already.
+func (w *Writer) adopt(from, to int64) {
+	if w.adoption == nil {
+		rec := adoptionEvent(from, to, time.Time{})
+		w.adoption = &rec
+	}
+}
+
+// checkAnchor checks, once keys are at hand, the MAC of the checkpoint the
+// writer took its starting chain to be vouched for by: one that does not
+// verify was put there by someone without the audit key, so the chain up
+// to it was adopted, not continued, and the next batch records so.
+func (w *Writer) checkAnchor(k *Keys) {
+	a := w.anchor
+	if k == nil || a == nil {
+		return
+	}
+	w.anchor = nil
+	if !validCheckpoint(k, *a) {
+		w.opt.OnError(fmt.Errorf("audit: node %s: the checkpoint at seq %d that this writer's chain started from does not carry a valid MAC: it was written into the database by someone without the audit key (audit verify names it); recording the events before it as adopted", w.node, a.Seq))
+		w.adopt(1, a.Seq)
+	}
 }
 
 // checkJump checks, once keys are at hand, the MAC of the checkpoint the
@@ -628,6 +674,7 @@ func (w *Writer) flush(batch []*request) error {
 		w.reload = false
 	}
 	keys := w.keys.Load()
+	w.checkAnchor(keys)
 	seq, hash := w.Head()
 	// An adoption record goes first, before anything this writer was asked
 	// to store: the batch's requests follow it (offset).
