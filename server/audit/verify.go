@@ -326,7 +326,24 @@ type nodeWalk struct {
 	next                      int64  // the seq the next event must have
 	prev                      string // the hash the next event must follow
 	prevPrev                  string // the hash before prev, "" at the start of the chain
-	lastRecord                int64  // the seq of the last adoption record walked
+	// adopting is the range of the adoption records walked since the last
+	// verified checkpoint; the next one, or the walk's end, counts it.
+	adopting *Adoption
+}
+
+// closeAdoption counts the range of the adoption records walked since the
+// last verified checkpoint.
+func (v *nodeWalk) closeAdoption() {
+	a := v.adopting
+	v.adopting = nil
+	if a == nil || a.Events <= 0 {
+		return
+	}
+	v.rep.Adoptions++
+	v.rep.AdoptedEvents += a.Events
+	if v.rep.LargestAdoption == nil || a.Events > v.rep.LargestAdoption.Events {
+		v.rep.LargestAdoption = a
+	}
 }
 
 func (v *nodeWalk) problem(kind Kind, seq int64, format string, args ...any) {
@@ -352,6 +369,7 @@ func (v *nodeWalk) checkpoint(c storage.AuditCheckpoint, moreEvents bool) {
 		from := v.rep.Anchored + 1
 		v.problem(Modified, from, "the chain up to seq %d differs from its checkpoint: one or more events from seq %d (after the last matching checkpoint) to %d were rewritten", c.Seq, from, c.Seq)
 	default:
+		v.closeAdoption()
 		v.rep.Checkpoints++
 		v.rep.Anchored, v.rep.anchoredHash = c.Seq, c.Hash
 	}
@@ -417,19 +435,17 @@ func (v *nodeWalk) event(e *storage.AuditEvent, evs *pager[storage.AuditEvent]) 
 	}
 	if e.Path == AdoptionPath {
 		// The range is what this walk found unanchored before the record,
-		// not what the record says: checkpoints deleted after it only widen
-		// it, and a forged record only adds one. Events an earlier record
-		// (on a run that ended sealed) already counted are not counted again.
-		from, to := max(v.rep.Anchored, v.lastRecord)+1, e.Seq-1
-		if to >= from {
-			a := Adoption{From: from, To: to, Events: to - from + 1, Seq: e.Seq, At: e.Time}
-			v.rep.Adoptions++
-			v.rep.AdoptedEvents += a.Events
-			if v.rep.LargestAdoption == nil || a.Events > v.rep.LargestAdoption.Events {
-				v.rep.LargestAdoption = &a
-			}
+		// not what the record says, so checkpoints deleted afterwards only
+		// widen it. Records with no verified checkpoint between them make
+		// one range, up to the last of them (runs that ended sealed, each
+		// adopting the one before; or records planted to cut a range into
+		// crash-sized pieces): the checkpoint that closes it was written
+		// by the run that wrote that last record.
+		if v.adopting == nil {
+			v.adopting = &Adoption{From: v.rep.Anchored + 1}
 		}
-		v.lastRecord = e.Seq
+		a := v.adopting
+		a.To, a.Events, a.Seq, a.At = e.Seq-1, e.Seq-a.From, e.Seq, e.Time
 	}
 	if e.Seq == v.rep.Anchored+1 {
 		v.rep.UnanchoredSince, v.rep.latest = e.Time, e.Time
@@ -480,6 +496,7 @@ func outcomeProblem(k *Keys, win []storage.AuditEvent, i int) *Problem {
 
 // end runs after the last event and checkpoint.
 func (v *nodeWalk) end() {
+	v.closeAdoption()
 	last := v.next - 1
 	if v.live.Seq > last {
 		v.problem(Truncated, v.next, "the writer has committed seq %d but %s", v.live.Seq, v.storedEnd())

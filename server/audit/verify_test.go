@@ -815,8 +815,9 @@ func TestARecordsOwnRangeIsNotBelieved(t *testing.T) {
 }
 
 // Runs that end sealed, one after another, each adopt what the one before
-// left; verify counts each event once.
-func TestSuccessiveAdoptionsCountEachEventOnce(t *testing.T) {
+// left: with no checkpoint between their records, verify counts one range,
+// up to the last record, each event once.
+func TestSuccessiveAdoptionsMakeOneRange(t *testing.T) {
 	engines(t, func(t *testing.T, db logDB) {
 		writeLog(t, db)     // checkpointed through 30
 		sealedRun(t, db, 3) // 31-33
@@ -824,6 +825,122 @@ func TestSuccessiveAdoptionsCountEachEventOnce(t *testing.T) {
 		w := newWriter(t, db, "n1", Options{})
 		appendN(t, w, 1) // its record at 36, then 37
 		closeWriter(t, w)
-		wantAdoption(t, db, 2, 4, 31, 33) // 31-33 at 34, 35 at 36
+		wantAdoption(t, db, 1, 5, 31, 35)
 	})
+}
+
+// Records planted among rewritten events do not cut the rewrite into
+// crash-sized adoptions: with no verified checkpoint between them and the
+// restart's own record, they make one range with it.
+func TestPlantedRecordsDoNotSplitARewrite(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		db.exec(t, `DELETE FROM {chain}`)
+		db.exec(t, `DELETE FROM {outcomes} WHERE node = 'n1'`)
+		db.exec(t, `UPDATE {events} SET status = NULL, error = NULL, latency_us = NULL, outcome_mac = NULL WHERE node = 'n1'`)
+		prev := GenesisHash
+		for s := int64(1); s <= 30; s++ {
+			e := event(t, db, s)
+			e.PrevHash, e.Path = prev, "/v1/sys/innocent"
+			if s%5 == 0 {
+				e.Path, e.Operation, e.Resource, e.Decision = AdoptionPath, "adopt", "1-1", DecisionNone
+			}
+			canon, _ := requestBytes(&e)
+			e.Hash = chainHash(prev, canon)
+			db.exec(t, `UPDATE {events} SET path = $1, operation = $2, resource = $3, decision = $4, prev_hash = $5, hash = $6 WHERE node = 'n1' AND seq = $7`,
+				e.Path, e.Operation, e.Resource, e.Decision, e.PrevHash, e.Hash, s)
+			prev = e.Hash
+		}
+		restartAndForget(t, db, 0, Options{}) // its record at 31
+		wantAdoption(t, db, 1, 30, 1, 30)
+	})
+}
+
+// forgedNext is the event someone without the key could chain after seq-1.
+func forgedNext(t *testing.T, db logDB, seq int64) storage.AuditEvent {
+	t.Helper()
+	prev := event(t, db, seq-1)
+	e := storage.AuditEvent{Node: "n1", Seq: seq, Time: prev.Time, RequestID: "req-x", ClientIP: "198.51.100.4",
+		TokenAccessor: "acc-1234", AuthMethod: "token", Operation: "GET", Path: "/v1/sys/health",
+		Policies: []string{}, Decision: DecisionNone, PrevHash: prev.Hash}
+	canon, _ := requestBytes(&e)
+	e.Hash = chainHash(e.PrevHash, canon)
+	return e
+}
+
+// rewriteForJump rewrites n1's whole chain, drops its checkpoints and
+// outcomes, and plants a prune row at 31 with the hash of an event chained
+// after 30, which it returns: a writer started now continues after 31.
+func rewriteForJump(t *testing.T, db logDB) storage.AuditEvent {
+	t.Helper()
+	writeLog(t, db)
+	db.exec(t, `DELETE FROM {chain}`)
+	rewriteTail(t, db, 1)
+	db.exec(t, `UPDATE {events} SET status = NULL, error = NULL, latency_us = NULL, outcome_mac = NULL WHERE node = 'n1'`)
+	e31 := forgedNext(t, db, 31)
+	db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 31, $1, 'prune', $2, 'junk')`, e31.Hash, t0)
+	return e31
+}
+
+// A checkpoint planted beyond the stored events makes a starting writer
+// jump past it; once it has keys it finds the MAC forged and records the
+// chain before it as adopted, so filling the gap and removing the row
+// afterwards does not leave a log that verifies with nothing to show.
+func TestAForgedJumpIsRecordedAsAnAdoption(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		e31 := rewriteForJump(t, db)
+		errs := &errorLog{}
+		w, err := NewWriter(ctx(), db, "n1", Options{OnError: errs.add})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.SetKeys(testKeys)
+		appendN(t, w, 3) // the record at 32, then 33, 34
+		closeWriter(t, w)
+		insertCopy(t, db, e31)
+		db.exec(t, `DELETE FROM {chain} WHERE node = 'n1' AND seq = 31`)
+		wantAdoption(t, db, 1, 31, 1, 31)
+		if e := errs.all(); len(e) != 1 || !strings.Contains(e[0].Error(), "seq 31") {
+			t.Fatalf("the forged checkpoint was not reported once: %v", e)
+		}
+	})
+}
+
+// The jump stays to be checked across a head re-read while sealed (a
+// commit held up until it times out): the forged row, removed meanwhile,
+// is still found out at unseal.
+func TestAForgedJumpIsCheckedAfterAReread(t *testing.T) {
+	db := postgresLog(t)
+	e31 := rewriteForJump(t, db)
+	errs := &errorLog{}
+	w, err := NewWriter(ctx(), db, "n1", Options{OnError: errs.add, CommitTimeout: 300 * time.Millisecond}) // sealed
+	if err != nil {
+		t.Fatal(err)
+	}
+	insertCopy(t, db, e31)
+	db.exec(t, `DELETE FROM {chain} WHERE node = 'n1' AND seq = 31`)
+	tx, err := db.raw.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`INSERT INTO audit.events (node, seq, time, request_id, client_ip, token_accessor, token_hmac, auth_method,
+		operation, path, resource, capability, policies, decision, prev_hash, hash)
+		SELECT node, 32, time, request_id, client_ip, token_accessor, token_hmac, auth_method,
+		operation, path, resource, capability, policies, decision, hash, hash FROM audit.events WHERE node = 'n1' AND seq = 31`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append(ctx(), sample(1)); err == nil {
+		t.Fatal("an append blocked by an uncommitted row at its seq succeeded")
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, w, 2) // sealed: 32, 33
+	w.SetKeys(testKeys)
+	appendN(t, w, 2) // the record at 34, then 35
+	closeWriter(t, w)
+	wantAdoption(t, db, 1, 33, 1, 33)
+	if e := errs.all(); len(e) == 0 {
+		t.Fatal("the forged checkpoint was not reported")
+	}
 }

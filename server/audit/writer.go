@@ -151,7 +151,10 @@ type Writer struct {
 	// jumpedTo is the checkpoint the head was last taken from, beyond the
 	// stored events, until keys are at hand to check it.
 	jumpedTo *storage.AuditCheckpoint
-	outcomes []storage.AuditOutcome // completed, MAC'd, waiting to be stored
+	// forgedJump is the seq of a jumped-to checkpoint found forged, until
+	// the appender records the chain up to it as adopted.
+	forgedJump int64
+	outcomes   []storage.AuditOutcome // completed, MAC'd, waiting to be stored
 	// outcomesDropped counts outcomes dropped because the queue was full,
 	// since the last report.
 	outcomesDropped int64
@@ -284,7 +287,9 @@ func (w *Writer) adoptHead(h storage.AuditHead) {
 	}
 	w.mu.Lock()
 	w.head, w.headHash = seq, hash
-	w.jumpedTo = jumped
+	if jumped != nil {
+		w.jumpedTo = jumped
+	} // else one not checked yet stays to be checked: a re-read must not clear it
 	w.mu.Unlock()
 	w.lastCheckpoint = min(h.CheckpointSeq, seq)
 	w.checkJump(w.keys.Load())
@@ -348,7 +353,10 @@ func (w *Writer) checkJump(k *Keys) {
 	w.jumpedTo = nil
 	w.mu.Unlock()
 	if cp != nil && !validCheckpoint(k, *cp) {
-		w.opt.OnError(fmt.Errorf("audit: node %s: this writer continued its chain from a %s at seq %d beyond the stored events, and that row does not carry a valid MAC: it was written into the database by someone without the audit key (audit verify names it)", w.node, cp.Kind, cp.Seq))
+		w.opt.OnError(fmt.Errorf("audit: node %s: this writer continued its chain from a %s at seq %d beyond the stored events, and that row does not carry a valid MAC: it was written into the database by someone without the audit key (audit verify names it while it stands); recording the events before it as adopted", w.node, cp.Kind, cp.Seq))
+		w.mu.Lock()
+		w.forgedJump = cp.Seq // the appender records the adoption
+		w.mu.Unlock()
 	}
 }
 
@@ -675,6 +683,13 @@ func (w *Writer) flush(batch []*request) error {
 	}
 	keys := w.keys.Load()
 	w.checkAnchor(keys)
+	w.mu.Lock()
+	forged := w.forgedJump
+	w.forgedJump = 0
+	w.mu.Unlock()
+	if forged > 0 {
+		w.adopt(1, forged)
+	}
 	seq, hash := w.Head()
 	// An adoption record goes first, before anything this writer was asked
 	// to store: the batch's requests follow it (offset).
