@@ -944,3 +944,33 @@ func TestAForgedJumpIsCheckedAfterAReread(t *testing.T) {
 		t.Fatal("the forged checkpoint was not reported")
 	}
 }
+
+// Unsealing checks a jumped-to checkpoint while the appender may already
+// flush with the new keys: a checkpoint of the appender's must not slip in
+// before the adoption that a forged one calls for. Here a request is
+// served from inside the report of the forged row, with a checkpoint due
+// at every batch.
+func TestNoCheckpointSlipsInBeforeAForgedJumpsAdoption(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		e31 := rewriteForJump(t, db)
+		var (
+			w    *Writer
+			once sync.Once
+		)
+		opt := Options{CheckpointEvery: 1, CheckpointInterval: time.Hour, OnError: func(err error) {
+			if strings.Contains(err.Error(), "beyond the stored events") {
+				once.Do(func() { appendN(t, w, 1) })
+			}
+		}}
+		var err error
+		if w, err = NewWriter(ctx(), db, "n1", opt); err != nil { // sealed: jumps past 31
+			t.Fatal(err)
+		}
+		w.SetKeys(testKeys)
+		appendN(t, w, 2)
+		closeWriter(t, w)
+		insertCopy(t, db, e31)
+		db.exec(t, `DELETE FROM {chain} WHERE node = 'n1' AND seq = 31`)
+		wantAdoption(t, db, 1, 31, 1, 31)
+	})
+}

@@ -348,15 +348,19 @@ func (w *Writer) checkJump(k *Keys) {
 	if k == nil {
 		return
 	}
+	// Taking the checkpoint and marking it forged happen together, so an
+	// appender that checks too (it does before every batch) either checks
+	// it itself or sees the mark: no checkpoint of its slips in between.
 	w.mu.Lock()
 	cp := w.jumpedTo
 	w.jumpedTo = nil
-	w.mu.Unlock()
-	if cp != nil && !validCheckpoint(k, *cp) {
-		w.opt.OnError(fmt.Errorf("audit: node %s: this writer continued its chain from a %s at seq %d beyond the stored events, and that row does not carry a valid MAC: it was written into the database by someone without the audit key (audit verify names it while it stands); recording the events before it as adopted", w.node, cp.Kind, cp.Seq))
-		w.mu.Lock()
+	forged := cp != nil && !validCheckpoint(k, *cp)
+	if forged {
 		w.forgedJump = cp.Seq // the appender records the adoption
-		w.mu.Unlock()
+	}
+	w.mu.Unlock()
+	if forged {
+		w.opt.OnError(fmt.Errorf("audit: node %s: this writer continued its chain from a %s at seq %d beyond the stored events, and that row does not carry a valid MAC: it was written into the database by someone without the audit key (audit verify names it while it stands); recording the events before it as adopted", w.node, cp.Kind, cp.Seq))
 	}
 }
 
@@ -683,6 +687,7 @@ func (w *Writer) flush(batch []*request) error {
 	}
 	keys := w.keys.Load()
 	w.checkAnchor(keys)
+	w.checkJump(keys) // SetKeys does too; whichever comes first
 	w.mu.Lock()
 	forged := w.forgedJump
 	w.forgedJump = 0
