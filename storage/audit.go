@@ -204,14 +204,15 @@ func placeholders(b *strings.Builder, rows, width, first int, wrap func(b *strin
 // AppendAudit writes a batch in one transaction. On PostgreSQL that is a
 // single statement, one round trip, whatever the batch's size. ErrConflict
 // means an event's (node, seq) is taken: another writer uses the node's
-// name.
+// name. ErrCheckpointTaken means the events were stored but the checkpoint
+// was not, its place taken by another row.
 func (db *DB) AppendAudit(ctx context.Context, b AuditBatch) error {
 	db.auditTxs.Add(1)
 	if db.engine == Postgres {
 		db.txs.Add(1) // a statement on its own is a transaction
 		return classify(db.writeAuditBatchPG(ctx, auditPool{db}, b))
 	}
-	return db.inTx(ctx, func(tx querier) error { return db.writeAuditBatch(ctx, tx, b) })
+	return db.appendAuditLite(ctx, b)
 }
 
 // writeAuditBatchPG writes a batch in one statement whatever its size:
@@ -237,8 +238,32 @@ func (db *DB) writeAuditBatchPG(ctx context.Context, q querier, b AuditBatch) er
 	} else {
 		query += ` SELECT`
 	}
-	_, err := q.ExecContext(ctx, db.auditSQL(query), args...)
-	return err
+	res, err := q.ExecContext(ctx, db.auditSQL(query), args...)
+	if err != nil || b.Checkpoint == nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err // the statement's own count is the checkpoint's insert
+	}
+	return db.checkpointStands(ctx, q, *b.Checkpoint)
+}
+
+// checkpointStands is nil when the row at c's node, seq and kind, which an
+// insert of c found taken, is c (a retry of a commit that did happen), and
+// ErrCheckpointTaken when it is another.
+func (db *DB) checkpointStands(ctx context.Context, q querier, c AuditCheckpoint) error {
+	var hash, mac string
+	err := q.QueryRowContext(ctx, db.auditSQL(`SELECT hash, mac FROM {chain} WHERE node = $1 AND seq = $2 AND kind = $3`),
+		c.Node, c.Seq, c.Kind).Scan(&hash, &mac)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ErrCheckpointTaken // there a moment ago, gone now: not ours either
+	case err != nil:
+		return err
+	case hash != c.Hash || mac != c.MAC:
+		return ErrCheckpointTaken
+	}
+	return nil
 }
 
 // The PostgreSQL statements that write a batch of events (followed by the
@@ -381,6 +406,30 @@ func (db *DB) writeAuditBatch(ctx context.Context, tx querier, b AuditBatch) err
 		return db.insertAuditCheckpoint(ctx, tx, *b.Checkpoint)
 	}
 	return nil
+}
+
+// appendAuditLite writes a batch in a transaction on SQLite. A checkpoint
+// whose place is taken by another row does not undo the events: they are
+// committed, and ErrCheckpointTaken says the checkpoint is not.
+func (db *DB) appendAuditLite(ctx context.Context, b AuditBatch) error {
+	var taken error
+	err := db.inTx(ctx, func(tx querier) error {
+		taken = nil
+		if err := db.writeAuditBatch(ctx, tx, b); err != nil {
+			return err
+		}
+		if b.Checkpoint != nil {
+			taken = db.checkpointStands(ctx, tx, *b.Checkpoint)
+			if !errors.Is(taken, ErrCheckpointTaken) {
+				return taken
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return taken
 }
 
 func (db *DB) insertAuditEvents(ctx context.Context, tx querier, events []AuditEvent) error {

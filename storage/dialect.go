@@ -30,12 +30,17 @@ var (
 	// column's range or text it cannot hold (PostgreSQL refuses NUL). Domain
 	// checks should catch these first; this is the backstop.
 	ErrInvalid = errors.New("storage: value cannot be stored")
+	// ErrCheckpointTaken means an audit batch's events were stored but not
+	// its checkpoint: a different row already stands at the checkpoint's
+	// node, seq and kind (one the writer did not write).
+	ErrCheckpointTaken = errors.New("storage: a different row stands where the checkpoint goes")
 )
 
 // classify wraps driver errors into the package's sentinels, dropping the
 // driver's text where it could carry statement details.
 func classify(err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalid) {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalid) ||
+		errors.Is(err, ErrCheckpointTaken) {
 		return err
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -974,3 +974,67 @@ func TestNoCheckpointSlipsInBeforeAForgedJumpsAdoption(t *testing.T) {
 		wantAdoption(t, db, 1, 31, 1, 31)
 	})
 }
+
+// A head re-read (after a conflict) does not take a checkpoint row planted
+// at the head for one of the writer's own: its last events still get a
+// genuine checkpoint when it closes.
+func TestAReReadDoesNotTakeAPlantedCheckpointForItsOwn(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db) // checkpoints at 10, 20, 30
+		errs := &errorLog{}
+		w := newWriter(t, db, "n1", Options{CheckpointEvery: 1000, CheckpointInterval: time.Hour, OnError: errs.add})
+		appendN(t, w, 5) // 31-35, checkpointed at the latest by Close
+		insertCopy(t, db, forgedNext(t, db, 36))
+		if _, err := w.Append(ctx(), sample(99)); err == nil {
+			t.Fatal("an append over a planted row succeeded")
+		}
+		db.exec(t, `DELETE FROM {events} WHERE node = 'n1' AND seq = 36`)
+		db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 35, $1, 'checkpoint', $2, 'junk')`,
+			event(t, db, 35).Hash, t0)
+		// The planted row stands where the final checkpoint goes: that is
+		// said, and Close fails rather than end as if anchored.
+		c, cancel := context.WithTimeout(ctx(), 500*time.Millisecond)
+		defer cancel()
+		if err := w.Close(c); err == nil {
+			t.Fatal("Close succeeded though its final checkpoint could not be stored")
+		}
+		said := false
+		for _, err := range errs.all() {
+			said = said || strings.Contains(err.Error(), "already stands at seq 35")
+		}
+		if !said {
+			t.Fatalf("the taken checkpoint was not reported: %v", errs.all())
+		}
+		db.exec(t, `DELETE FROM {chain} WHERE node = 'n1' AND mac = 'junk'`)
+		// What it could not anchor, the next start adopts.
+		restartAndForget(t, db, 0, Options{})
+		wantAdoption(t, db, 1, 5, 31, 35)
+	})
+}
+
+// A checkpoint whose place is taken does not undo its batch: the events
+// are stored, the checkpoint is not, and the writer says so; a retry of a
+// checkpoint that did commit is not mistaken for a taken place.
+func TestATakenCheckpointPlaceKeepsTheEventsAndIsReported(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		last := event(t, db, 30)
+		own := storage.AuditCheckpoint{Node: "n1", Seq: 30, Hash: last.Hash, Kind: kindCheckpoint, CreatedAt: t0}
+		own.MAC = checkpointMAC(testKeys, own)
+		if err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n1", Checkpoint: &own}); err != nil {
+			t.Fatalf("storing again the checkpoint that stands: %v", err)
+		}
+		e := forgedNext(t, db, 31)
+		planted := storage.AuditCheckpoint{Node: "n1", Seq: 31, Hash: e.Hash, Kind: kindCheckpoint, CreatedAt: t0, MAC: "junk"}
+		db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 31, $1, 'checkpoint', $2, 'junk')`, e.Hash, t0)
+		mine := planted
+		mine.MAC = checkpointMAC(testKeys, mine)
+		err := db.AppendAudit(ctx(), storage.AuditBatch{Node: "n1", Events: []storage.AuditEvent{e}, Checkpoint: &mine})
+		if !errors.Is(err, storage.ErrCheckpointTaken) {
+			t.Fatalf("a batch whose checkpoint place is taken: %v, want ErrCheckpointTaken", err)
+		}
+		if n := db.count(t, `SELECT count(*) FROM {events} WHERE node = 'n1' AND seq = 31`); n != 1 {
+			t.Fatalf("the batch's event was not kept (%d rows)", n)
+		}
+	})
+}

@@ -252,6 +252,10 @@ func NewWriter(ctx context.Context, store Store, node string, opt Options) (*Wri
 	w.run, w.cancelRun = context.WithCancel(context.Background())
 	w.base = w.run
 	w.adoptHead(h)
+	// Taken on trust until keys can check it (startOn, checkAnchor). A head
+	// re-read later leaves it alone: by then the writer knows which
+	// checkpoints it wrote, and a row planted meanwhile must not pass for one.
+	w.lastCheckpoint = min(h.CheckpointSeq, w.head)
 	w.startOn(h)
 	if opt.Sink != nil {
 		w.sinkLines, w.sinkDone = make(chan []byte, sinkQueue), make(chan struct{})
@@ -291,7 +295,6 @@ func (w *Writer) adoptHead(h storage.AuditHead) {
 		w.jumpedTo = jumped
 	} // else one not checked yet stays to be checked: a re-read must not clear it
 	w.mu.Unlock()
-	w.lastCheckpoint = min(h.CheckpointSeq, seq)
 	w.checkJump(w.keys.Load())
 }
 
@@ -741,6 +744,16 @@ func (w *Writer) flush(batch []*request) error {
 	ctx, cancel := context.WithTimeout(w.base, w.opt.CommitTimeout)
 	err := w.store.AppendAudit(ctx, b)
 	cancel()
+	if errors.Is(err, storage.ErrCheckpointTaken) {
+		// The events are stored, the checkpoint is not: a row this writer
+		// did not write stands in its place. Said each time, and tried
+		// again when due, at a later seq once events follow.
+		cp := b.Checkpoint
+		b.Checkpoint = nil
+		w.committed(batch, b, keys)
+		w.opt.OnError(fmt.Errorf("audit: node %s: a %s row this writer did not write already stands at seq %d, so its checkpoint there was not stored (audit verify names a forged one): %w", w.node, cp.Kind, cp.Seq, err))
+		return err
+	}
 	if err != nil {
 		if len(b.Events) > 0 && !errors.Is(err, storage.ErrConflict) {
 			// The commit may have happened all the same: read the head
