@@ -653,7 +653,18 @@ func (db *DB) PruneAudit(ctx context.Context, cp AuditCheckpoint) (removed int64
 		if _, err := tx.ExecContext(ctx, db.auditSQL(`DELETE FROM {chain} WHERE node = $1 AND seq < $2`), cp.Node, cp.Seq); err != nil {
 			return err
 		}
-		return db.insertAuditCheckpoint(ctx, tx, cp)
+		if err := db.insertAuditCheckpoint(ctx, tx, cp); err != nil {
+			return err
+		}
+		// A row someone else put at the prune's place must not pass for
+		// it: the prune is undone, as when the boundary moved.
+		if err := db.checkpointStands(ctx, tx, cp); err != nil {
+			if errors.Is(err, ErrCheckpointTaken) {
+				return fmt.Errorf("%w: %w", ErrConflict, err)
+			}
+			return err
+		}
+		return nil
 	})
 	return removed, err
 }

@@ -56,6 +56,9 @@ func Prune(ctx context.Context, a Archive, k *Keys, before time.Time) (removed i
 		cp := storage.AuditCheckpoint{Node: node, Seq: nr.Anchored, Hash: nr.anchoredHash, Kind: kindPrune, CreatedAt: time.Now().UTC()}
 		cp.MAC = checkpointMAC(k, cp)
 		n, err := a.PruneAudit(ctx, cp)
+		if errors.Is(err, storage.ErrConflict) {
+			return removed, fault.Wrap(fault.Conflict, fmt.Sprintf("node %s: its log changed while it was being pruned (its events, or a row where the prune's checkpoint goes); nothing was pruned on it: run audit verify, then try again", node), err)
+		}
 		if err != nil {
 			return removed, err
 		}

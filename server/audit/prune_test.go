@@ -1,9 +1,13 @@
 package audit
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/secrethub/secrethub/server/fault"
+	"github.com/secrethub/secrethub/storage"
 )
 
 // writeTimedLog writes events 1..n on node n1, event i at t0 + i seconds,
@@ -118,4 +122,31 @@ func TestPruneNeedsTheKeys(t *testing.T) {
 	if _, err := Prune(ctx(), db, nil, t0); !errors.Is(err, ErrKeysUnavailable) {
 		t.Fatalf("prune while sealed: %v", err)
 	}
+}
+
+// plantBeforePrune plants a prune row with a forged MAC at the place a
+// prune is about to write its own.
+type plantBeforePrune struct {
+	logDB
+	t *testing.T
+}
+
+func (p plantBeforePrune) PruneAudit(ctx context.Context, cp storage.AuditCheckpoint) (int64, error) {
+	p.exec(p.t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ($1, $2, $3, 'prune', $4, 'junk')`, cp.Node, cp.Seq, cp.Hash, t0)
+	return p.logDB.PruneAudit(ctx, cp)
+}
+
+// A prune does not take a planted row for its own checkpoint: it is
+// refused and undone.
+func TestAPruneDoesNotTakeAPlantedRowForItsOwn(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeTimedLog(t, db, 30)
+		removed, err := Prune(ctx(), plantBeforePrune{db, t}, testKeys, t0.Add(25*time.Second))
+		if err == nil || fault.KindOf(err) != fault.Conflict {
+			t.Fatalf("Prune with a planted row in its checkpoint's place: removed %d, %v; want a conflict", removed, err)
+		}
+		if n := db.count(t, `SELECT count(*) FROM {events} WHERE node = 'n1'`); n != 30 {
+			t.Fatalf("%d events left, want all 30: the refused prune must be undone", n)
+		}
+	})
 }

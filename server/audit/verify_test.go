@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -1035,6 +1036,72 @@ func TestATakenCheckpointPlaceKeepsTheEventsAndIsReported(t *testing.T) {
 		}
 		if n := db.count(t, `SELECT count(*) FROM {events} WHERE node = 'n1' AND seq = 31`); n != 1 {
 			t.Fatalf("the batch's event was not kept (%d rows)", n)
+		}
+	})
+}
+
+func takenReports(errs *errorLog) (n int) {
+	for _, err := range errs.all() {
+		if strings.Contains(err.Error(), "did not write already stands") {
+			n++
+		}
+	}
+	return n
+}
+
+// Rows planted at every seq ahead take every checkpoint's place: that is
+// reported on the ticker, not once per request, as for a refused one.
+func TestTakenPlacesAreNotReportedPerRequest(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		errs := &errorLog{}
+		w := newWriter(t, db, "n1", Options{CheckpointInterval: 50 * time.Millisecond, OnError: errs.add})
+		for s := 31; s <= 400; s++ {
+			db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', $1, 'x', 'checkpoint', $2, 'junk')`, s, t0)
+		}
+		appendN(t, w, 1)
+		time.Sleep(120 * time.Millisecond) // a checkpoint came due, and found its place taken
+		before := takenReports(errs)
+		appendN(t, w, 100)
+		if n := takenReports(errs) - before; n > 10 {
+			t.Fatalf("%d taken-place reports for 100 requests: one per batch, not per tick", n)
+		}
+		c, cancel := context.WithTimeout(ctx(), 300*time.Millisecond)
+		defer cancel()
+		_ = w.Close(c) // its final checkpoint's place is taken too
+	})
+}
+
+// A server started and stopped with keys but without a single request
+// still checks what it started on: a planted checkpoint at the head is
+// reported and the chain before it recorded as adopted.
+func TestAStartAndStopChecksAPlantedAnchor(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		db.exec(t, `DELETE FROM {chain} WHERE node = 'n1' AND seq = 30`)
+		rewriteTail(t, db, 21)
+		db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 30, $1, 'checkpoint', $2, 'junk')`, event(t, db, 30).Hash, t0)
+		errs := &errorLog{}
+		w := newWriter(t, db, "n1", Options{OnError: errs.add})
+		_ = w.Close(ctx())
+		if !strings.Contains(fmt.Sprint(errs.all()), "valid MAC") {
+			t.Fatalf("the planted checkpoint was not reported: %v", errs.all())
+		}
+		if n := db.count(t, `SELECT count(*) FROM {events} WHERE node = 'n1' AND path = $1`, AdoptionPath); n != 1 {
+			t.Fatalf("%d adoption records, want 1", n)
+		}
+	})
+}
+
+// The same for a forged jump: its adoption is recorded before the stop.
+func TestAStartAndStopRecordsAForgedJumpsAdoption(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		rewriteForJump(t, db)
+		errs := &errorLog{}
+		w := newWriter(t, db, "n1", Options{OnError: errs.add})
+		_ = w.Close(ctx())
+		if n := db.count(t, `SELECT count(*) FROM {events} WHERE node = 'n1' AND path = $1`, AdoptionPath); n != 1 {
+			t.Fatalf("%d adoption records, want 1; reports: %v", n, errs.all())
 		}
 	})
 }

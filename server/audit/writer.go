@@ -318,6 +318,17 @@ func (w *Writer) startOn(h storage.AuditHead) {
 	}
 }
 
+// startUnsettled reports whether what the writer found at its start is
+// still to be checked or recorded (an anchor, a forged jump, an adoption
+// record): a stop with keys settles it with one more batch, even if no
+// request came, rather than end as if the chain were anchored.
+func (w *Writer) startUnsettled() bool {
+	w.mu.Lock()
+	forged := w.forgedJump > 0 || w.jumpedTo != nil
+	w.mu.Unlock()
+	return forged || w.anchor != nil || w.adoption != nil
+}
+
 // adopt queues the record of continuing from seqs from to to, unless one
 // is queued already.
 func (w *Writer) adopt(from, to int64) {
@@ -751,6 +762,10 @@ func (w *Writer) flush(batch []*request) error {
 		cp := b.Checkpoint
 		b.Checkpoint = nil
 		w.committed(batch, b, keys)
+		// Like a refused checkpoint, it is tried alone on the ticker from
+		// now on, not with every batch (rows planted at every seq ahead
+		// would otherwise cost each request a report and a query).
+		w.checkpointFailing = true
 		w.opt.OnError(fmt.Errorf("audit: node %s: a %s row this writer did not write already stands at seq %d, so its checkpoint there was not stored (audit verify names a forged one): %w", w.node, cp.Kind, cp.Seq, err))
 		return err
 	}
@@ -968,7 +983,7 @@ func (w *Writer) shutdown() {
 	}
 	pause := 50 * time.Millisecond
 	for ctx.Err() == nil && w.keys.Load() != nil {
-		if head, _ := w.Head(); head <= w.lastCheckpoint {
+		if head, _ := w.Head(); head <= w.lastCheckpoint && !w.startUnsettled() {
 			return
 		}
 		w.checkpointDue = true
