@@ -1105,3 +1105,22 @@ func TestAStartAndStopRecordsAForgedJumpsAdoption(t *testing.T) {
 		}
 	})
 }
+
+// A stop that cannot store the adoption record it owes (here an event
+// planted where the record goes) fails Close, rather than end as if all
+// were settled.
+func TestAStopThatCannotStoreItsAdoptionFails(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeLog(t, db)
+		db.exec(t, `DELETE FROM {chain} WHERE node = 'n1' AND seq = 30`)
+		db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 30, $1, 'checkpoint', $2, 'junk')`, event(t, db, 30).Hash, t0)
+		w := newWriter(t, db, "n1", Options{OnError: func(error) {}})
+		insertCopy(t, db, forgedNext(t, db, 31)) // where the record would go
+		c, cancel := context.WithTimeout(ctx(), 500*time.Millisecond)
+		defer cancel()
+		err := w.Close(c)
+		if err == nil || !strings.Contains(err.Error(), "record of adopting") {
+			t.Fatalf("Close = %v, want an error saying the adoption record was not stored", err)
+		}
+	})
+}

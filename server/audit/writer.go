@@ -1089,13 +1089,18 @@ func (w *Writer) finish() {
 		left := len(w.outcomes)
 		// The appender has ended: its fields are read after it, not with it.
 		unanchored := keys != nil && w.head > w.lastCheckpoint
+		unrecorded := keys != nil && w.adoption != nil // an adoption it could not store
 		finished := left == 0
 		ended := finished || ctx.Err() != nil
 		if ended {
 			w.ended = true
-			if !finished || unanchored {
+			switch {
+			case !finished || unanchored:
 				w.closeErr = fmt.Errorf("audit: node %s: closed with %d outcome(s) unwritten and the last checkpoint at seq %d of %d: %w",
 					w.node, left, w.lastCheckpoint, w.head, errors.Join(ctx.Err(), lastErr))
+			case unrecorded:
+				w.closeErr = fmt.Errorf("audit: node %s: closed without storing the record of adopting seqs %s (the next start adopts them again): %w",
+					w.node, w.adoption.Resource, errors.Join(ctx.Err(), lastErr))
 			}
 		}
 		orphans, closeErr := len(w.awaiting), w.closeErr
