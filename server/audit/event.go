@@ -357,10 +357,11 @@ const (
 // begin with /.
 const AdoptionPath = "audit:adopted"
 
-// adoptionEvent is the record of a writer adopting seqs from to to.
-func adoptionEvent(from, to int64, at time.Time) storage.AuditEvent {
+// adoptionEvent is the record of a writer adopting seqs from to to; the
+// writer dates it when it stores it.
+func adoptionEvent(from, to int64) storage.AuditEvent {
 	return storage.AuditEvent{
-		Time: at.UTC().Truncate(time.Microsecond), Operation: "adopt", Path: AdoptionPath,
+		Operation: "adopt", Path: AdoptionPath,
 		Resource: fmt.Sprintf("%d-%d", from, to), Policies: []string{}, Decision: DecisionNone,
 		Outcome: &storage.AuditOutcome{},
 	}

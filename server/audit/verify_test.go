@@ -751,6 +751,9 @@ func TestAChainRewrittenUnderItsLastCheckpointIsAdopted(t *testing.T) {
 		rewriteTail(t, db, 1) // checkpoints 10, 20, 30 kept
 		restartAndForget(t, db, 30, Options{})
 		wantAdoption(t, db, 1, 30, 1, 30)
+		if n := db.count(t, `SELECT count(*) FROM {events} WHERE path = $1 AND resource = '1-30'`, AdoptionPath); n != 1 {
+			t.Fatalf("the record should name what the writer could not vouch for, 1-30; found %d such records", n)
+		}
 	})
 }
 

@@ -313,8 +313,10 @@ func (w *Writer) startOn(h storage.AuditHead) {
 	case seq == h.CheckpointSeq && hash == h.CheckpointHash:
 		w.anchor = &storage.AuditCheckpoint{Node: w.node, Seq: h.CheckpointSeq, Hash: h.CheckpointHash,
 			Kind: h.CheckpointKind, MAC: h.CheckpointMAC}
+	case seq == h.CheckpointSeq:
+		w.adopt(1, seq) // rewritten under the checkpoint: from where, nothing here says
 	default:
-		w.adopt(min(h.CheckpointSeq, seq)+1, seq)
+		w.adopt(h.CheckpointSeq+1, seq)
 	}
 }
 
@@ -333,7 +335,7 @@ func (w *Writer) startUnsettled() bool {
 // is queued already.
 func (w *Writer) adopt(from, to int64) {
 	if w.adoption == nil {
-		rec := adoptionEvent(from, to, time.Time{})
+		rec := adoptionEvent(from, to)
 		w.adoption = &rec
 	}
 }
