@@ -331,6 +331,23 @@ func (w *Writer) startUnsettled() bool {
 	return forged || w.anchor != nil || w.adoption != nil
 }
 
+// settleStart runs, before each batch, the checks of what the writer found
+// at its start that need keys (an anchor, a jump past the stored events),
+// and queues the adoption record a forged one calls for, so that it goes
+// before any checkpoint of this batch. checkJump also runs at SetKeys;
+// whichever comes first checks.
+func (w *Writer) settleStart(keys *Keys) {
+	w.checkAnchor(keys)
+	w.checkJump(keys)
+	w.mu.Lock()
+	forged := w.forgedJump
+	w.forgedJump = 0
+	w.mu.Unlock()
+	if forged > 0 {
+		w.adopt(1, forged)
+	}
+}
+
 // adopt queues the record of continuing from seqs from to to, unless one
 // is queued already.
 func (w *Writer) adopt(from, to int64) {
@@ -702,15 +719,7 @@ func (w *Writer) flush(batch []*request) error {
 		w.reload = false
 	}
 	keys := w.keys.Load()
-	w.checkAnchor(keys)
-	w.checkJump(keys) // SetKeys does too; whichever comes first
-	w.mu.Lock()
-	forged := w.forgedJump
-	w.forgedJump = 0
-	w.mu.Unlock()
-	if forged > 0 {
-		w.adopt(1, forged)
-	}
+	w.settleStart(keys)
 	seq, hash := w.Head()
 	// An adoption record goes first, before anything this writer was asked
 	// to store: the batch's requests follow it (offset).
