@@ -171,7 +171,12 @@ func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "synchronous(NORMAL)")
+	// FULL: every commit is on disk before it returns. In WAL mode NORMAL
+	// syncs only at checkpoints, so a power cut (or a pulled plug) could
+	// lose commits already answered: a read served because its audit event
+	// was committed, or a secret written and acknowledged. Fail-closed
+	// auditing means an event is durable before its request is served.
+	q.Add("_pragma", "synchronous(FULL)")
 	q.Set("_time_format", "sqlite")
 	// Writers take the lock at BEGIN, so two writers never deadlock upgrading
 	// from a read lock; they queue on busy_timeout instead.

@@ -1,0 +1,36 @@
+package storage
+
+import (
+	"context"
+	"testing"
+)
+
+// Every SQLite connection must sync each commit (synchronous=FULL, 2): the
+// audit log promises an event is durable before its request is served, and
+// WAL mode's NORMAL would let a power cut take back answered commits.
+// Several connections are held at once so each one the pool opens is seen.
+func TestSQLiteCommitsAreSyncedOnEveryConnection(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Config{DataDir: t.TempDir(), PoolSize: 4}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := range 4 {
+		conn, err := db.sql.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var level, journal string
+		if err := conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&level); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&journal); err != nil {
+			t.Fatal(err)
+		}
+		if level != "2" || journal != "wal" {
+			t.Errorf("connection %d: synchronous = %s, journal_mode = %s; want 2 (FULL), wal", i, level, journal)
+		}
+	}
+}
