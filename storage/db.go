@@ -93,14 +93,11 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 	if err != nil {
 		return nil, err
 	}
-	sdb, err := sql.Open("postgres", withBinaryParameters(cfg.DatabaseURL))
+	dsn := withBinaryParameters(cfg.DatabaseURL)
+	sdb, err := openPGPool(dsn, cfg.PoolSize)
 	if err != nil {
 		return nil, fmt.Errorf("storage: DATABASE_URL for %s is not usable: %w", where, err)
 	}
-	sdb.SetMaxOpenConns(cfg.PoolSize)
-	sdb.SetMaxIdleConns(cfg.PoolSize)
-	sdb.SetConnMaxIdleTime(10 * time.Minute)
-	sdb.SetConnMaxLifetime(time.Hour)
 
 	timeout := cfg.ConnectTimeout
 	if timeout <= 0 {
@@ -128,7 +125,62 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
-	return &DB{sql: sdb, engine: Postgres, location: where, dsn: withBinaryParameters(cfg.DatabaseURL)}, nil
+	sdb, dsn, err = durableCommits(ctx, sdb, dsn, cfg.PoolSize, log)
+	if err != nil {
+		return nil, fmt.Errorf("storage: PostgreSQL at %s: %s", where, redact(err.Error(), cfg.DatabaseURL))
+	}
+	return &DB{sql: sdb, engine: Postgres, location: where, dsn: dsn}, nil
+}
+
+func openPGPool(dsn string, size int) (*sql.DB, error) {
+	sdb, err := sql.Open("postgres", dsn)
+	if err != nil {
+		return nil, err
+	}
+	sdb.SetMaxOpenConns(size)
+	sdb.SetMaxIdleConns(size)
+	sdb.SetConnMaxIdleTime(10 * time.Minute)
+	sdb.SetConnMaxLifetime(time.Hour)
+	return sdb, nil
+}
+
+// durableCommits makes sure a commit is on disk before it returns, as
+// fail-closed auditing needs: a request is served only once its event is
+// durably stored. PostgreSQL's default (synchronous_commit on) does that;
+// a role or database set to off does not, and then the pool is opened
+// again with local, which flushes the server's own WAL and waits for no
+// standby. Any setting other than off (on, remote_write, remote_apply,
+// local) is the operator's and is kept. It returns the pool and DSN to use.
+func durableCommits(ctx context.Context, sdb *sql.DB, dsn string, size int, log *slog.Logger) (*sql.DB, string, error) {
+	level, err := synchronousCommit(ctx, sdb)
+	if err != nil || level != "off" {
+		if err != nil {
+			sdb.Close()
+		}
+		return sdb, dsn, err
+	}
+	sdb.Close()
+	dsn = withParameter(dsn, "synchronous_commit", "local")
+	if sdb, err = openPGPool(dsn, size); err != nil {
+		return nil, "", err
+	}
+	if level, err = synchronousCommit(ctx, sdb); err == nil && level == "off" {
+		err = errors.New("synchronous_commit stays off for this role and database; an audit event would not be on disk when its request is served")
+	}
+	if err != nil {
+		sdb.Close()
+		return nil, "", err
+	}
+	log.Warn("PostgreSQL's synchronous_commit is off for this role and database; SecretHub's connections use local, so every commit (each audit event first) is on disk before it is answered")
+	return sdb, dsn, nil
+}
+
+func synchronousCommit(ctx context.Context, sdb *sql.DB) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var level string
+	err := sdb.QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&level)
+	return level, err
 }
 
 // withBinaryParameters turns on lib/pq's binary_parameters, whatever the
@@ -136,19 +188,25 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 // trip instead of a prepare followed by an execute, and a []byte parameter
 // travels in binary form, which the audit writer's batches (binary arrays,
 // see pgArray) need: sent as text, PostgreSQL would refuse every batch.
-// A URL that cannot be parsed is left for lib/pq to report.
-func withBinaryParameters(dsn string) string {
+func withBinaryParameters(dsn string) string { return withParameter(dsn, "binary_parameters", "yes") }
+
+// withParameter sets a connection parameter in a PostgreSQL URL or
+// key=value string, whatever it said before. lib/pq sends a parameter it
+// does not know itself (synchronous_commit) to the server, which applies
+// it to the session. A URL that cannot be parsed is left for lib/pq to
+// report.
+func withParameter(dsn, key, value string) string {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
 			return dsn
 		}
 		q := u.Query()
-		q.Set("binary_parameters", "yes")
+		q.Set(key, value)
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
-	return dsn + " binary_parameters=yes" // key=value form: the last setting wins
+	return dsn + " " + key + "=" + value // key=value form: the last setting wins
 }
 
 func openSQLite(ctx context.Context, cfg Config) (*DB, error) {

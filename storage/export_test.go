@@ -81,3 +81,25 @@ func (db *DB) EchoArray(ctx context.Context, typ string, vals []any) ([]*string,
 
 // WithBinaryParameters is withBinaryParameters, for tests.
 func WithBinaryParameters(dsn string) string { return withBinaryParameters(dsn) }
+
+// Settings runs SHOW name on n pooled connections held at once, so each
+// connection the pool opens is asked.
+func (db *DB) Settings(ctx context.Context, name string, n int) ([]string, error) {
+	var out []string
+	for range n {
+		conn, err := db.sql.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		var v string
+		if err := conn.QueryRowContext(ctx, "SHOW "+name).Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// WithParameter is withParameter, for tests.
+func WithParameter(dsn, key, value string) string { return withParameter(dsn, key, value) }
