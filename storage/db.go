@@ -105,10 +105,9 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 	}
 	deadline := time.Now().Add(timeout)
 	backoff := 250 * time.Millisecond
+	var level string // synchronous_commit: reading it is the reachability check
 	for attempt := 1; ; attempt++ {
-		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = sdb.PingContext(pingCtx)
-		cancel()
+		level, err = synchronousCommit(ctx, sdb)
 		if err == nil {
 			break
 		}
@@ -125,7 +124,7 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
-	sdb, dsn, err = durableCommits(ctx, sdb, dsn, cfg.PoolSize, log)
+	sdb, dsn, err = durableCommits(ctx, sdb, dsn, level, cfg.PoolSize, log)
 	if err != nil {
 		return nil, fmt.Errorf("storage: PostgreSQL at %s: %s", where, redact(err.Error(), cfg.DatabaseURL))
 	}
@@ -147,21 +146,19 @@ func openPGPool(dsn string, size int) (*sql.DB, error) {
 // durableCommits makes sure a commit is on disk before it returns, as
 // fail-closed auditing needs: a request is served only once its event is
 // durably stored. PostgreSQL's default (synchronous_commit on) does that;
-// a role or database set to off does not, and then the pool is opened
-// again with local, which flushes the server's own WAL and waits for no
-// standby. Any setting other than off (on, remote_write, remote_apply,
-// local) is the operator's and is kept. It returns the pool and DSN to use.
-func durableCommits(ctx context.Context, sdb *sql.DB, dsn string, size int, log *slog.Logger) (*sql.DB, string, error) {
-	level, err := synchronousCommit(ctx, sdb)
-	if err != nil || level != "off" {
-		if err != nil {
-			sdb.Close()
-		}
-		return sdb, dsn, err
+// a role, database or URL set to off does not, and then the pool is
+// opened again with local, which flushes the server's own WAL and waits
+// for no standby. Any other level (on, remote_write, remote_apply, local)
+// is the operator's and is kept. level is the pool's setting; durableCommits
+// returns the pool and DSN to use.
+func durableCommits(ctx context.Context, sdb *sql.DB, dsn, level string, size int, log *slog.Logger) (*sql.DB, string, error) {
+	if level != "off" {
+		return sdb, dsn, nil
 	}
 	sdb.Close()
 	dsn = withParameter(dsn, "synchronous_commit", "local")
-	if sdb, err = openPGPool(dsn, size); err != nil {
+	sdb, err := openPGPool(dsn, size)
+	if err != nil {
 		return nil, "", err
 	}
 	if level, err = synchronousCommit(ctx, sdb); err == nil && level == "off" {
@@ -176,7 +173,7 @@ func durableCommits(ctx context.Context, sdb *sql.DB, dsn string, size int, log 
 }
 
 func synchronousCommit(ctx context.Context, sdb *sql.DB) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var level string
 	err := sdb.QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&level)
