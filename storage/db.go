@@ -162,11 +162,12 @@ func durableCommits(ctx context.Context, sdb *sql.DB, dsn, level string, size in
 		return nil, "", err
 	}
 	if level, err = synchronousCommit(ctx, sdb); err == nil && level == "off" {
-		err = errors.New("synchronous_commit stays off for this role and database; an audit event would not be on disk when its request is served")
+		err = errors.New("it stays off, so an audit event would not be on disk when its request is served")
 	}
 	if err != nil {
 		sdb.Close()
-		return nil, "", err
+		return nil, "", fmt.Errorf("synchronous_commit is off for this role and database, and connecting with synchronous_commit=local failed (%w); "+
+			"set it to on for SecretHub's role (ALTER ROLE … SET synchronous_commit = on), or let the connection pooler pass that parameter", err)
 	}
 	log.Warn("PostgreSQL's synchronous_commit is off for this role and database; SecretHub's connections use local, so every commit (each audit event first) is on disk before it is answered")
 	return sdb, dsn, nil
