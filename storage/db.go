@@ -21,7 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/lib/pq"  // PostgreSQL driver, registered as "postgres"
+	"github.com/lib/pq"    // PostgreSQL driver, registered as "postgres"
 	_ "modernc.org/sqlite" // pure-Go SQLite driver, registered as "sqlite"
 )
 
@@ -94,10 +94,15 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 		return nil, err
 	}
 	dsn := withBinaryParameters(cfg.DatabaseURL)
-	sdb, err := openPGPool(dsn, cfg.PoolSize)
+	connector, err := pq.NewConnector(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("storage: DATABASE_URL for %s is not usable: %w", where, err)
+		return nil, fmt.Errorf("storage: DATABASE_URL for %s is not usable: %s", where, redact(err.Error(), cfg.DatabaseURL))
 	}
+	sdb := sql.OpenDB(&durableConnector{Connector: connector, log: log})
+	sdb.SetMaxOpenConns(cfg.PoolSize)
+	sdb.SetMaxIdleConns(cfg.PoolSize)
+	sdb.SetConnMaxIdleTime(10 * time.Minute)
+	sdb.SetConnMaxLifetime(time.Hour)
 
 	timeout := cfg.ConnectTimeout
 	if timeout <= 0 {
@@ -105,9 +110,10 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 	}
 	deadline := time.Now().Add(timeout)
 	backoff := 250 * time.Millisecond
-	var level string // synchronous_commit: reading it is the reachability check
 	for attempt := 1; ; attempt++ {
-		level, err = synchronousCommit(ctx, sdb)
+		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = sdb.PingContext(pingCtx)
+		cancel()
 		if err == nil {
 			break
 		}
@@ -124,61 +130,7 @@ func openPostgres(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
-	sdb, dsn, err = durableCommits(ctx, sdb, dsn, level, cfg.PoolSize, log)
-	if err != nil {
-		return nil, fmt.Errorf("storage: PostgreSQL at %s: %s", where, redact(err.Error(), cfg.DatabaseURL))
-	}
 	return &DB{sql: sdb, engine: Postgres, location: where, dsn: dsn}, nil
-}
-
-func openPGPool(dsn string, size int) (*sql.DB, error) {
-	sdb, err := sql.Open("postgres", dsn)
-	if err != nil {
-		return nil, err
-	}
-	sdb.SetMaxOpenConns(size)
-	sdb.SetMaxIdleConns(size)
-	sdb.SetConnMaxIdleTime(10 * time.Minute)
-	sdb.SetConnMaxLifetime(time.Hour)
-	return sdb, nil
-}
-
-// durableCommits makes sure a commit is on disk before it returns, as
-// fail-closed auditing needs: a request is served only once its event is
-// durably stored. PostgreSQL's default (synchronous_commit on) does that;
-// a role, database or URL set to off does not, and then the pool is
-// opened again with local, which flushes the server's own WAL and waits
-// for no standby. Any other level (on, remote_write, remote_apply, local)
-// is the operator's and is kept. level is the pool's setting; durableCommits
-// returns the pool and DSN to use.
-func durableCommits(ctx context.Context, sdb *sql.DB, dsn, level string, size int, log *slog.Logger) (*sql.DB, string, error) {
-	if level != "off" {
-		return sdb, dsn, nil
-	}
-	sdb.Close()
-	dsn = withParameter(dsn, "synchronous_commit", "local")
-	sdb, err := openPGPool(dsn, size)
-	if err != nil {
-		return nil, "", err
-	}
-	if level, err = synchronousCommit(ctx, sdb); err == nil && level == "off" {
-		err = errors.New("it stays off, so an audit event would not be on disk when its request is served")
-	}
-	if err != nil {
-		sdb.Close()
-		return nil, "", fmt.Errorf("synchronous_commit is off for this role and database, and connecting with synchronous_commit=local failed (%w); "+
-			"set it to on for SecretHub's role (ALTER ROLE … SET synchronous_commit = on), or let the connection pooler pass that parameter", err)
-	}
-	log.Warn("PostgreSQL's synchronous_commit is off for this role and database; SecretHub's connections use local, so every commit (each audit event first) is on disk before it is answered")
-	return sdb, dsn, nil
-}
-
-func synchronousCommit(ctx context.Context, sdb *sql.DB) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	var level string
-	err := sdb.QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&level)
-	return level, err
 }
 
 // withBinaryParameters turns on lib/pq's binary_parameters, whatever the
@@ -186,25 +138,19 @@ func synchronousCommit(ctx context.Context, sdb *sql.DB) (string, error) {
 // trip instead of a prepare followed by an execute, and a []byte parameter
 // travels in binary form, which the audit writer's batches (binary arrays,
 // see pgArray) need: sent as text, PostgreSQL would refuse every batch.
-func withBinaryParameters(dsn string) string { return withParameter(dsn, "binary_parameters", "yes") }
-
-// withParameter sets a connection parameter in a PostgreSQL URL or
-// key=value string, whatever it said before. lib/pq sends a parameter it
-// does not know itself (synchronous_commit) to the server, which applies
-// it to the session. A URL that cannot be parsed is left for lib/pq to
-// report.
-func withParameter(dsn, key, value string) string {
+// A URL that cannot be parsed is left for lib/pq to report.
+func withBinaryParameters(dsn string) string {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
 			return dsn
 		}
 		q := u.Query()
-		q.Set(key, value)
+		q.Set("binary_parameters", "yes")
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
-	return dsn + " " + key + "=" + value // key=value form: the last setting wins
+	return dsn + " binary_parameters=yes" // key=value form: the last setting wins
 }
 
 func openSQLite(ctx context.Context, cfg Config) (*DB, error) {

@@ -5,7 +5,13 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"net"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -50,6 +56,97 @@ func TestPostgresCommitsAreFlushedWhateverTheURLSays(t *testing.T) {
 	expectSynchronousCommit(t, u+sep+"synchronous_commit=off", "local")
 }
 
+// The setting is read on every connection the pool opens, not once at
+// start: a database set to off while the server runs is met as connections
+// are replaced, and one raised from off later is taken as it then is.
+func TestPostgresCommitSettingIsReadOnEveryNewConnection(t *testing.T) {
+	for _, c := range []struct{ start, later, want string }{
+		{"", "off", "local"},
+		{"off", "remote_apply", "remote_apply"},
+	} {
+		t.Run(c.start+"→"+c.later, func(t *testing.T) {
+			ctx := context.Background()
+			u := storagetest.PostgresURL(t)
+			if c.start != "" {
+				alterDatabase(t, u, "SET synchronous_commit = "+c.start)
+			}
+			db, err := storage.Open(ctx, storage.Config{DatabaseURL: u, PoolSize: 3}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Settings(ctx, "synchronous_commit", 1); err != nil {
+				t.Fatal(err)
+			}
+			alterDatabase(t, u, "SET synchronous_commit = "+c.later)
+			got, err := db.Settings(ctx, "synchronous_commit", 3) // one kept from before, two new
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(strings.Join(got, " ")+" ", c.want+" "); n < 2 || slices.Contains(got, "off") {
+				t.Errorf("after the database was set to %s: %v; want %s on the two new connections, off on none", c.later, got, c.want)
+			}
+		})
+	}
+}
+
+// fsync off is the one setting no session can change: the server says at
+// start that no commit is safe, on a cluster of its own started so.
+func TestPostgresWithFsyncOffIsReported(t *testing.T) {
+	u := scratchCluster(t, "-F") // -F: fsync off
+	var logs bytes.Buffer
+	db, err := storage.Open(context.Background(), storage.Config{DatabaseURL: u}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if !strings.Contains(logs.String(), "fsync off") {
+		t.Errorf("no warning for fsync off; log:\n%s", logs.String())
+	}
+	if strings.Contains(expectSynchronousCommit(t, storagetest.PostgresURL(t), "on"), "fsync off") {
+		t.Error("the warning came for the test server, whose fsync is on")
+	}
+}
+
+// scratchCluster starts a PostgreSQL cluster of its own (initdb into a
+// temporary directory, run as the postgres user) with the server options
+// given, and returns its URL; it is stopped when the test ends. It needs
+// root and the PostgreSQL 15 binaries (as CI has); elsewhere it skips.
+func scratchCluster(t *testing.T, opts ...string) string {
+	t.Helper()
+	bin := "/usr/lib/postgresql/15/bin"
+	if os.Geteuid() != 0 {
+		t.Skip("starting a PostgreSQL cluster of its own needs root (to run it as postgres)")
+	}
+	if _, err := os.Stat(bin + "/initdb"); err != nil {
+		t.Skipf("no PostgreSQL 15 binaries: %v", err)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command("runuser", append([]string{"-u", "postgres", "--", bin + "/" + name}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	server := append([]string{"-p", port, "-k", dir, "-c", "listen_addresses=127.0.0.1"}, opts...)
+	run("pg_ctl", "start", "-w", "-D", data, "-l", filepath.Join(dir, "log"), "-o", strings.Join(server, " "))
+	t.Cleanup(func() { run("pg_ctl", "stop", "-m", "immediate", "-D", data) })
+	return "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable"
+}
+
 // expectSynchronousCommit opens dbURL with a pool of three and checks the
 // setting on three connections held at once; it returns what Open logged.
 func expectSynchronousCommit(t *testing.T, dbURL, want string) string {
@@ -71,17 +168,6 @@ func expectSynchronousCommit(t *testing.T, dbURL, want string) string {
 		}
 	}
 	return logs.String()
-}
-
-func TestWithParameterOverridesTheURL(t *testing.T) {
-	for dsn, want := range map[string]string{
-		"postgres://db/sh?synchronous_commit=off&sslmode=disable": "postgres://db/sh?sslmode=disable&synchronous_commit=local",
-		"host=db dbname=sh synchronous_commit=off":                "host=db dbname=sh synchronous_commit=off synchronous_commit=local",
-	} {
-		if got := storage.WithParameter(dsn, "synchronous_commit", "local"); got != want {
-			t.Errorf("%s:\n got %s\nwant %s", dsn, got, want)
-		}
-	}
 }
 
 // alterDatabase runs ALTER DATABASE <the URL's database> clause as the

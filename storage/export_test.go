@@ -100,6 +100,3 @@ func (db *DB) Settings(ctx context.Context, name string, n int) ([]string, error
 	}
 	return out, nil
 }
-
-// WithParameter is withParameter, for tests.
-func WithParameter(dsn, key, value string) string { return withParameter(dsn, key, value) }

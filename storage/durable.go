@@ -1,0 +1,91 @@
+package storage
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+)
+
+// durableConnector opens PostgreSQL connections that commit durably, as
+// fail-closed auditing needs: a request is served only once its audit
+// event is on disk. PostgreSQL's default (synchronous_commit on) flushes
+// the WAL before a commit returns; a role, database, URL or options set to
+// off do not, so a connection that reads off sets local for its session
+// (flushed on this server; no standby waited for, which off never did).
+// Any other level (on, remote_write, remote_apply, local) is the
+// operator's and is kept. It is checked on every connection the pool
+// opens, not once at start, so a setting changed while the server runs is
+// met as each connection is replaced (at least hourly).
+//
+// fsync off, which no session can change, makes every commit unsafe: that
+// is logged, not refused, as test and scratch clusters run so on purpose.
+type durableConnector struct {
+	driver.Connector
+	log *slog.Logger
+	// raised and unsafe make each warning once per process.
+	raised, unsafe atomic.Bool
+}
+
+func (c *durableConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.settle(ctx, conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// settle reads the connection's commit settings and raises
+// synchronous_commit from off to local.
+func (c *durableConnector) settle(ctx context.Context, conn driver.Conn) error {
+	q, qok := conn.(driver.QueryerContext)
+	x, xok := conn.(driver.ExecerContext)
+	if !qok || !xok {
+		return errors.New("storage: the PostgreSQL driver's connection cannot run statements directly")
+	}
+	rows, err := q.QueryContext(ctx, "SELECT current_setting('synchronous_commit'), current_setting('fsync')", nil)
+	if err != nil {
+		return err
+	}
+	row := make([]driver.Value, 2)
+	err = rows.Next(row)
+	rows.Close()
+	if errors.Is(err, io.EOF) {
+		err = errors.New("no row")
+	}
+	if err != nil {
+		return fmt.Errorf("storage: reading synchronous_commit: %w", err)
+	}
+	level, fsync := settingText(row[0]), settingText(row[1])
+	if fsync == "off" && c.unsafe.CompareAndSwap(false, true) {
+		c.log.Warn("PostgreSQL runs with fsync off: no commit is safe from a crash of its host, audit events included (set fsync = on in postgresql.conf)")
+	}
+	if level != "off" {
+		return nil
+	}
+	if _, err := x.ExecContext(ctx, "SET synchronous_commit = local", nil); err != nil {
+		return fmt.Errorf("storage: synchronous_commit is off for this connection and setting it to local failed: %w", err)
+	}
+	if c.raised.CompareAndSwap(false, true) {
+		c.log.Warn("PostgreSQL's synchronous_commit is off for SecretHub's connections (by role, database, URL or options); each sets it to local, so every commit (each audit event first) is on disk before it is answered")
+	}
+	return nil
+}
+
+// settingText is a text column's value as lib/pq hands it over.
+func settingText(v driver.Value) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return fmt.Sprint(v)
+}
