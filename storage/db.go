@@ -21,8 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lib/pq"    // PostgreSQL driver, registered as "postgres"
-	_ "modernc.org/sqlite" // pure-Go SQLite driver, registered as "sqlite"
+	"github.com/lib/pq"  // PostgreSQL driver, registered as "postgres"
+	"modernc.org/sqlite" // pure-Go SQLite driver, registered as "sqlite"
 )
 
 // Engine names a database engine.
@@ -179,6 +179,12 @@ func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 	// was committed, or a secret written and acknowledged. Fail-closed
 	// auditing means an event is durable before its request is served.
 	q.Add("_pragma", "synchronous(FULL)")
+	// And sync with fdatasync, as SQLite's own Linux builds do: as durable,
+	// without flushing the file's timestamps with every commit. This
+	// library's default is fsync; on a journaling ext4, KV reads and writes
+	// ran 12–30 % faster (docs/architecture.md). Process-wide; unavailable
+	// (and left off) on macOS and Windows.
+	_, _ = sqlite.Fdatasync(true)
 	q.Set("_time_format", "sqlite")
 	// Writers take the lock at BEGIN, so two writers never deadlock upgrading
 	// from a read lock; they queue on busy_timeout instead.
