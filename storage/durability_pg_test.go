@@ -9,11 +9,14 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/secrethub/secrethub/storage"
 	"github.com/secrethub/secrethub/storage/storagetest"
@@ -93,9 +96,9 @@ func TestPostgresCommitSettingIsReadOnEveryNewConnection(t *testing.T) {
 // fsync off is the one setting no session can change: the server says at
 // start that no commit is safe, on a cluster of its own started so.
 func TestPostgresWithFsyncOffIsReported(t *testing.T) {
-	u := scratchCluster(t, "-F") // -F: fsync off
+	c := startScratchCluster(t, "-F") // -F: fsync off
 	var logs bytes.Buffer
-	db, err := storage.Open(context.Background(), storage.Config{DatabaseURL: u}, slog.New(slog.NewTextHandler(&logs, nil)))
+	db, err := storage.Open(context.Background(), storage.Config{DatabaseURL: c.url}, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,18 +111,90 @@ func TestPostgresWithFsyncOffIsReported(t *testing.T) {
 	}
 }
 
-// scratchCluster starts a PostgreSQL cluster of its own (initdb into a
-// temporary directory, run as the postgres user) with the server options
-// given, and returns its URL; it is stopped when the test ends. It needs
-// root and the PostgreSQL 15 binaries (as CI has); elsewhere it skips.
-func scratchCluster(t *testing.T, opts ...string) string {
+// A configuration reload reaches every session that has not set a value
+// itself: postgresql.conf changed to synchronous_commit = off must not
+// turn open connections unsynced. Each connection pins the level it found.
+func TestPostgresCommitsStayFlushedAcrossAConfigReload(t *testing.T) {
+	c := startScratchCluster(t)
+	ctx := context.Background()
+	db, err := storage.Open(ctx, storage.Config{DatabaseURL: c.url, PoolSize: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got, err := db.Settings(ctx, "synchronous_commit", 2); err != nil || got[0] != "on" || got[1] != "on" {
+		t.Fatalf("before the reload: %v, %v", got, err)
+	}
+	conf, err := os.OpenFile(filepath.Join(c.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conf.WriteString("\nsynchronous_commit = off\n")
+	conf.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.postmaster.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// The reload is asynchronous: wait until a new session sees it.
+	admin, err := sql.Open("postgres", c.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var level string
+		if err := admin.QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&level); err != nil {
+			t.Fatal(err)
+		}
+		if level == "off" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reload never took effect")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got, err := db.Settings(ctx, "synchronous_commit", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != "on" || got[1] != "on" {
+		t.Errorf("after postgresql.conf was reloaded with off: %v; want the open connections still on", got)
+	}
+}
+
+// scratchCluster is a PostgreSQL cluster of the test's own.
+type scratchCluster struct {
+	url, data  string
+	postmaster *exec.Cmd
+}
+
+// startScratchCluster runs initdb into a temporary directory and starts
+// postgres on it, as the postgres user, with the server options given.
+// The postmaster is the test process's child, killed when the test ends or
+// when the test process dies. It needs root and the PostgreSQL 15
+// binaries (as CI has); elsewhere it skips.
+func startScratchCluster(t *testing.T, opts ...string) *scratchCluster {
 	t.Helper()
 	bin := "/usr/lib/postgresql/15/bin"
 	if os.Geteuid() != 0 {
-		t.Skip("starting a PostgreSQL cluster of its own needs root (to run it as postgres)")
+		t.Skip("a PostgreSQL cluster of the test's own needs root (to run it as postgres)")
 	}
 	if _, err := os.Stat(bin + "/initdb"); err != nil {
 		t.Skipf("no PostgreSQL 15 binaries: %v", err)
+	}
+	pg, err := user.Lookup("postgres")
+	if err != nil {
+		t.Skipf("no postgres user: %v", err)
+	}
+	uid, _ := strconv.ParseUint(pg.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(pg.Gid, 10, 32)
+	asPostgres := func(name string, args ...string) *exec.Cmd {
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, Pdeathsig: syscall.SIGKILL}
+		return cmd
 	}
 	dir := t.TempDir()
 	for _, d := range []string{dir, filepath.Dir(dir)} {
@@ -127,24 +202,45 @@ func scratchCluster(t *testing.T, opts ...string) string {
 			t.Fatal(err)
 		}
 	}
-	run := func(name string, args ...string) {
-		t.Helper()
-		if out, err := exec.Command("runuser", append([]string{"-u", "postgres", "--", bin + "/" + name}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", name, err, out)
-		}
+	c := &scratchCluster{data: filepath.Join(dir, "data")}
+	if out, err := asPostgres("initdb", "-D", c.data, "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
 	}
-	data := filepath.Join(dir, "data")
-	run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	l.Close()
-	server := append([]string{"-p", port, "-k", dir, "-c", "listen_addresses=127.0.0.1"}, opts...)
-	run("pg_ctl", "start", "-w", "-D", data, "-l", filepath.Join(dir, "log"), "-o", strings.Join(server, " "))
-	t.Cleanup(func() { run("pg_ctl", "stop", "-m", "immediate", "-D", data) })
-	return "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable"
+	var logs bytes.Buffer
+	c.postmaster = asPostgres("postgres", append([]string{"-D", c.data, "-p", port, "-k", dir, "-c", "listen_addresses=127.0.0.1"}, opts...)...)
+	c.postmaster.Stdout, c.postmaster.Stderr = &logs, &logs
+	if err := c.postmaster.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { c.postmaster.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		c.postmaster.Process.Kill()
+		<-exited
+	})
+	c.url = "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable"
+	probe, err := sql.Open("postgres", c.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	for deadline := time.Now().Add(30 * time.Second); probe.Ping() != nil; time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-exited:
+			t.Fatalf("postgres exited:\n%s", logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres did not answer within 30s:\n%s", logs.String())
+		}
+	}
+	return c
 }
 
 // expectSynchronousCommit opens dbURL with a pool of three and checks the
