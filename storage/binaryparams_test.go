@@ -24,15 +24,18 @@ func TestBinaryParametersAreAlwaysOn(t *testing.T) {
 	}
 }
 
+// withQueryParameter adds key=value to a URL's query.
+func withQueryParameter(u, kv string) string {
+	if strings.Contains(u, "?") {
+		return u + "&" + kv
+	}
+	return u + "?" + kv
+}
+
 // The audit writer sends its batches as binary arrays: a URL that turns
 // binary parameters off must not make every batch fail.
 func TestAuditBatchesWorkWhateverTheURLSaysOfBinaryParameters(t *testing.T) {
-	u := storagetest.PostgresURL(t)
-	sep := "?"
-	if strings.Contains(u, "?") {
-		sep = "&"
-	}
-	db := storagetest.Open(t, storage.Config{DatabaseURL: u + sep + "binary_parameters=no"})
+	db := storagetest.Open(t, storage.Config{DatabaseURL: withQueryParameter(storagetest.PostgresURL(t), "binary_parameters=no")})
 	e := auditEvent("n1", 1, time.Now())
 	e.Outcome = &storage.AuditOutcome{Seq: 1, Status: 200, MAC: "m"}
 	if err := db.AppendAudit(context.Background(), storage.AuditBatch{Node: "n1", Events: []storage.AuditEvent{e}}); err != nil {

@@ -19,21 +19,15 @@ func TestSQLiteCommitsAreSyncedOnEveryConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for i := range 4 {
-		conn, err := db.sql.Conn(ctx)
+	for pragma, want := range map[string]string{"synchronous": "2", "journal_mode": "wal"} { // 2: FULL
+		got, err := db.Settings(ctx, "PRAGMA "+pragma, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Close()
-		var level, journal string
-		if err := conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&level); err != nil {
-			t.Fatal(err)
-		}
-		if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&journal); err != nil {
-			t.Fatal(err)
-		}
-		if level != "2" || journal != "wal" {
-			t.Errorf("connection %d: synchronous = %s, journal_mode = %s; want 2 (FULL), wal", i, level, journal)
+		for i, v := range got {
+			if v != want {
+				t.Errorf("connection %d: %s = %s; want %s", i, pragma, v, want)
+			}
 		}
 	}
 }

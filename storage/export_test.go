@@ -82,9 +82,10 @@ func (db *DB) EchoArray(ctx context.Context, typ string, vals []any) ([]*string,
 // WithBinaryParameters is withBinaryParameters, for tests.
 func WithBinaryParameters(dsn string) string { return withBinaryParameters(dsn) }
 
-// Settings runs SHOW name on n pooled connections held at once, so each
-// connection the pool opens is asked.
-func (db *DB) Settings(ctx context.Context, name string, n int) ([]string, error) {
+// Settings runs query (SHOW x on PostgreSQL, PRAGMA x on SQLite) on n
+// pooled connections held at once, so each connection the pool opens is
+// asked, and returns each one's answer.
+func (db *DB) Settings(ctx context.Context, query string, n int) ([]string, error) {
 	var out []string
 	for range n {
 		conn, err := db.sql.Conn(ctx)
@@ -93,7 +94,7 @@ func (db *DB) Settings(ctx context.Context, name string, n int) ([]string, error
 		}
 		defer conn.Close()
 		var v string
-		if err := conn.QueryRowContext(ctx, "SHOW "+name).Scan(&v); err != nil {
+		if err := conn.QueryRowContext(ctx, query).Scan(&v); err != nil {
 			return nil, err
 		}
 		out = append(out, v)
