@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"io"
+	"net/http/httptest"
 	"reflect"
 	"regexp"
 	"strings"
@@ -226,4 +227,55 @@ func TestBadRequestsGetAClear4xx(t *testing.T) {
 			}
 		})
 	})
+}
+
+// countingReader yields up to limit bytes, counting those read.
+type countingReader struct{ n, limit int64 }
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.n >= c.limit {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), c.limit-c.n)]
+	for i := range p {
+		p[i] = 'x'
+	}
+	c.n += int64(len(p))
+	return len(p), nil
+}
+
+// A body declared (Content-Length) larger than the limit is refused
+// without reading any of it, with or without a token: the audit event of
+// the refusal must not read it either, or a caller could make the node
+// buffer hundreds of megabytes per request.
+func TestADeclaredOversizedBodyIsRefusedUnread(t *testing.T) {
+	n := startNode(t, storagetest.SQLite(t), server.Config{})
+	_, root := n.initUnseal(1, 1)
+	var ids []string
+	for _, token := range []string{"", root} {
+		// It declares 300 MiB and has 8: enough to see it read, not
+		// enough to hurt the test when it is.
+		body := &countingReader{limit: 8 << 20}
+		req := httptest.NewRequest("POST", "/v1/secrets/static/app/huge", body)
+		req.ContentLength = 300 << 20
+		if token != "" {
+			req.Header.Set("X-Vault-Token", token)
+		}
+		rec := httptest.NewRecorder()
+		n.srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != 413 || !strings.Contains(rec.Body.String(), "larger than the limit") {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		if body.n != 0 {
+			t.Fatalf("the server read %d bytes of a body declared over the limit", body.n)
+		}
+		ids = append(ids, rec.Header().Get("X-Request-Id"))
+	}
+	events := auditedEvents(t, n)
+	for _, id := range ids {
+		ev, ok := events[id]
+		if !ok || ev.Outcome == nil || ev.Outcome.Status != 413 || ev.RequestData != nil {
+			t.Fatalf("event %+v (found %v), want status 413 and no request data", ev, ok)
+		}
+	}
 }

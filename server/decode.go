@@ -32,13 +32,17 @@ func decodeBody(r *http.Request, v any) error {
 // so authorization can look inside a body its handler decodes afterwards.
 func readBody(r *http.Request) ([]byte, error) {
 	st := stateOf(r.Context())
-	if st.bodyRead {
+	switch {
+	case st.bodyErr != nil:
+		return nil, st.bodyErr
+	case st.bodyRead:
 		return st.body, nil
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
+			st.bodyErr = errBodyTooLarge
 			return nil, errBodyTooLarge
 		}
 		return nil, fault.Invalidf("reading request body: %v", err)

@@ -42,9 +42,12 @@ type reqState struct {
 	// policies are the token's, resolved once by authorization.
 	policies []*policy.Policy
 	// body holds the request body once read (bodyRead), for routes whose
-	// resource is named inside it, and for the audit event.
+	// resource is named inside it, and for the audit event; bodyErr is why
+	// it cannot be read (it is never read at all when its declared length
+	// is over the limit).
 	body     []byte
 	bodyRead bool
+	bodyErr  error
 
 	// What the audit event records: when the request arrived (start on
 	// the server's clock, began for latency), the capability asked, the
@@ -124,6 +127,10 @@ func (s *Server) entry(next http.Handler) http.Handler {
 			s.auditOutcome(st, w.status)
 		}()
 		if r.ContentLength > s.cfg.MaxRequestBytes {
+			// Refused unread: nothing (the audit event included) may read a
+			// body declared too large, or a caller could make the node
+			// buffer as much as it cares to send.
+			st.bodyErr = errBodyTooLarge
 			s.respondError(w, r, errBodyTooLarge)
 			return
 		}
