@@ -517,10 +517,10 @@ func TestAPartialPruneSaysWhatItPruned(t *testing.T) {
 	if msg := r.Errors(t)[0]; !strings.Contains(msg, "node d") || !strings.Contains(msg, "event(s) were pruned on the nodes whose logs verify") {
 		t.Fatalf("a partial prune's answer does not say what it pruned: %q", msg)
 	}
-	if left, err := db.AuditEvents(context.Background(), "b", 0, 100); err != nil || len(left) != 0 {
+	if left, err := db.AuditEvents(context.Background(), "b", nil, 100); err != nil || len(left) != 0 {
 		t.Fatalf("node b kept %d events (%v); its log verifies, so the prune should have removed them", len(left), err)
 	}
-	if kept, err := db.AuditEvents(context.Background(), "a", 0, 100); err != nil || len(kept) < 5 {
+	if kept, err := db.AuditEvents(context.Background(), "a", nil, 100); err != nil || len(kept) < 5 {
 		t.Fatalf("node a has %d events left (%v): the evidence of its tampering is gone", len(kept), err)
 	}
 }

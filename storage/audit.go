@@ -583,10 +583,16 @@ func (db *DB) AuditNodes(ctx context.Context) ([]string, error) {
 	return sortedStrings(db.q().QueryContext(ctx, db.auditSQL(`SELECT node FROM {events} UNION SELECT node FROM {chain}`)))
 }
 
-// AuditEvents returns up to limit of a node's events after seq, in seq order.
-func (db *DB) AuditEvents(ctx context.Context, node string, after int64, limit int) ([]AuditEvent, error) {
-	rows, err := db.q().QueryContext(ctx, db.auditSQL(`SELECT `+auditEventColumns+` FROM `+auditEventsJoined+`
-		WHERE e.node = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3`), node, after, limit)
+// AuditEvents returns up to limit of a node's events after seq *after (nil:
+// from the first, whatever its seq), in seq order.
+func (db *DB) AuditEvents(ctx context.Context, node string, after *int64, limit int) ([]AuditEvent, error) {
+	query, args := `SELECT `+auditEventColumns+` FROM `+auditEventsJoined+`
+		WHERE e.node = $1 ORDER BY e.seq LIMIT $2`, []any{node, limit}
+	if after != nil {
+		query, args = `SELECT `+auditEventColumns+` FROM `+auditEventsJoined+`
+		WHERE e.node = $1 AND e.seq > $3 ORDER BY e.seq LIMIT $2`, append(args, *after)
+	}
+	rows, err := db.q().QueryContext(ctx, db.auditSQL(query), args...)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -594,10 +600,15 @@ func (db *DB) AuditEvents(ctx context.Context, node string, after int64, limit i
 }
 
 // AuditCheckpoints returns up to limit of a node's checkpoints after
-// (seq, kind), in that order.
-func (db *DB) AuditCheckpoints(ctx context.Context, node string, afterSeq int64, afterKind string, limit int) ([]AuditCheckpoint, error) {
-	rows, err := db.q().QueryContext(ctx, db.auditSQL(`SELECT node, seq, hash, kind, created_at, mac FROM {chain}
-		WHERE node = $1 AND (seq, kind) > ($2, $3) ORDER BY seq, kind LIMIT $4`), node, afterSeq, afterKind, limit)
+// (after.Seq, after.Kind) (nil: from the first), in that order.
+func (db *DB) AuditCheckpoints(ctx context.Context, node string, after *AuditCheckpoint, limit int) ([]AuditCheckpoint, error) {
+	query, args := `SELECT node, seq, hash, kind, created_at, mac FROM {chain}
+		WHERE node = $1 ORDER BY seq, kind LIMIT $2`, []any{node, limit}
+	if after != nil {
+		query, args = `SELECT node, seq, hash, kind, created_at, mac FROM {chain}
+		WHERE node = $1 AND (seq, kind) > ($3, $4) ORDER BY seq, kind LIMIT $2`, append(args, after.Seq, after.Kind)
+	}
+	rows, err := db.q().QueryContext(ctx, db.auditSQL(query), args...)
 	if err != nil {
 		return nil, classify(err)
 	}

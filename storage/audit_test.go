@@ -61,7 +61,7 @@ func testAuditAwkwardValues(t *testing.T, db *storage.DB, raw *sql.DB) {
 		t.Fatal(err)
 	}
 	events[1].Outcome = &apart
-	got, err := db.AuditEvents(ctx(), "n1", 0, 100)
+	got, err := db.AuditEvents(ctx(), "n1", nil, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func testAuditRoundTrip(t *testing.T, db *storage.DB, raw *sql.DB) {
 	if applied, err := db.StoreAuditOutcomes(ctx(), "n1", []storage.AuditOutcome{{Seq: 1, Status: 500, MAC: "x"}}); err != nil || applied != 0 {
 		t.Fatalf("a second outcome for seq 1: applied = %d, %v; want 0 (the first stays)", applied, err)
 	}
-	got, err := db.AuditEvents(ctx(), "n1", 0, 10)
+	got, err := db.AuditEvents(ctx(), "n1", nil, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func testAuditRoundTrip(t *testing.T, db *storage.DB, raw *sql.DB) {
 	if applied, err := db.StoreAuditOutcomes(ctx(), "n1", []storage.AuditOutcome{correction}); err != nil || applied != 1 {
 		t.Fatalf("correction applied = %d, %v", applied, err)
 	}
-	got, err = db.AuditEvents(ctx(), "n1", 0, 10)
+	got, err = db.AuditEvents(ctx(), "n1", nil, 10)
 	if err != nil || len(got) != 2 || got[1].Outcome == nil || *got[1].Outcome != correction {
 		t.Fatalf("after a correction: %+v, %v; want seq 2 with %+v", got, err, correction)
 	}
@@ -177,7 +177,7 @@ func testAuditBatchSizes(t *testing.T, db *storage.DB, raw *sql.DB) {
 		t.Fatalf("outcomes applied = %d, %v; want %d", applied, err, len(outs))
 	}
 	var seqs []int64
-	for after := int64(0); ; {
+	for after := (*int64)(nil); ; {
 		page, err := db.AuditEvents(ctx(), "n", after, 100)
 		if err != nil {
 			t.Fatal(err)
@@ -191,7 +191,7 @@ func testAuditBatchSizes(t *testing.T, db *storage.DB, raw *sql.DB) {
 				t.Fatalf("event %d outcome = %+v", e.Seq, e.Outcome)
 			}
 		}
-		after = page[len(page)-1].Seq
+		after = &page[len(page)-1].Seq
 	}
 	if int64(len(seqs)) != next-1 {
 		t.Fatalf("read %d events, want %d", len(seqs), next-1)
@@ -261,8 +261,8 @@ func testAuditCheckpoints(t *testing.T, db *storage.DB, raw *sql.DB) {
 	}
 	want[0], want[1] = want[1], want[0] // "checkpoint" < "prune"
 	var got []storage.AuditCheckpoint
-	for seq, kind := int64(0), ""; ; {
-		page, err := db.AuditCheckpoints(ctx(), "n", seq, kind, 1)
+	for after := (*storage.AuditCheckpoint)(nil); ; {
+		page, err := db.AuditCheckpoints(ctx(), "n", after, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +270,7 @@ func testAuditCheckpoints(t *testing.T, db *storage.DB, raw *sql.DB) {
 			break
 		}
 		got = append(got, page...)
-		seq, kind = page[0].Seq, page[0].Kind
+		after = &page[0]
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("checkpoints:\n got %+v\nwant %+v", got, want)
@@ -369,13 +369,13 @@ func testAuditPrune(t *testing.T, db *storage.DB, raw *sql.DB) {
 	if err != nil || removed != 6 {
 		t.Fatalf("prune = %d, %v; want 6 removed", removed, err)
 	}
-	if evs, _ := db.AuditEvents(ctx(), "n", 0, 100); len(evs) != 4 || evs[0].Seq != 7 {
+	if evs, _ := db.AuditEvents(ctx(), "n", nil, 100); len(evs) != 4 || evs[0].Seq != 7 {
 		t.Fatalf("after the prune node n keeps %d events from %v", len(evs), evs)
 	}
 	if n := count(t, raw, `SELECT count(*) FROM `+auditTable(db, "events")+` WHERE node = 'm'`); n != 3 {
 		t.Fatalf("pruning node n touched node m: %d events left", n)
 	}
-	cps, err := db.AuditCheckpoints(ctx(), "n", 0, "", 10)
+	cps, err := db.AuditCheckpoints(ctx(), "n", nil, 10)
 	if err != nil || len(cps) != 2 || cps[0] != prune || cps[1].Seq != 8 {
 		t.Fatalf("checkpoints after the prune = %+v, %v; want the prune at 6 and the checkpoint at 8", cps, err)
 	}
@@ -437,7 +437,7 @@ func testAuditWholeEventsRollBack(t *testing.T, db *storage.DB, raw *sql.DB) {
 	if err := db.MigrateUp(ctx()); err != nil {
 		t.Fatal(err)
 	}
-	got, err := db.AuditEvents(ctx(), "n1", 0, 10)
+	got, err := db.AuditEvents(ctx(), "n1", nil, 10)
 	if err != nil || len(got) != 2 || got[0].Outcome == nil || got[0].Outcome.MAC != "m1" || got[1].Outcome == nil || got[1].Outcome.MAC != "m2" {
 		t.Fatalf("after migrating up again: %+v, %v", got, err)
 	}

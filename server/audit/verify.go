@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -16,8 +15,8 @@ import (
 type Archive interface {
 	AuditNodes(ctx context.Context) ([]string, error)
 	AuditHead(ctx context.Context, node string) (storage.AuditHead, error)
-	AuditEvents(ctx context.Context, node string, after int64, limit int) ([]storage.AuditEvent, error)
-	AuditCheckpoints(ctx context.Context, node string, afterSeq int64, afterKind string, limit int) ([]storage.AuditCheckpoint, error)
+	AuditEvents(ctx context.Context, node string, after *int64, limit int) ([]storage.AuditEvent, error)
+	AuditCheckpoints(ctx context.Context, node string, after *storage.AuditCheckpoint, limit int) ([]storage.AuditCheckpoint, error)
 	AuditPruneBoundary(ctx context.Context, node string, before time.Time) (int64, string, error)
 	PruneAudit(ctx context.Context, cp storage.AuditCheckpoint) (int64, error)
 	ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
@@ -570,8 +569,8 @@ func diagnose(win []storage.AuditEvent, i int, s int64, prev, prevPrev string) P
 }
 
 // pager reads rows in pages: fetch returns those after last (nil: from the
-// start, which is below any seq a row can hold, so that a row planted at
-// seq 0 or below is read and named too). It keeps the page before the
+// first row, whatever its seq, so that a row planted at seq 0 or below, even
+// at the lowest seq there is, is read and named too). It keeps the page before the
 // current one for diagnosis.
 type pager[T any] struct {
 	fetch     func(last *T) ([]T, error)
@@ -583,9 +582,9 @@ type pager[T any] struct {
 
 func eventPager(ctx context.Context, a Archive, node string) *pager[storage.AuditEvent] {
 	return &pager[storage.AuditEvent]{fetch: func(last *storage.AuditEvent) ([]storage.AuditEvent, error) {
-		after := int64(math.MinInt64)
+		var after *int64
 		if last != nil {
-			after = last.Seq
+			after = &last.Seq
 		}
 		return a.AuditEvents(ctx, node, after, pageSize)
 	}}
@@ -593,14 +592,7 @@ func eventPager(ctx context.Context, a Archive, node string) *pager[storage.Audi
 
 func checkpointPager(ctx context.Context, a Archive, node string) *pager[storage.AuditCheckpoint] {
 	return &pager[storage.AuditCheckpoint]{fetch: func(last *storage.AuditCheckpoint) ([]storage.AuditCheckpoint, error) {
-		var (
-			seq  int64 = math.MinInt64
-			kind string
-		)
-		if last != nil {
-			seq, kind = last.Seq, last.Kind
-		}
-		return a.AuditCheckpoints(ctx, node, seq, kind, pageSize)
+		return a.AuditCheckpoints(ctx, node, last, pageSize)
 	}}
 }
 

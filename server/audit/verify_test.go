@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +36,7 @@ func writeLog(t *testing.T, db logDB) {
 // event reads node n1's stored event seq.
 func event(t *testing.T, db logDB, seq int64) storage.AuditEvent {
 	t.Helper()
-	evs, err := db.AuditEvents(ctx(), "n1", seq-1, 1)
+	evs, err := db.AuditEvents(ctx(), "n1", new(seq-1), 1)
 	if err != nil || len(evs) != 1 || evs[0].Seq != seq {
 		t.Fatalf("event %d: %v %v", seq, evs, err)
 	}
@@ -201,6 +202,14 @@ func TestVerifyNamesEachTamper(t *testing.T) {
 			forged.Seq, forged.Path, forged.Outcome = -7, "/v1/sys/alibi", nil
 			insertCopy(t, db, forged)
 		}, 0, Inserted, -7},
+		{"an event planted at the lowest seq there is", func(t *testing.T, db logDB) {
+			forged := event(t, db, 15)
+			forged.Seq, forged.Path, forged.Outcome = math.MinInt64, "/v1/sys/alibi", nil
+			insertCopy(t, db, forged)
+		}, 0, Inserted, math.MinInt64},
+		{"a checkpoint planted at the lowest seq and kind there are", func(t *testing.T, db logDB) {
+			db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', -9223372036854775808, 'x', '', $1, 'beef')`, t0)
+		}, 0, ForgedCheckpoint, math.MinInt64},
 		{"a checkpoint planted at a negative seq", func(t *testing.T, db logDB) {
 			db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', -3, 'x', 'checkpoint', $1, 'beef')`, t0)
 		}, 0, ForgedCheckpoint, -3},
@@ -520,7 +529,7 @@ type growingArchive struct {
 	once *sync.Once
 }
 
-func (g growingArchive) AuditEvents(ctx context.Context, node string, after int64, limit int) ([]storage.AuditEvent, error) {
+func (g growingArchive) AuditEvents(ctx context.Context, node string, after *int64, limit int) ([]storage.AuditEvent, error) {
 	g.once.Do(g.grow)
 	return g.logDB.AuditEvents(ctx, node, after, limit)
 }

@@ -297,7 +297,7 @@ func TestOutcomesAreBoundToTheirEvents(t *testing.T) {
 		w.Complete(seq, Outcome{Status: 200}) // a second outcome for one event
 		closeWriter(t, w)
 
-		evs, err := db.AuditEvents(ctx(), "n1", 0, 10)
+		evs, err := db.AuditEvents(ctx(), "n1", nil, 10)
 		if err != nil || len(evs) != 3 {
 			t.Fatalf("events = %v, %v", evs, err)
 		}
@@ -354,7 +354,7 @@ func TestARequestThatGivesUpStillGetsAnOutcome(t *testing.T) {
 		}
 		close(gate)
 		closeWriter(t, w)
-		evs, err := db.AuditEvents(ctx(), "n1", 0, 10)
+		evs, err := db.AuditEvents(ctx(), "n1", nil, 10)
 		if err != nil || len(evs) != 1 || evs[0].Outcome == nil || evs[0].Outcome.Error != abandonedError {
 			t.Fatalf("events = %+v, %v; want one whose outcome says it was abandoned", evs, err)
 		}
@@ -363,7 +363,7 @@ func TestARequestThatGivesUpStillGetsAnOutcome(t *testing.T) {
 
 func TestCheckpointsFollowCountTimeAndClose(t *testing.T) {
 	checkpoints := func(t *testing.T, db logDB) []int64 {
-		cps, err := db.AuditCheckpoints(ctx(), "n1", 0, "", 100)
+		cps, err := db.AuditCheckpoints(ctx(), "n1", nil, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -635,7 +635,7 @@ func TestAnUnconfirmedCommitIsSettledNotReused(t *testing.T) {
 		}
 		w.Complete(seq, Outcome{Status: 200})
 		closeWriter(t, w)
-		evs, err := db.AuditEvents(ctx(), "n1", 0, 10)
+		evs, err := db.AuditEvents(ctx(), "n1", nil, 10)
 		if err != nil || len(evs) != 2 {
 			t.Fatalf("events = %v, %v", evs, err)
 		}
@@ -669,7 +669,7 @@ func TestAnEventStoredWholeButNotAnsweredIsCorrected(t *testing.T) {
 			}
 			w.Complete(seq, Outcome{Status: 200})
 			closeWriter(t, w)
-			evs, err := db.AuditEvents(ctx(), "n1", 0, 10)
+			evs, err := db.AuditEvents(ctx(), "n1", nil, 10)
 			if err != nil || len(evs) != 2 {
 				t.Fatalf("events = %+v, %v", evs, err)
 			}
@@ -698,7 +698,7 @@ func TestAnEventStoredWholeButNotAnsweredIsCorrected(t *testing.T) {
 			}
 			w.Complete(seq, Outcome{Status: 503})
 			closeWriter(t, w)
-			evs, err := db.AuditEvents(ctx(), "n3", 0, 10)
+			evs, err := db.AuditEvents(ctx(), "n3", nil, 10)
 			if err != nil || len(evs) != 2 || evs[0].Outcome == nil || evs[0].Outcome.MAC == "" || evs[0].Outcome.Error != unconfirmedError {
 				t.Fatalf("events = %+v, %v; want event 1 corrected under the keys it was stored with", evs, err)
 			}
@@ -741,7 +741,7 @@ func TestAnEventStoredWholeButNotAnsweredIsCorrected(t *testing.T) {
 				w.Complete(seq, Outcome{Status: 200})
 			}
 			closeWriter(t, w)
-			evs, err := db.AuditEvents(ctx(), "n2", 0, 10)
+			evs, err := db.AuditEvents(ctx(), "n2", nil, 10)
 			if err != nil || len(evs) != 2 || evs[1].Outcome == nil || evs[1].Outcome.Error != abandonedError {
 				t.Fatalf("events = %+v, %v; want event 2 with an outcome saying it was abandoned", evs, err)
 			}
