@@ -636,8 +636,19 @@ func TestAuthMethodCannotBeDressedUp(t *testing.T) {
 				t.Errorf("a %s login's token looks up with path %v", method, path)
 			}
 		}
+		failed := n.do("POST", "/v1/auth/admin/login", "", `{"username":"admin","password":"wrong"}`)
+		mustStatus(t, failed, 403)
 		seen := map[string]bool{}
+		logins := 0
 		for _, e := range auditedEvents(t, n) {
+			// A login's own event names its method, whether it succeeded
+			// or not: filtering on admin finds the admin logins too.
+			if method, ok := strings.CutSuffix(strings.TrimPrefix(e.Path, "/v1/auth/"), "/login"); ok {
+				logins++
+				if e.AuthMethod != method {
+					t.Errorf("a login at %s (status %+v) audited with auth method %q, want %q", e.Path, e.Outcome, e.AuthMethod, method)
+				}
+			}
 			if want, ok := accessors[e.TokenAccessor]; ok && e.Path == "/v1/auth/token/lookup-self" {
 				seen[e.TokenAccessor] = true
 				if e.AuthMethod != want {
@@ -645,8 +656,8 @@ func TestAuthMethodCannotBeDressedUp(t *testing.T) {
 				}
 			}
 		}
-		if len(seen) != len(accessors) {
-			t.Fatalf("found the lookups of %d of %d tokens in the audit log", len(seen), len(accessors))
+		if len(seen) != len(accessors) || logins != 3 {
+			t.Fatalf("found the lookups of %d of %d tokens and %d of 3 logins in the audit log", len(seen), len(accessors), logins)
 		}
 	})
 }
@@ -695,4 +706,43 @@ func TestARestartReportsTheEventsItAdopted(t *testing.T) {
 			t.Fatalf("the adoption record is not listed: %v", list)
 		}
 	})
+}
+
+// A write's event records the capability it needed where the token's
+// policies grant create and update differently: create for a target that
+// did not exist, update for one that did, for a write refused as well as
+// for one allowed. Granted (or refused) alike, it is recorded as an update,
+// as Vault does for paths that do not tell the two apart.
+func TestAWriteRecordsTheCapabilityItUsed(t *testing.T) {
+	n := startNode(t, storagetest.SQLite(t), server.Config{})
+	_, root := n.initUnseal(1, 1)
+	n.putPolicy(root, `{"name":"creator","rules":[{"path":"new/*","capabilities":["create"]}]}`)
+	creator, _ := n.createToken(root, `{"policies":["creator"]}`)
+	type want struct {
+		r          response
+		capability string
+	}
+	var sent []want
+	do := func(token, path string, status int, capability string) {
+		r := mustStatus(t, n.do("POST", "/v1/secrets/static/"+path, token, `{"data":{"k":"v"}}`), status)
+		sent = append(sent, want{r, capability})
+	}
+	do(creator, "new/a", 200, "create")
+	do(creator, "new/a", 403, "update")
+	do(root, "app/b", 200, "update")
+	do(root, "app/b", 200, "update")
+	do(creator, "app/b", 403, "update")
+	do(creator, "app/c", 403, "update")
+	n.putPolicy(root, `{"name":"updater","rules":[{"path":"upd/*","capabilities":["update"]}]}`)
+	updater, _ := n.createToken(root, `{"policies":["updater"]}`)
+	do(root, "upd/x", 200, "update")
+	do(updater, "upd/x", 200, "update")
+	do(updater, "upd/y", 403, "create")
+	events := auditedEvents(t, n)
+	for _, s := range sent {
+		e := events[s.r.Header.Get("X-Request-Id")]
+		if e.Capability != s.capability {
+			t.Errorf("%s %s answered %d: capability %q, want %q", e.Operation, e.Path, s.r.Status, e.Capability, s.capability)
+		}
+	}
 }

@@ -225,7 +225,7 @@ func (s *Server) guard(template string, a access, h handlerFunc) http.Handler {
 		case a.public:
 		case a.login, a.published:
 			if a.login {
-				stateOf(r.Context()).authMethod = strings.TrimSuffix(routeName(r), ".login")
+				stateOf(r.Context()).authMethod = a.loginMethod
 			}
 			if s.seal.Sealed() {
 				err = seal.ErrSealed
@@ -315,33 +315,38 @@ func (s *Server) authorize(r *http.Request, a access) error {
 	if st.policies, err = s.acl.Resolve(r.Context(), tok.Policies); err != nil {
 		return err
 	}
-	decide := func(c policy.Capability) policy.Decision {
+	withSudo := func(c policy.Capability) policy.Capability {
 		if a.sudo {
 			c |= policy.Sudo
 		}
-		st.capability = c.String()
-		return s.decide(r, resource, c)
+		return c
 	}
+	capability := withSudo(a.capability)
 	var d policy.Decision
 	if a.write {
 		// Create and update may be granted differently; only then does it
-		// matter whether the target exists, which costs a read.
-		create, update := decide(policy.Create), decide(policy.Update)
-		d = create
+		// matter whether the target exists, which costs a read, and the
+		// event records the one the write needed. Granted (or refused)
+		// alike, the write is recorded as an update, as Vault records a
+		// write to a path that does not tell creating from updating.
+		create, update := s.decide(r, resource, withSudo(policy.Create)), s.decide(r, resource, withSudo(policy.Update))
+		capability, d = withSudo(policy.Update), update
 		st.createOnly = create.Allowed && !update.Allowed
 		st.updateOnly = update.Allowed && !create.Allowed
 		if create.Allowed != update.Allowed {
 			exists, err := a.exists(r.Context(), resource)
 			if err != nil {
+				st.capability = withSudo(policy.Create | policy.Update).String() // one of them
 				return err
 			}
-			if exists {
-				d = update
+			if !exists {
+				capability, d = withSudo(policy.Create), create
 			}
 		}
 	} else {
-		d = decide(a.capability)
+		d = s.decide(r, resource, capability)
 	}
+	st.capability = capability.String()
 	if !d.Allowed {
 		st.decision = audit.DecisionDeny
 		return auth.ErrPermissionDenied

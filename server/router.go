@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/secrethub/secrethub/server/auth"
 	"github.com/secrethub/secrethub/server/fault"
 	"github.com/secrethub/secrethub/server/policy"
 	"github.com/secrethub/secrethub/server/secrets"
@@ -23,8 +24,11 @@ type access struct {
 	// public routes need no token and answer while sealed.
 	public bool
 	// login routes need no token (they hand one out) but, like everything
-	// that is not a public sys/ endpoint, answer only while unsealed.
-	login bool
+	// that is not a public sys/ endpoint, answer only while unsealed;
+	// loginMethod names the auth method they log in with, as the audit
+	// event and the tokens they issue record it.
+	login       bool
+	loginMethod string
 	// published routes need no token either (CA certificates, CRLs, OCSP
 	// are for anyone) and answer only while unsealed: a CRL may need
 	// signing, with a key behind the barrier.
@@ -60,8 +64,8 @@ var (
 // public is the access of the unauthenticated sys endpoints.
 var public = access{public: true}
 
-// login is the access of the auth methods' login endpoints.
-var login = access{login: true}
+// loginBy is the access of an auth method's login endpoint.
+func loginBy(method string) access { return access{login: true, loginMethod: method} }
 
 // published is the access of the PKI publication endpoints.
 var published = access{published: true}
@@ -118,9 +122,9 @@ func (s *Server) routes() []route {
 		{"sys.audit-verify", "GET", "/v1/sys/audit/verify", api("sys/audit/verify", read), s.handleAuditVerify},
 		{"sys.audit-prune", "POST,PUT", "/v1/sys/audit/prune", sudo(api("sys/audit/prune", update)), s.handleAuditPrune},
 
-		{"auth.admin-login", "POST,PUT", "/v1/auth/admin/login", login, s.handleAdminLogin},
+		{"auth.admin-login", "POST,PUT", "/v1/auth/admin/login", loginBy(auth.MethodAdmin), s.handleAdminLogin},
 
-		{"approle.login", "POST,PUT", "/v1/auth/approle/login", login, s.handleAppRoleLogin},
+		{"approle.login", "POST,PUT", "/v1/auth/approle/login", loginBy(auth.MethodAppRole), s.handleAppRoleLogin},
 		{"approle.role-list", "LIST", "/v1/auth/approle/role", api("auth/approle/role", list), s.handleRoleList},
 		{"approle.role-read", "GET", "/v1/auth/approle/role/{name}", access{resource: roleResource(""), capability: read}, s.handleRoleRead},
 		{"approle.role-write", "POST,PUT", "/v1/auth/approle/role/{name}", access{resource: roleResource(""), write: true, exists: s.roleExists}, s.handleRoleWrite},
@@ -212,6 +216,9 @@ func (s *Server) buildRouter() (*mux.Router, map[string]access) {
 		}
 		if !rt.access.public && !rt.access.login && !rt.access.published && rt.access.resource == nil {
 			panic("server: route " + rt.name + " has no authorization entry")
+		}
+		if rt.access.login && rt.access.loginMethod == "" {
+			panic("server: login route " + rt.name + " names no auth method")
 		}
 		if rt.access.write && rt.access.exists == nil {
 			panic("server: write route " + rt.name + " cannot tell create from update")
