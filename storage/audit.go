@@ -636,6 +636,14 @@ func (db *DB) AuditPruneBoundary(ctx context.Context, node string, before time.T
 	return seq, hash, notFound(err)
 }
 
+// AuditEventBefore reports whether node has an event older than before.
+func (db *DB) AuditEventBefore(ctx context.Context, node string, before time.Time) (bool, error) {
+	var found bool
+	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT EXISTS (SELECT 1 FROM {events} WHERE node = $1 AND time < $2)`),
+		node, utc(before)).Scan(&found)
+	return found, classify(err)
+}
+
 // PruneAudit removes a node's events (and their outcomes) up to and
 // including cp.Seq and its older checkpoints, and writes cp (kind "prune") in their place, in one
 // transaction. ErrConflict means the event at cp.Seq is gone or no longer

@@ -348,6 +348,15 @@ func testAuditPruneBoundary(t *testing.T, db *storage.DB, raw *sql.DB) {
 	if _, _, err := db.AuditPruneBoundary(ctx(), "n", t0.Add(time.Second)); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("nothing older than the first event: %v, want ErrNotFound", err)
 	}
+	for _, c := range []struct {
+		node   string
+		before time.Time
+		want   bool
+	}{{"n", t0.Add(time.Second), false}, {"n", t0.Add(time.Second + time.Microsecond), true}, {"other", t0.Add(time.Hour), false}} {
+		if got, err := db.AuditEventBefore(ctx(), c.node, c.before); err != nil || got != c.want {
+			t.Errorf("an event of %s before %v: %v, %v; want %v", c.node, c.before.Sub(t0), got, err, c.want)
+		}
+	}
 }
 
 func testAuditPrune(t *testing.T, db *storage.DB, raw *sql.DB) {

@@ -34,9 +34,31 @@ func Prune(ctx context.Context, a Archive, k *Keys, before time.Time) (removed i
 		return 0, err
 	}
 	var refused []string
+	refuse := func(node string, p *Problem) {
+		refused = append(refused, "audit log fails verification, nothing pruned on node "+node+": "+p.String())
+	}
 	for _, node := range nodes {
 		seq, _, err := a.AuditPruneBoundary(ctx, node, before)
 		if errors.Is(err, storage.ErrNotFound) {
+			// Nothing precedes the node's first event from before on. If
+			// an older event follows it all the same, times and seqs
+			// disagree: a request that began early but reached the log
+			// late, or an event moved in the database. Only the whole
+			// chain tells which, and a moved event is to be reported, not
+			// passed over as if the node had nothing to prune.
+			older, err := a.AuditEventBefore(ctx, node, before)
+			if err != nil {
+				return removed, err
+			}
+			if older {
+				nr, err := verifyNode(ctx, a, k, node, Live{}, 0)
+				if err != nil {
+					return removed, err
+				}
+				if p := nr.Problem; p != nil {
+					refuse(node, p)
+				}
+			}
 			continue
 		}
 		if err != nil {
@@ -47,7 +69,7 @@ func Prune(ctx context.Context, a Archive, k *Keys, before time.Time) (removed i
 			return removed, err
 		}
 		if p := nr.Problem; p != nil {
-			refused = append(refused, "audit log fails verification, nothing pruned on node "+node+": "+p.String())
+			refuse(node, p)
 			continue
 		}
 		if nr.Anchored <= nr.PrunedThrough {

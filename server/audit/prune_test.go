@@ -81,6 +81,24 @@ func TestATamperNextToThePruneBoundaryIsCaught(t *testing.T) {
 	}
 }
 
+// An event moved in the database to a seq before every other, with a time
+// after the cut-off, leaves nothing before the node's first event from
+// then on: the prune must still say that the node's log fails
+// verification, not pass over it as if it had nothing to prune.
+func TestPruneReportsAnEventMovedBeforeTheOthers(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		writeTimedLog(t, db, 30)
+		db.exec(t, `UPDATE {events} SET seq = -5 WHERE seq = 27`)
+		removed, err := Prune(ctx(), db, testKeys, t0.Add(25*time.Second))
+		if !errors.Is(err, ErrTampered) || removed != 0 {
+			t.Fatalf("prune = %d, %v; want ErrTampered and nothing removed", removed, err)
+		}
+		if n := db.count(t, `SELECT count(*) FROM {events}`); n != 30 {
+			t.Fatalf("%d events left", n)
+		}
+	})
+}
+
 func TestPruneRefusesToDestroyEvidence(t *testing.T) {
 	engines(t, func(t *testing.T, db logDB) {
 		writeTimedLog(t, db, 30)

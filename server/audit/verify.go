@@ -18,6 +18,7 @@ type Archive interface {
 	AuditEvents(ctx context.Context, node string, after *int64, limit int) ([]storage.AuditEvent, error)
 	AuditCheckpoints(ctx context.Context, node string, after *storage.AuditCheckpoint, limit int) ([]storage.AuditCheckpoint, error)
 	AuditPruneBoundary(ctx context.Context, node string, before time.Time) (int64, string, error)
+	AuditEventBefore(ctx context.Context, node string, before time.Time) (bool, error)
 	PruneAudit(ctx context.Context, cp storage.AuditCheckpoint) (int64, error)
 	ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
 }
