@@ -118,12 +118,52 @@ type AuditFilter struct {
 // are written with {events}, {outcomes} and {chain} and rewritten here.
 var (
 	pgAuditNames = strings.NewReplacer("{events}", "audit.events", "{outcomes}", "audit.outcomes", "{chain}", "audit.hash_chain",
-		"{etime}", "e.time")
+		"{etime}", "e.time", "{eint:", "(", ":eint}", ")", "{etypes}", "''",
+		"{node is $1}", "node = $1", "{node as text}", "node", "{and seq is whole}", "")
 	// SQLite compares times as the text stored: an event's time is read
-	// as that text, which must be in the one form the writer stores.
+	// as that text, which must be in the one form the writer stores. Its
+	// columns take a value of any type: integers are read as integers
+	// whatever was stored, {etypes} names the first column holding a type
+	// the writer never stores there, for verification to report, and the
+	// reads verification makes take a node's name stored as a BLOB for the
+	// node's ({node is $1}, {node as text}): a row planted so is read with
+	// the node's others, and named. A head is the highest whole seq (text
+	// sorts after every number: a seq altered into text must not end the
+	// chain there, nor fail the read).
 	liteAuditNames = strings.NewReplacer("{events}", "audit_events", "{outcomes}", "audit_outcomes", "{chain}", "audit_hash_chain",
-		"{etime}", "CAST(e.time AS TEXT)")
+		"{etime}", "CAST(e.time AS TEXT)", "{eint:", "CAST(", ":eint}", " AS INTEGER)", "{etypes}", liteEventTypes(),
+		"{node is $1}", "node IN ($1, CAST($1 AS BLOB))", "{node as text}", "CAST(node AS TEXT)",
+		"{and seq is whole}", " AND typeof(seq) = 'integer'")
 )
+
+// liteEventTypes is a SQLite expression naming the first column of an
+// event (e) or its outcome (o) whose value is of a type the writer never
+// stores there (a BLOB where text belongs: equal bytes, so the hash still
+// verifies, but no search by that column finds the row), or ” when none.
+func liteEventTypes() string {
+	var b strings.Builder
+	b.WriteString("CASE")
+	check := func(column, types string) {
+		name, ok := strings.CutPrefix(column, "o.")
+		if ok {
+			name = "outcome " + name
+		}
+		b.WriteString(" WHEN typeof(" + column + ") NOT IN (" + types + ") THEN '" + strings.TrimPrefix(name, "e.") + "'")
+	}
+	for _, c := range strings.Fields(`e.node e.request_id e.client_ip e.token_accessor e.token_hmac e.auth_method
+		e.operation e.path e.resource e.capability e.policies e.decision e.prev_hash e.hash e.time`) {
+		check(c, "'text'")
+	}
+	check("e.seq", "'integer'")
+	for _, c := range strings.Fields("e.request_data e.error e.outcome_mac o.error o.mac") {
+		check(c, "'text', 'null'")
+	}
+	for _, c := range strings.Fields("e.status e.latency_us o.status o.latency_us") {
+		check(c, "'integer', 'null'")
+	}
+	b.WriteString(" ELSE '' END")
+	return b.String()
+}
 
 func (db *DB) auditSQL(query string) string {
 	cache, names := &liteAuditSQL, liteAuditNames
@@ -156,9 +196,10 @@ const auditEventWidth = 21
 
 // auditEventColumns reads an event with its outcome from either place:
 // events e, outcomes o.
-const auditEventColumns = `e.node, e.seq, {etime}, e.request_id, e.client_ip, e.token_accessor, e.token_hmac,
+const auditEventColumns = `e.node, {eint:e.seq:eint}, {etime}, e.request_id, e.client_ip, e.token_accessor, e.token_hmac,
 	e.auth_method, e.operation, e.path, e.resource, e.capability, e.policies, e.decision, e.request_data,
-	e.prev_hash, e.hash, e.status, e.error, e.latency_us, e.outcome_mac, o.status, o.error, o.latency_us, o.mac`
+	e.prev_hash, e.hash, {eint:e.status:eint}, e.error, {eint:e.latency_us:eint}, e.outcome_mac,
+	{eint:o.status:eint}, o.error, {eint:o.latency_us:eint}, o.mac, {etypes}`
 
 // auditEventsJoined is the FROM clause that goes with auditEventColumns.
 const auditEventsJoined = `{events} AS e LEFT JOIN {outcomes} AS o ON o.node = e.node AND o.seq = e.seq`
@@ -564,12 +605,12 @@ func (db *DB) insertAuditCheckpoint(ctx context.Context, tx querier, c AuditChec
 // checkpoint past the events read (which would look like a cut tail).
 func (db *DB) AuditHead(ctx context.Context, node string) (AuditHead, error) {
 	var h AuditHead
-	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash, kind, mac FROM {chain} WHERE node = $1 ORDER BY seq DESC, kind DESC LIMIT 1`),
+	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash, kind, mac FROM {chain} WHERE node = $1{and seq is whole} ORDER BY seq DESC, kind DESC LIMIT 1`),
 		node).Scan(&h.CheckpointSeq, &h.CheckpointHash, &h.CheckpointKind, &h.CheckpointMAC)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return AuditHead{}, classify(err)
 	}
-	err = db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash FROM {events} WHERE node = $1 ORDER BY seq DESC LIMIT 1`),
+	err = db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash FROM {events} WHERE node = $1{and seq is whole} ORDER BY seq DESC LIMIT 1`),
 		node).Scan(&h.Seq, &h.Hash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return AuditHead{}, classify(err)
@@ -580,17 +621,17 @@ func (db *DB) AuditHead(ctx context.Context, node string) (AuditHead, error) {
 // AuditNodes lists every node with a stored event or checkpoint, by name
 // in byte order.
 func (db *DB) AuditNodes(ctx context.Context) ([]string, error) {
-	return sortedStrings(db.q().QueryContext(ctx, db.auditSQL(`SELECT node FROM {events} UNION SELECT node FROM {chain}`)))
+	return sortedStrings(db.q().QueryContext(ctx, db.auditSQL(`SELECT {node as text} FROM {events} UNION SELECT {node as text} FROM {chain}`)))
 }
 
 // AuditEvents returns up to limit of a node's events after seq *after (nil:
 // from the first, whatever its seq), in seq order.
 func (db *DB) AuditEvents(ctx context.Context, node string, after *int64, limit int) ([]AuditEvent, error) {
 	query, args := `SELECT `+auditEventColumns+` FROM `+auditEventsJoined+`
-		WHERE e.node = $1 ORDER BY e.seq LIMIT $2`, []any{node, limit}
+		WHERE e.{node is $1} ORDER BY e.seq LIMIT $2`, []any{node, limit}
 	if after != nil {
 		query, args = `SELECT `+auditEventColumns+` FROM `+auditEventsJoined+`
-		WHERE e.node = $1 AND e.seq > $3 ORDER BY e.seq LIMIT $2`, append(args, *after)
+		WHERE e.{node is $1} AND e.seq > $3 ORDER BY e.seq LIMIT $2`, append(args, *after)
 	}
 	rows, err := db.q().QueryContext(ctx, db.auditSQL(query), args...)
 	if err != nil {
@@ -602,11 +643,11 @@ func (db *DB) AuditEvents(ctx context.Context, node string, after *int64, limit 
 // AuditCheckpoints returns up to limit of a node's checkpoints after
 // (after.Seq, after.Kind) (nil: from the first), in that order.
 func (db *DB) AuditCheckpoints(ctx context.Context, node string, after *AuditCheckpoint, limit int) ([]AuditCheckpoint, error) {
-	query, args := `SELECT node, seq, hash, kind, created_at, mac FROM {chain}
-		WHERE node = $1 ORDER BY seq, kind LIMIT $2`, []any{node, limit}
+	query, args := `SELECT node, {eint:seq:eint}, hash, kind, created_at, mac FROM {chain}
+		WHERE {node is $1} ORDER BY seq, kind LIMIT $2`, []any{node, limit}
 	if after != nil {
-		query, args = `SELECT node, seq, hash, kind, created_at, mac FROM {chain}
-		WHERE node = $1 AND (seq, kind) > ($3, $4) ORDER BY seq, kind LIMIT $2`, append(args, after.Seq, after.Kind)
+		query, args = `SELECT node, {eint:seq:eint}, hash, kind, created_at, mac FROM {chain}
+		WHERE {node is $1} AND (seq, kind) > ($3, $4) ORDER BY seq, kind LIMIT $2`, append(args, after.Seq, after.Kind)
 	}
 	rows, err := db.q().QueryContext(ctx, db.auditSQL(query), args...)
 	if err != nil {
@@ -615,11 +656,19 @@ func (db *DB) AuditCheckpoints(ctx context.Context, node string, after *AuditChe
 	defer rows.Close()
 	var out []AuditCheckpoint
 	for rows.Next() {
-		var c AuditCheckpoint
-		if err := rows.Scan(&c.Node, &c.Seq, &c.Hash, &c.Kind, &c.CreatedAt, &c.MAC); err != nil {
+		var (
+			c  AuditCheckpoint
+			at eventTime
+		)
+		if err := rows.Scan(&c.Node, &c.Seq, &c.Hash, &c.Kind, &at, &c.MAC); err != nil {
 			return nil, classify(err)
 		}
-		c.CreatedAt = c.CreatedAt.UTC()
+		// The MAC does not cover the time, which is for people: a value
+		// altered into something that is not a time reads as none, rather
+		// than fail every verification of every node.
+		if at.bad == "" {
+			c.CreatedAt = at.t
+		}
 		out = append(out, c)
 	}
 	return out, classify(rows.Err())
@@ -769,14 +818,18 @@ func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 			policies     string
 			data         sql.NullString
 			whole, apart nullOutcome
+			wrongType    string
 		)
 		if err := rows.Scan(&e.Node, &e.Seq, &at, &e.RequestID, &e.ClientIP, &e.TokenAccessor, &e.TokenHMAC,
 			&e.AuthMethod, &e.Operation, &e.Path, &e.Resource, &e.Capability, &policies, &e.Decision, &data,
 			&e.PrevHash, &e.Hash, &whole.status, &whole.err, &whole.latency, &whole.mac,
-			&apart.status, &apart.err, &apart.latency, &apart.mac); err != nil {
+			&apart.status, &apart.err, &apart.latency, &apart.mac, &wrongType); err != nil {
 			return nil, classify(err)
 		}
 		e.Time, e.Unreadable = at.t, at.bad
+		if wrongType != "" {
+			e.Unreadable = wrongType + " column holds a value of a type the writer never stores there"
+		}
 		e.RequestData = data.String
 		// Altered in the database: verification names it; a listing still
 		// shows the rest of the event, and of the log.

@@ -1136,3 +1136,57 @@ func TestAStopThatCannotStoreItsAdoptionFails(t *testing.T) {
 		}
 	})
 }
+
+// A value altered into something that cannot be read as what the writer
+// stores is named as a change to its event, never a failed verification
+// that would hide every other result. A checkpoint's time (which its MAC
+// does not cover) made something else does not fail anything.
+func TestVerifyNamesValuesOfAnotherType(t *testing.T) {
+	columns := "node, seq, time, request_id, client_ip, token_accessor, token_hmac, auth_method, operation, path, resource, capability, policies, decision, request_data, prev_hash, hash"
+	copyOf15 := func(node, seq string) string {
+		return `INSERT INTO {events} (` + columns + `) SELECT ` + node + `, ` + seq + strings.TrimPrefix(columns, "node, seq") + ` FROM {events} WHERE node = 'n1' AND seq = 15`
+	}
+	for _, c := range []struct {
+		name    string
+		sqlite  bool // SQLite only: PostgreSQL's column types refuse it
+		tamper  string
+		problem bool
+		kind    Kind
+		seq     int64
+	}{
+		{"checkpoint times made infinite", false, `UPDATE {chain} SET created_at = 'infinity'`, false, "", 0},
+		{"checkpoint times made text", true, `UPDATE {chain} SET created_at = 'yesterday'`, false, "", 0},
+		{"an accessor stored as a BLOB", true, `UPDATE {events} SET token_accessor = CAST(token_accessor AS BLOB) WHERE seq = 15`, true, Modified, 15},
+		{"a path stored as a BLOB", true, `UPDATE {events} SET path = CAST(path AS BLOB) WHERE seq = 15`, true, Modified, 15},
+		{"an outcome's status made text", true, `UPDATE {outcomes} SET status = 'abc' WHERE seq = 15`, true, Modified, 15},
+		{"an outcome's latency made text", true, `UPDATE {outcomes} SET latency_us = 'zz' WHERE seq = 15`, true, Modified, 15},
+		{"an event's seq made a fraction", true, `UPDATE {events} SET seq = 15.5 WHERE seq = 15`, true, "", 0},
+		{"an event's seq made text", true, `UPDATE {events} SET seq = 'abc' WHERE seq = 15`, true, "", 0},
+		{"a copy planted under the node's name as a BLOB", true, copyOf15(`CAST(node AS BLOB)`, `seq`), true, "", 0},
+		{"a copy planted at a fractional seq", true, copyOf15(`node`, `15.5`), true, "", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			engines(t, func(t *testing.T, db logDB) {
+				if c.sqlite && db.events != "audit_events" {
+					t.Skip("PostgreSQL's column types refuse it")
+				}
+				writeLog(t, db)
+				db.exec(t, `UPDATE {events} SET path = '/v1/sys/innocent' WHERE node = 'n1' AND seq = 29`)
+				db.exec(t, c.tamper)
+				rep := mustVerify(t, db, nil)
+				p := rep.Problem
+				if !c.problem {
+					// Only the change to event 29 is found.
+					if p == nil || p.Kind != Modified || p.Seq != 29 {
+						t.Fatalf("got %v; want modified at seq 29", p)
+					}
+					return
+				}
+				if rep.OK || p == nil || p.Seq > 15 || (c.kind != "" && (p.Kind != c.kind || p.Seq != c.seq)) {
+					t.Fatalf("got %v; want a problem at or before seq 15 (%s %d)", p, c.kind, c.seq)
+				}
+				t.Log(p)
+			})
+		})
+	}
+}
