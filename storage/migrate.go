@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	mpostgres "github.com/golang-migrate/migrate/v4/database/postgres"
 	msqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/lib/pq"
 
 	"github.com/secrethub/secrethub/migrations"
 )
@@ -51,6 +53,10 @@ func (db *DB) withMigrator(ctx context.Context, fn func(m *migrate.Migrate) erro
 		conn, err := db.sql.Conn(ctx)
 		if err != nil {
 			return classify(err)
+		}
+		if err := ensureWritableSchema(ctx, conn); err != nil {
+			conn.Close()
+			return err
 		}
 		pg, err := mpostgres.WithConnection(ctx, conn, &mpostgres.Config{})
 		if err != nil {
@@ -169,4 +175,48 @@ func EmbeddedVersions(engine Engine) ([]uint, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out, nil
+}
+
+// ensureWritableSchema makes sure the tables have a schema to go in. From
+// PostgreSQL 15 on, a role given a database as the runbook's step 1.1 does
+// (GRANT ALL PRIVILEGES ON DATABASE) may create schemas in it but not
+// tables in public, where the default search path ("$user", public) puts
+// them. Then the schema named after the role is created, which that same
+// search path puts first: the tables go there, and the runbook's
+// `psql $DATABASE_URL -c "\dt"`, run as the role, lists them. Where that
+// cannot help (no right to create schemas, a search path without "$user"),
+// the error says which grant is missing.
+func ensureWritableSchema(ctx context.Context, conn *sql.Conn) error {
+	writable := func() (schema string, ok bool, err error) {
+		var s sql.NullString
+		err = conn.QueryRowContext(ctx, `SELECT current_schema(), COALESCE(has_schema_privilege(current_schema(), 'CREATE'), false)`).Scan(&s, &ok)
+		return s.String, ok, classify(err)
+	}
+	schema, ok, err := writable()
+	if err != nil || ok {
+		return err
+	}
+	var role string
+	var mayCreateSchemas bool
+	if err := conn.QueryRowContext(ctx, `SELECT current_user, has_database_privilege(current_database(), 'CREATE')`).Scan(&role, &mayCreateSchemas); err != nil {
+		return classify(err)
+	}
+	if mayCreateSchemas {
+		// Nodes starting at once may race to create it: the loser's
+		// duplicate_schema means it is there.
+		_, err := conn.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pq.QuoteIdentifier(role))
+		var pqErr *pq.Error
+		if err != nil && !(errors.As(err, &pqErr) && (pqErr.Code == "42P06" || pqErr.Code == "23505")) {
+			return fmt.Errorf("storage: creating schema %q for the tables: %w", role, classify(err))
+		}
+		if schema, ok, err = writable(); err != nil || ok {
+			return err
+		}
+	}
+	if schema == "" {
+		schema = "public"
+	}
+	return fmt.Errorf("storage: role %q may not create tables in schema %q (from PostgreSQL 15 on, public is the database owner's): "+
+		"GRANT CREATE ON SCHEMA %s TO %s, or make %s the database's owner",
+		role, schema, pq.QuoteIdentifier(schema), pq.QuoteIdentifier(role), pq.QuoteIdentifier(role))
 }
