@@ -835,6 +835,10 @@ func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 		// shows the rest of the event, and of the log.
 		if err := json.Unmarshal([]byte(policies), &e.Policies); err != nil {
 			e.Policies, e.Unreadable = nil, "policies column is not a JSON list of names"
+		} else if again, _ := json.Marshal(nonNil(e.Policies)); string(again) != policies {
+			// null, or the same names spaced or escaped otherwise: read
+			// alike, hashed alike, but never what the writer stores.
+			e.Unreadable = "policies column is not in the form the writer stores"
 		}
 		if e.RequestData != "" && !json.Valid([]byte(e.RequestData)) {
 			quoted, _ := json.Marshal(e.RequestData) // shown as the text it is

@@ -192,6 +192,12 @@ func TestVerifyNamesEachTamper(t *testing.T) {
 		{"an event's policies made unreadable", func(t *testing.T, db logDB) {
 			db.exec(t, `UPDATE {events} SET policies = 'x' WHERE node = 'n1' AND seq = 15`)
 		}, 0, Modified, 15},
+		{"an event's policies made null", func(t *testing.T, db logDB) {
+			db.exec(t, `UPDATE {events} SET policies = 'null' WHERE node = 'n1' AND seq = 15`)
+		}, 0, Modified, 15},
+		{"an event's policies spelt otherwise", func(t *testing.T, db logDB) {
+			db.exec(t, `UPDATE {events} SET policies = replace(policies, '","', '", "') WHERE node = 'n1' AND seq = 15`)
+		}, 0, Modified, 15},
 		{"an event planted at seq 0", func(t *testing.T, db logDB) {
 			forged := event(t, db, 15)
 			forged.Seq, forged.Path, forged.Outcome = 0, "/v1/sys/alibi", nil
