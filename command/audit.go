@@ -369,14 +369,36 @@ func runAuditExport(ctx context.Context, opts *AuditExportOptions) error {
 func writeExport(ctx context.Context, c *client.Client, f client.AuditFilter, format string, out io.Writer) (int64, error) {
 	var (
 		write func(client.AuditEvent) error
-		flush func() error
+		flush func(failed bool) error // failed: the export stopped on an error
 	)
 	if format == ExportCSV {
+		// The header goes with the first row, or alone at the end of an
+		// export that found nothing: an export refused outright (a token
+		// without access) writes nothing a script could take for an
+		// empty log.
 		cw := csv.NewWriter(out)
-		write = func(e client.AuditEvent) error { return cw.Write(auditCSVRow(e)) }
-		flush = func() error { cw.Flush(); return cw.Error() }
-		if err := cw.Write(auditCSVHeader); err != nil {
-			return 0, err
+		headed := false
+		head := func() error {
+			if headed {
+				return nil
+			}
+			headed = true
+			return cw.Write(auditCSVHeader)
+		}
+		write = func(e client.AuditEvent) error {
+			if err := head(); err != nil {
+				return err
+			}
+			return cw.Write(auditCSVRow(e))
+		}
+		flush = func(failed bool) error {
+			if !failed { // an empty export is a header alone
+				if err := head(); err != nil {
+					return err
+				}
+			}
+			cw.Flush()
+			return cw.Error()
 		}
 	} else {
 		buf := bufio.NewWriterSize(out, 64<<10)
@@ -386,7 +408,7 @@ func writeExport(ctx context.Context, c *client.Client, f client.AuditFilter, fo
 			}
 			return buf.WriteByte('\n')
 		}
-		flush = buf.Flush
+		flush = func(bool) error { return buf.Flush() }
 	}
 	var n int64
 	err := c.Audit().EachEvent(ctx, f, func(e client.AuditEvent) error {
@@ -396,7 +418,7 @@ func writeExport(ctx context.Context, c *client.Client, f client.AuditFilter, fo
 		n++
 		return nil
 	})
-	if ferr := flush(); err == nil && ferr != nil {
+	if ferr := flush(err != nil); err == nil && ferr != nil {
 		err = fmt.Errorf("writing the export: %w", ferr)
 	}
 	if err != nil {

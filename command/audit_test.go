@@ -327,6 +327,24 @@ func TestAuditExportStreamsEveryEvent(t *testing.T) {
 			t.Fatalf("the partial export is still there: %v", err)
 		}
 	})
+	t.Run("a refused export writes nothing to stdout, not even a header", func(t *testing.T) {
+		for _, format := range []string{"csv", "jsonl"} {
+			code, out, errOut := cli(t, sc.srv.URL, "s.bogus-token", "", "audit", "export", "--format", format)
+			if code != 1 || out != "" || !strings.Contains(errOut, "403") {
+				t.Fatalf("%s: exit %d, stdout %q: %s", format, code, out, errOut)
+			}
+		}
+	})
+	t.Run("an export that finds nothing is a header alone in csv, nothing in jsonl", func(t *testing.T) {
+		code, out, errOut := sc.cli(t, "", "export", "--format=csv", "--node=elsewhere", stamp(sc.until))
+		rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+		if code != 0 || err != nil || len(rows) != 1 || !slices.Equal(rows[0], auditCSVHeader) {
+			t.Fatalf("exit %d, rows %q, %v: %s", code, rows, err, errOut)
+		}
+		if code, out, errOut := sc.cli(t, "", "export", "--node=elsewhere", stamp(sc.until)); code != 0 || out != "" {
+			t.Fatalf("jsonl: exit %d, %q: %s", code, out, errOut)
+		}
+	})
 	t.Run("the table|json output format is refused, with the reason", func(t *testing.T) {
 		code, out, errOut := sc.cli(t, "", "export", "-format=json")
 		if code != 1 || out != "" || !strings.Contains(errOut, "its --format is the export format") {
