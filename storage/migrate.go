@@ -209,6 +209,12 @@ func ensureWritableSchema(ctx context.Context, conn *sql.Conn) error {
 		if err != nil && !(errors.As(err, &pqErr) && (pqErr.Code == "42P06" || pqErr.Code == "23505")) {
 			return fmt.Errorf("storage: creating schema %q for the tables: %w", role, classify(err))
 		}
+		// A session that lost that race can keep the search path it
+		// resolved before the schema existed (seen on PostgreSQL 15):
+		// setting the path to itself makes it resolve it again.
+		if _, err := conn.ExecContext(ctx, `SELECT set_config('search_path', current_setting('search_path'), false)`); err != nil {
+			return classify(err)
+		}
 		if schema, ok, err = writable(); err != nil || ok {
 			return err
 		}
