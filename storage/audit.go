@@ -119,20 +119,20 @@ type AuditFilter struct {
 var (
 	pgAuditNames = strings.NewReplacer("{events}", "audit.events", "{outcomes}", "audit.outcomes", "{chain}", "audit.hash_chain",
 		"{etime}", "e.time", "{eint:", "(", ":eint}", ")", "{etypes}", "''",
-		"{node is $1}", "node = $1", "{node as text}", "node", "{and seq is whole}", "")
+		"{node as text}", "node", "{and seq is whole}", "")
 	// SQLite compares times as the text stored: an event's time is read
 	// as that text, which must be in the one form the writer stores. Its
 	// columns take a value of any type: integers are read as integers
 	// whatever was stored, {etypes} names the first column holding a type
 	// the writer never stores there, for verification to report, and the
-	// reads verification makes take a node's name stored as a BLOB for the
-	// node's ({node is $1}, {node as text}): a row planted so is read with
-	// the node's others, and named. A head is the highest whole seq (text
+	// list of nodes takes a name stored as a BLOB for the text it holds
+	// ({node as text}; AuditMistypedRow finds such rows, which no read by
+	// node does). A head is the highest whole seq (text
 	// sorts after every number: a seq altered into text must not end the
 	// chain there, nor fail the read).
 	liteAuditNames = strings.NewReplacer("{events}", "audit_events", "{outcomes}", "audit_outcomes", "{chain}", "audit_hash_chain",
 		"{etime}", "CAST(e.time AS TEXT)", "{eint:", "CAST(", ":eint}", " AS INTEGER)", "{etypes}", liteEventTypes(),
-		"{node is $1}", "node IN ($1, CAST($1 AS BLOB))", "{node as text}", "CAST(node AS TEXT)",
+		"{node as text}", "CAST(node AS TEXT)",
 		"{and seq is whole}", " AND typeof(seq) = 'integer'")
 )
 
@@ -624,14 +624,32 @@ func (db *DB) AuditNodes(ctx context.Context) ([]string, error) {
 	return sortedStrings(db.q().QueryContext(ctx, db.auditSQL(`SELECT {node as text} FROM {events} UNION SELECT {node as text} FROM {chain}`)))
 }
 
+// AuditMistypedRow finds a row of the audit tables whose node name is not
+// stored as text, and returns that name (as text) and the row's seq. Only
+// SQLite, whose columns take a value of any type, can hold one: a BLOB
+// with the bytes of a node's name is another value than the name, so no
+// read by node finds the row, while a listing shows it as the node's.
+func (db *DB) AuditMistypedRow(ctx context.Context) (node string, seq int64, found bool, err error) {
+	if db.engine == Postgres {
+		return "", 0, false, nil
+	}
+	err = db.q().QueryRowContext(ctx, db.auditSQL(`SELECT CAST(node AS TEXT), CAST(seq AS INTEGER) FROM {events} WHERE typeof(node) <> 'text'
+		UNION ALL SELECT CAST(node AS TEXT), CAST(seq AS INTEGER) FROM {outcomes} WHERE typeof(node) <> 'text'
+		UNION ALL SELECT CAST(node AS TEXT), CAST(seq AS INTEGER) FROM {chain} WHERE typeof(node) <> 'text' LIMIT 1`)).Scan(&node, &seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, false, nil
+	}
+	return node, seq, err == nil, classify(err)
+}
+
 // AuditEvents returns up to limit of a node's events after seq *after (nil:
 // from the first, whatever its seq), in seq order.
 func (db *DB) AuditEvents(ctx context.Context, node string, after *int64, limit int) ([]AuditEvent, error) {
 	query, args := `SELECT `+auditEventColumns+` FROM `+auditEventsJoined+`
-		WHERE e.{node is $1} ORDER BY e.seq LIMIT $2`, []any{node, limit}
+		WHERE e.node = $1 ORDER BY e.seq LIMIT $2`, []any{node, limit}
 	if after != nil {
 		query, args = `SELECT `+auditEventColumns+` FROM `+auditEventsJoined+`
-		WHERE e.{node is $1} AND e.seq > $3 ORDER BY e.seq LIMIT $2`, append(args, *after)
+		WHERE e.node = $1 AND e.seq > $3 ORDER BY e.seq LIMIT $2`, append(args, *after)
 	}
 	rows, err := db.q().QueryContext(ctx, db.auditSQL(query), args...)
 	if err != nil {
@@ -644,10 +662,10 @@ func (db *DB) AuditEvents(ctx context.Context, node string, after *int64, limit 
 // (after.Seq, after.Kind) (nil: from the first), in that order.
 func (db *DB) AuditCheckpoints(ctx context.Context, node string, after *AuditCheckpoint, limit int) ([]AuditCheckpoint, error) {
 	query, args := `SELECT node, {eint:seq:eint}, hash, kind, created_at, mac FROM {chain}
-		WHERE {node is $1} ORDER BY seq, kind LIMIT $2`, []any{node, limit}
+		WHERE node = $1 ORDER BY seq, kind LIMIT $2`, []any{node, limit}
 	if after != nil {
 		query, args = `SELECT node, {eint:seq:eint}, hash, kind, created_at, mac FROM {chain}
-		WHERE {node is $1} AND (seq, kind) > ($3, $4) ORDER BY seq, kind LIMIT $2`, append(args, after.Seq, after.Kind)
+		WHERE node = $1 AND (seq, kind) > ($3, $4) ORDER BY seq, kind LIMIT $2`, append(args, after.Seq, after.Kind)
 	}
 	rows, err := db.q().QueryContext(ctx, db.auditSQL(query), args...)
 	if err != nil {

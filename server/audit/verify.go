@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/secrethub/secrethub/server/fault"
@@ -19,6 +20,7 @@ type Archive interface {
 	AuditCheckpoints(ctx context.Context, node string, after *storage.AuditCheckpoint, limit int) ([]storage.AuditCheckpoint, error)
 	AuditPruneBoundary(ctx context.Context, node string, before time.Time) (int64, string, error)
 	AuditEventBefore(ctx context.Context, node string, before time.Time) (bool, error)
+	AuditMistypedRow(ctx context.Context) (node string, seq int64, found bool, err error)
 	PruneAudit(ctx context.Context, cp storage.AuditCheckpoint) (int64, error)
 	ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
 }
@@ -234,6 +236,24 @@ func Verify(ctx context.Context, a Archive, k *Keys, opt VerifyOptions) (Report,
 		}
 		rep.Events += nr.Events
 		rep.Nodes = append(rep.Nodes, nr)
+	}
+	node, seq, found, err := a.AuditMistypedRow(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	if found {
+		i := slices.IndexFunc(rep.Nodes, func(nr NodeReport) bool { return nr.Node == node })
+		if i < 0 {
+			rep.Nodes = append(rep.Nodes, NodeReport{Node: node})
+			slices.SortFunc(rep.Nodes, func(a, b NodeReport) int { return strings.Compare(a.Node, b.Node) })
+			i = slices.IndexFunc(rep.Nodes, func(nr NodeReport) bool { return nr.Node == node })
+		}
+		if p := rep.Nodes[i].Problem; p == nil || seq < p.Seq {
+			rep.Nodes[i].Problem = &Problem{Node: node, Kind: Inserted, Seq: seq,
+				Detail: "a row stored under the node's name as a BLOB, where the writer stores text: no read of the node's chain finds it"}
+		}
+	}
+	for _, nr := range rep.Nodes {
 		if rep.Problem == nil {
 			rep.Problem = nr.Problem
 		}

@@ -1196,3 +1196,25 @@ func TestVerifyNamesValuesOfAnotherType(t *testing.T) {
 		})
 	}
 }
+
+// On SQLite a row whose node name is stored as a BLOB is another node's to
+// every read by node, yet a listing shows it as the named node's: verify
+// names it, under that node, even when no other row of that node exists.
+func TestVerifyNamesANodeNameStoredAsABlob(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		if db.events != "audit_events" {
+			t.Skip("PostgreSQL's column types refuse it")
+		}
+		writeLog(t, db)
+		columns := "seq, time, request_id, client_ip, token_accessor, token_hmac, auth_method, operation, path, resource, capability, policies, decision, request_data, prev_hash, hash"
+		db.exec(t, `INSERT INTO {events} (node, `+columns+`) SELECT CAST('n9' AS BLOB), `+columns+` FROM {events} WHERE node = 'n1' AND seq = 15`)
+		rep := mustVerify(t, db, nil)
+		if rep.OK || len(rep.Nodes) != 2 || rep.Nodes[1].Node != "n9" || rep.Nodes[1].Problem == nil ||
+			rep.Nodes[1].Problem.Kind != Inserted || rep.Nodes[1].Problem.Seq != 15 || rep.Problem != rep.Nodes[1].Problem {
+			t.Fatalf("report %+v, problem %v", rep.Nodes, rep.Problem)
+		}
+		if rep.Nodes[0].Problem != nil {
+			t.Fatalf("n1's own chain is whole: %v", rep.Nodes[0].Problem)
+		}
+	})
+}
