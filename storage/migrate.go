@@ -35,8 +35,9 @@ type MigrationStatus struct {
 
 // withMigrator runs fn with a golang-migrate instance over db. On PostgreSQL
 // every change runs under an advisory lock, so several nodes starting at
-// once apply each migration exactly once.
-func (db *DB) withMigrator(ctx context.Context, fn func(m *migrate.Migrate) error) error {
+// once apply each migration exactly once; forUp first makes sure a fresh
+// database has a schema the tables can go in (ensureWritableSchema).
+func (db *DB) withMigrator(ctx context.Context, forUp bool, fn func(m *migrate.Migrate) error) error {
 	sub, err := fs.Sub(migrations.FS, string(db.engine))
 	if err != nil {
 		return fmt.Errorf("storage: migrations for %s: %w", db.engine, err)
@@ -54,9 +55,11 @@ func (db *DB) withMigrator(ctx context.Context, fn func(m *migrate.Migrate) erro
 		if err != nil {
 			return classify(err)
 		}
-		if err := ensureWritableSchema(ctx, conn); err != nil {
-			conn.Close()
-			return err
+		if forUp {
+			if err := ensureWritableSchema(ctx, conn); err != nil {
+				conn.Close()
+				return err
+			}
 		}
 		pg, err := mpostgres.WithConnection(ctx, conn, &mpostgres.Config{})
 		if err != nil {
@@ -82,7 +85,7 @@ func (db *DB) withMigrator(ctx context.Context, fn func(m *migrate.Migrate) erro
 
 // MigrateUp applies every pending migration. It is what the server runs at start.
 func (db *DB) MigrateUp(ctx context.Context) error {
-	return db.withMigrator(ctx, func(m *migrate.Migrate) error {
+	return db.withMigrator(ctx, true, func(m *migrate.Migrate) error {
 		if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 			return fmt.Errorf("storage: applying migrations: %w", err)
 		}
@@ -92,7 +95,7 @@ func (db *DB) MigrateUp(ctx context.Context) error {
 
 // MigrateDown rolls back n migrations; n <= 0 rolls back all of them.
 func (db *DB) MigrateDown(ctx context.Context, n int) error {
-	return db.withMigrator(ctx, func(m *migrate.Migrate) error {
+	return db.withMigrator(ctx, false, func(m *migrate.Migrate) error {
 		var err error
 		if n <= 0 {
 			err = m.Down()
@@ -121,7 +124,7 @@ func (db *DB) MigrateForce(ctx context.Context, version int) error {
 	if version == 0 {
 		version = -1 // golang-migrate's "no version"
 	}
-	return db.withMigrator(ctx, func(m *migrate.Migrate) error {
+	return db.withMigrator(ctx, false, func(m *migrate.Migrate) error {
 		return m.Force(version)
 	})
 }
@@ -129,7 +132,7 @@ func (db *DB) MigrateForce(ctx context.Context, version int) error {
 // MigrationStatus reports the applied and the embedded schema versions.
 func (db *DB) MigrationStatus(ctx context.Context) (MigrationStatus, error) {
 	var st MigrationStatus
-	err := db.withMigrator(ctx, func(m *migrate.Migrate) error {
+	err := db.withMigrator(ctx, false, func(m *migrate.Migrate) error {
 		v, dirty, err := m.Version()
 		if err != nil && !errors.Is(err, migrate.ErrNilVersion) {
 			return fmt.Errorf("storage: reading schema version: %w", err)
@@ -177,31 +180,29 @@ func EmbeddedVersions(engine Engine) ([]uint, error) {
 	return out, nil
 }
 
-// ensureWritableSchema makes sure the tables have a schema to go in. From
-// PostgreSQL 15 on, a role given a database as the runbook's step 1.1 does
-// (GRANT ALL PRIVILEGES ON DATABASE) may create schemas in it but not
-// tables in public, where the default search path ("$user", public) puts
-// them. Then the schema named after the role is created, which that same
-// search path puts first: the tables go there, and the runbook's
-// `psql $DATABASE_URL -c "\dt"`, run as the role, lists them. Where that
-// cannot help (no right to create schemas, a search path without "$user"),
-// the error says which grant is missing.
+// ensureWritableSchema makes sure a fresh database's tables have a schema
+// to go in. From PostgreSQL 15 on, a role given a database as the runbook's
+// step 1.1 does (GRANT ALL PRIVILEGES ON DATABASE) may create schemas in it
+// but not tables in public, where the default search path ("$user",
+// public) puts them. Then, on a database where the search path finds no
+// migrations table yet (tables found there, wherever they are, are used as
+// they are: a role with data rights only keeps working), the schema named
+// after the role is created when the search path names it: the tables go
+// there, and the runbook's `psql $DATABASE_URL -c "\dt"`, run as the role,
+// lists them. Where that cannot help, the error says what is missing.
 func ensureWritableSchema(ctx context.Context, conn *sql.Conn) error {
-	writable := func() (schema string, ok bool, err error) {
-		var s sql.NullString
-		err = conn.QueryRowContext(ctx, `SELECT current_schema(), COALESCE(has_schema_privilege(current_schema(), 'CREATE'), false)`).Scan(&s, &ok)
-		return s.String, ok, classify(err)
-	}
-	schema, ok, err := writable()
-	if err != nil || ok {
-		return err
-	}
-	var role string
-	var mayCreateSchemas bool
-	if err := conn.QueryRowContext(ctx, `SELECT current_user, has_database_privilege(current_database(), 'CREATE')`).Scan(&role, &mayCreateSchemas); err != nil {
+	var (
+		schema                        sql.NullString
+		writable, migrated, mayCreate bool
+		role, searchPath              string
+	)
+	err := conn.QueryRowContext(ctx, `SELECT current_schema(), COALESCE(has_schema_privilege(current_schema(), 'CREATE'), false),
+		to_regclass('schema_migrations') IS NOT NULL, current_user, current_setting('search_path'),
+		has_database_privilege(current_database(), 'CREATE')`).Scan(&schema, &writable, &migrated, &role, &searchPath, &mayCreate)
+	if err != nil || writable || migrated {
 		return classify(err)
 	}
-	if mayCreateSchemas {
+	if mayCreate && namesOwnSchema(searchPath, role) {
 		// Nodes starting at once may race to create it: the loser's
 		// duplicate_schema means it is there.
 		_, err := conn.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pq.QuoteIdentifier(role))
@@ -215,14 +216,24 @@ func ensureWritableSchema(ctx context.Context, conn *sql.Conn) error {
 		if _, err := conn.ExecContext(ctx, `SELECT set_config('search_path', current_setting('search_path'), false)`); err != nil {
 			return classify(err)
 		}
-		if schema, ok, err = writable(); err != nil || ok {
-			return err
-		}
+		return nil
 	}
-	if schema == "" {
-		schema = "public"
+	if !schema.Valid {
+		return fmt.Errorf("storage: no schema of role %q's search path (%s) exists: create one it may create tables in", role, searchPath)
 	}
 	return fmt.Errorf("storage: role %q may not create tables in schema %q (from PostgreSQL 15 on, public is the database owner's): "+
 		"GRANT CREATE ON SCHEMA %s TO %s, or make %s the database's owner",
-		role, schema, pq.QuoteIdentifier(schema), pq.QuoteIdentifier(role), pq.QuoteIdentifier(role))
+		role, schema.String, pq.QuoteIdentifier(schema.String), pq.QuoteIdentifier(role), pq.QuoteIdentifier(role))
+}
+
+// namesOwnSchema reports whether a search_path setting names the role's
+// own schema: "$user", or the role's name.
+func namesOwnSchema(searchPath, role string) bool {
+	for _, s := range strings.Split(searchPath, ",") {
+		s = strings.TrimSpace(s)
+		if s == `"$user"` || s == "$user" || s == role || s == pq.QuoteIdentifier(role) {
+			return true
+		}
+	}
+	return false
 }

@@ -20,7 +20,9 @@ import (
 // audit schema created by the administrator and granted to it. grantPublic
 // adds CREATE on public; asOwner makes it the database's owner instead.
 // It returns the role's URL for that database and an administrator's
-// connection to it; the role is dropped when the test ends.
+// connection to it; the role is dropped when the test ends. Each setup
+// statement runs as the administrator; "migrate" there migrates the
+// database as the administrator (its owner would do the same).
 func runbookRole(t *testing.T, setup ...string) (roleURL string, admin *sql.DB) {
 	t.Helper()
 	ctx := context.Background()
@@ -58,6 +60,10 @@ func runbookRole(t *testing.T, setup ...string) (roleURL string, admin *sql.DB) 
 		`GRANT ALL ON SCHEMA audit TO ` + role,
 	}, setup...) {
 		q = strings.NewReplacer("{role}", role, "{db}", name).Replace(q)
+		if q == "migrate" {
+			storagetest.Open(t, storage.Config{DatabaseURL: dbURL})
+			continue
+		}
 		if _, err := admin.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -149,6 +155,38 @@ func TestMigrationsSayWhichGrantIsMissing(t *testing.T) {
 		var schema string
 		if err := admin.QueryRowContext(ctx, `SELECT table_schema FROM information_schema.tables WHERE table_name = 'secret_versions'`).Scan(&schema); err != nil || schema != "public" {
 			t.Fatalf("secret_versions is in %q, %v; want public", schema, err)
+		}
+	})
+	// Tables the database's owner migrated are used where they are, by a
+	// role with data rights only (which may create nothing) as by the
+	// runbook's role (which could create a schema of its own, and must
+	// not: its empty tables would hide the real ones).
+	for name, grants := range map[string][]string{
+		"owner migrated, data rights only":   {`REVOKE CREATE ON DATABASE {db} FROM {role}`},
+		"owner migrated, the runbook's role": nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			roleURL, admin := runbookRole(t, append([]string{"migrate",
+				`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public, audit TO {role}`}, grants...)...)
+			db := storagetest.Open(t, storage.Config{DatabaseURL: roleURL})
+			if st, err := db.MigrationStatus(ctx); err != nil || st.Current != st.Latest {
+				t.Fatalf("status %+v, %v", st, err)
+			}
+			var schemas int
+			if err := admin.QueryRowContext(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'secrethub_test_role_%'`).Scan(&schemas); err != nil || schemas != 0 {
+				t.Fatalf("%d schemas named after the role were created (%v)", schemas, err)
+			}
+		})
+	}
+	t.Run("a search path without the role's schema, naming none that exists", func(t *testing.T) {
+		roleURL, _ := runbookRole(t, `ALTER ROLE {role} IN DATABASE {db} SET search_path = app`)
+		db, err := storage.Open(ctx, storage.Config{DatabaseURL: roleURL, ConnectTimeout: 5 * time.Second}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.MigrateUp(ctx); err == nil || !strings.Contains(err.Error(), "no schema of role") {
+			t.Fatalf("migrate = %v; want an error saying no schema of the search path exists", err)
 		}
 	})
 	t.Run("no right to create schemas", func(t *testing.T) {
