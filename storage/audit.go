@@ -118,52 +118,21 @@ type AuditFilter struct {
 // are written with {events}, {outcomes} and {chain} and rewritten here.
 var (
 	pgAuditNames = strings.NewReplacer("{events}", "audit.events", "{outcomes}", "audit.outcomes", "{chain}", "audit.hash_chain",
-		"{etime}", "e.time", "{eint:", "(", ":eint}", ")", "{etypes}", "''",
-		"{node as text}", "node", "{and seq is whole}", "")
+		"{etime}", "e.time", "{node as text}", "node", "{and seq is whole}", "", "{and e.seq is whole}", "", "{+node}", "node")
 	// SQLite compares times as the text stored: an event's time is read
 	// as that text, which must be in the one form the writer stores. Its
-	// columns take a value of any type: integers are read as integers
-	// whatever was stored, {etypes} names the first column holding a type
-	// the writer never stores there, for verification to report, and the
-	// list of nodes takes a name stored as a BLOB for the text it holds
-	// ({node as text}; AuditMistypedRow finds such rows, which no read by
-	// node does). A head is the highest whole seq (text
-	// sorts after every number: a seq altered into text must not end the
-	// chain there, nor fail the read).
+	// columns take a value of any type: reads of a node's chain take only
+	// rows with a whole seq ({and seq is whole}; text sorts after every
+	// number, so a seq altered into text would otherwise end the chain, or
+	// repeat a page for ever), AuditMistypedRow finds the others and names
+	// node names stored as BLOBs, and scanAuditEvents notes any other column
+	// of a type the writer never stores there. The list of nodes takes a
+	// name stored as a BLOB for the text it holds ({node as text}).
 	liteAuditNames = strings.NewReplacer("{events}", "audit_events", "{outcomes}", "audit_outcomes", "{chain}", "audit_hash_chain",
-		"{etime}", "CAST(e.time AS TEXT)", "{eint:", "CAST(", ":eint}", " AS INTEGER)", "{etypes}", liteEventTypes(),
-		"{node as text}", "CAST(node AS TEXT)",
-		"{and seq is whole}", " AND typeof(seq) = 'integer'")
+		"{etime}", "CAST(e.time AS TEXT)", "{node as text}", "CAST(node AS TEXT)",
+		"{and seq is whole}", " AND typeof(seq) = 'integer'", "{and e.seq is whole}", " AND typeof(e.seq) = 'integer'",
+		"{+node}", "+node")
 )
-
-// liteEventTypes is a SQLite expression naming the first column of an
-// event (e) or its outcome (o) whose value is of a type the writer never
-// stores there (a BLOB where text belongs: equal bytes, so the hash still
-// verifies, but no search by that column finds the row), or ” when none.
-func liteEventTypes() string {
-	var b strings.Builder
-	b.WriteString("CASE")
-	check := func(column, types string) {
-		name, ok := strings.CutPrefix(column, "o.")
-		if ok {
-			name = "outcome " + name
-		}
-		b.WriteString(" WHEN typeof(" + column + ") NOT IN (" + types + ") THEN '" + strings.TrimPrefix(name, "e.") + "'")
-	}
-	for _, c := range strings.Fields(`e.node e.request_id e.client_ip e.token_accessor e.token_hmac e.auth_method
-		e.operation e.path e.resource e.capability e.policies e.decision e.prev_hash e.hash e.time`) {
-		check(c, "'text'")
-	}
-	check("e.seq", "'integer'")
-	for _, c := range strings.Fields("e.request_data e.error e.outcome_mac o.error o.mac") {
-		check(c, "'text', 'null'")
-	}
-	for _, c := range strings.Fields("e.status e.latency_us o.status o.latency_us") {
-		check(c, "'integer', 'null'")
-	}
-	b.WriteString(" ELSE '' END")
-	return b.String()
-}
 
 func (db *DB) auditSQL(query string) string {
 	cache, names := &liteAuditSQL, liteAuditNames
@@ -196,10 +165,9 @@ const auditEventWidth = 21
 
 // auditEventColumns reads an event with its outcome from either place:
 // events e, outcomes o.
-const auditEventColumns = `e.node, {eint:e.seq:eint}, {etime}, e.request_id, e.client_ip, e.token_accessor, e.token_hmac,
+const auditEventColumns = `e.node, e.seq, {etime}, e.request_id, e.client_ip, e.token_accessor, e.token_hmac,
 	e.auth_method, e.operation, e.path, e.resource, e.capability, e.policies, e.decision, e.request_data,
-	e.prev_hash, e.hash, {eint:e.status:eint}, e.error, {eint:e.latency_us:eint}, e.outcome_mac,
-	{eint:o.status:eint}, o.error, {eint:o.latency_us:eint}, o.mac, {etypes}`
+	e.prev_hash, e.hash, e.status, e.error, e.latency_us, e.outcome_mac, o.status, o.error, o.latency_us, o.mac`
 
 // auditEventsJoined is the FROM clause that goes with auditEventColumns.
 const auditEventsJoined = `{events} AS e LEFT JOIN {outcomes} AS o ON o.node = e.node AND o.seq = e.seq`
@@ -624,32 +592,54 @@ func (db *DB) AuditNodes(ctx context.Context) ([]string, error) {
 	return sortedStrings(db.q().QueryContext(ctx, db.auditSQL(`SELECT {node as text} FROM {events} UNION SELECT {node as text} FROM {chain}`)))
 }
 
+// AuditMistyped is a row of the audit tables whose node or seq is not
+// stored as the writer stores it (text, a whole number): another value to
+// every read of a node's chain, which never finds the row.
+type AuditMistyped struct {
+	Table    string // events, outcomes, or chain
+	Node     string // as text
+	Seq      int64  // as a whole number, when SeqWhole
+	SeqWhole bool
+	NodeType string // SQLite's name of the stored value's type
+	SeqType  string
+}
+
 // AuditMistypedRow finds a row of the audit tables whose node name is not
-// stored as text, and returns that name (as text) and the row's seq. Only
-// SQLite, whose columns take a value of any type, can hold one: a BLOB
-// with the bytes of a node's name is another value than the name, so no
-// read by node finds the row, while a listing shows it as the node's.
-func (db *DB) AuditMistypedRow(ctx context.Context) (node string, seq int64, found bool, err error) {
+// stored as text or whose seq is not a whole number. Only SQLite, whose
+// columns take a value of any type, can hold one: a BLOB with the bytes of
+// a node's name is another value than the name, and a seq made text sorts
+// after every number. It reads every row's node and seq (the tables'
+// primary keys), once per verification.
+func (db *DB) AuditMistypedRow(ctx context.Context) (AuditMistyped, bool, error) {
 	if db.engine == Postgres {
-		return "", 0, false, nil
+		return AuditMistyped{}, false, nil
 	}
-	err = db.q().QueryRowContext(ctx, db.auditSQL(`SELECT CAST(node AS TEXT), CAST(seq AS INTEGER) FROM {events} WHERE typeof(node) <> 'text'
-		UNION ALL SELECT CAST(node AS TEXT), CAST(seq AS INTEGER) FROM {outcomes} WHERE typeof(node) <> 'text'
-		UNION ALL SELECT CAST(node AS TEXT), CAST(seq AS INTEGER) FROM {chain} WHERE typeof(node) <> 'text' LIMIT 1`)).Scan(&node, &seq)
+	var m AuditMistyped
+	var seq any
+	q := func(table string) string {
+		return `SELECT '` + table + `', CAST(node AS TEXT), seq, typeof(node), typeof(seq) FROM {` + table + `}
+			WHERE typeof(node) <> 'text' OR typeof(seq) <> 'integer'`
+	}
+	err := db.q().QueryRowContext(ctx, db.auditSQL(q("events")+` UNION ALL `+q("outcomes")+` UNION ALL `+q("chain")+` LIMIT 1`)).
+		Scan(&m.Table, &m.Node, &seq, &m.NodeType, &m.SeqType)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", 0, false, nil
+		return AuditMistyped{}, false, nil
 	}
-	return node, seq, err == nil, classify(err)
+	if err != nil {
+		return AuditMistyped{}, false, classify(err)
+	}
+	m.Seq, m.SeqWhole = seq.(int64)
+	return m, true, nil
 }
 
 // AuditEvents returns up to limit of a node's events after seq *after (nil:
 // from the first, whatever its seq), in seq order.
 func (db *DB) AuditEvents(ctx context.Context, node string, after *int64, limit int) ([]AuditEvent, error) {
 	query, args := `SELECT `+auditEventColumns+` FROM `+auditEventsJoined+`
-		WHERE e.node = $1 ORDER BY e.seq LIMIT $2`, []any{node, limit}
+		WHERE e.node = $1{and e.seq is whole} ORDER BY e.seq LIMIT $2`, []any{node, limit}
 	if after != nil {
 		query, args = `SELECT `+auditEventColumns+` FROM `+auditEventsJoined+`
-		WHERE e.node = $1 AND e.seq > $3 ORDER BY e.seq LIMIT $2`, append(args, *after)
+		WHERE e.node = $1{and e.seq is whole} AND e.seq > $3 ORDER BY e.seq LIMIT $2`, append(args, *after)
 	}
 	rows, err := db.q().QueryContext(ctx, db.auditSQL(query), args...)
 	if err != nil {
@@ -661,11 +651,11 @@ func (db *DB) AuditEvents(ctx context.Context, node string, after *int64, limit 
 // AuditCheckpoints returns up to limit of a node's checkpoints after
 // (after.Seq, after.Kind) (nil: from the first), in that order.
 func (db *DB) AuditCheckpoints(ctx context.Context, node string, after *AuditCheckpoint, limit int) ([]AuditCheckpoint, error) {
-	query, args := `SELECT node, {eint:seq:eint}, hash, kind, created_at, mac FROM {chain}
-		WHERE node = $1 ORDER BY seq, kind LIMIT $2`, []any{node, limit}
+	query, args := `SELECT node, seq, hash, kind, created_at, mac FROM {chain}
+		WHERE node = $1{and seq is whole} ORDER BY seq, kind LIMIT $2`, []any{node, limit}
 	if after != nil {
-		query, args = `SELECT node, {eint:seq:eint}, hash, kind, created_at, mac FROM {chain}
-		WHERE node = $1 AND (seq, kind) > ($3, $4) ORDER BY seq, kind LIMIT $2`, append(args, after.Seq, after.Kind)
+		query, args = `SELECT node, seq, hash, kind, created_at, mac FROM {chain}
+		WHERE node = $1{and seq is whole} AND (seq, kind) > ($3, $4) ORDER BY seq, kind LIMIT $2`, append(args, after.Seq, after.Kind)
 	}
 	rows, err := db.q().QueryContext(ctx, db.auditSQL(query), args...)
 	if err != nil {
@@ -704,9 +694,11 @@ func (db *DB) AuditPruneBoundary(ctx context.Context, node string, before time.T
 }
 
 // AuditEventBefore reports whether node has an event older than before.
+// SQLite is kept ({+node}) from choosing the primary key, which would read
+// every event of the node, over the time index, which stops at the first.
 func (db *DB) AuditEventBefore(ctx context.Context, node string, before time.Time) (bool, error) {
 	var found bool
-	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT EXISTS (SELECT 1 FROM {events} WHERE node = $1 AND time < $2)`),
+	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT EXISTS (SELECT 1 FROM {events} WHERE {+node} = $1 AND time < $2)`),
 		node, utc(before)).Scan(&found)
 	return found, classify(err)
 }
@@ -791,9 +783,9 @@ func (db *DB) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent,
 	if f.AfterNode != "" {
 		where = append(where, "(e.time, e.node, e.seq) > ("+arg(utc(f.AfterTime))+", "+arg(f.AfterNode)+", "+arg(f.AfterSeq)+")")
 	}
-	q := `SELECT ` + auditEventColumns + ` FROM ` + auditEventsJoined
+	q := `SELECT ` + auditEventColumns + ` FROM ` + auditEventsJoined + ` WHERE TRUE{and e.seq is whole}`
 	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
+		q += ` AND ` + strings.Join(where, " AND ")
 	}
 	q += ` ORDER BY e.time, e.node, e.seq LIMIT ` + arg(f.Limit)
 	rows, err := db.q().QueryContext(ctx, db.auditSQL(q), args...)
@@ -825,28 +817,21 @@ func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 	var (
 		out   []AuditEvent
 		total int
+		r     eventRow
 	)
+	cols := r.columns()
 	for maxBytes <= 0 || total < maxBytes {
 		if !rows.Next() {
 			break
 		}
-		var (
-			e            AuditEvent
-			at           eventTime
-			policies     string
-			data         sql.NullString
-			whole, apart nullOutcome
-			wrongType    string
-		)
-		if err := rows.Scan(&e.Node, &e.Seq, &at, &e.RequestID, &e.ClientIP, &e.TokenAccessor, &e.TokenHMAC,
-			&e.AuthMethod, &e.Operation, &e.Path, &e.Resource, &e.Capability, &policies, &e.Decision, &data,
-			&e.PrevHash, &e.Hash, &whole.status, &whole.err, &whole.latency, &whole.mac,
-			&apart.status, &apart.err, &apart.latency, &apart.mac, &wrongType); err != nil {
+		r = eventRow{}
+		if err := rows.Scan(cols...); err != nil {
 			return nil, classify(err)
 		}
+		e, at, policies, data, whole, apart := r.e, r.at, r.policies, r.data, r.whole, r.apart
 		e.Time, e.Unreadable = at.t, at.bad
-		if wrongType != "" {
-			e.Unreadable = wrongType + " column holds a value of a type the writer never stores there"
+		if r.wrong != "" {
+			e.Unreadable = r.wrong + " column holds a value of a type the writer never stores there"
 		}
 		e.RequestData = data.String
 		// Altered in the database: verification names it; a listing still
@@ -918,6 +903,86 @@ func (et *eventTime) parse(s string) {
 	if et.t.Format(sqliteTime) != s {
 		et.bad = "time column is not in the form the writer stores"
 	}
+}
+
+// eventRow is one row of auditEventColumns as read; wrong names the first
+// column whose value is of a type the writer never stores there (only
+// SQLite's columns take one: a BLOB where text belongs, text where a number
+// does), for verification to name the event.
+type eventRow struct {
+	e            AuditEvent
+	at           eventTime
+	policies     string
+	data         sql.NullString
+	whole, apart nullOutcome
+	wrong        string
+}
+
+// columns returns the Scan destinations of auditEventColumns, in order,
+// pointing into r.
+func (r *eventRow) columns() []any {
+	c := func(name string, dst any) any { return typedColumn{name: name, dst: dst, wrong: &r.wrong} }
+	e := &r.e
+	return []any{c("node", &e.Node), c("seq", &e.Seq), &r.at, c("request_id", &e.RequestID), c("client_ip", &e.ClientIP),
+		c("token_accessor", &e.TokenAccessor), c("token_hmac", &e.TokenHMAC), c("auth_method", &e.AuthMethod),
+		c("operation", &e.Operation), c("path", &e.Path), c("resource", &e.Resource), c("capability", &e.Capability),
+		c("policies", &r.policies), c("decision", &e.Decision), c("request_data", &r.data), c("prev_hash", &e.PrevHash),
+		c("hash", &e.Hash), c("status", &r.whole.status), c("error", &r.whole.err), c("latency_us", &r.whole.latency),
+		c("outcome_mac", &r.whole.mac), c("outcome status", &r.apart.status), c("outcome error", &r.apart.err),
+		c("outcome latency_us", &r.apart.latency), c("outcome mac", &r.apart.mac)}
+}
+
+// typedColumn scans a column into dst (*string, *sql.NullString, *int64 or
+// *sql.NullInt64) whatever the value's type, noting name in *wrong (if
+// nothing is noted yet) when the type is not the one the writer stores:
+// text (a BLOB's bytes are kept as its text), or a whole number.
+type typedColumn struct {
+	name  string
+	dst   any
+	wrong *string
+}
+
+func (c typedColumn) Scan(v any) error {
+	ok := true
+	switch d := c.dst.(type) {
+	case *string:
+		switch x := v.(type) {
+		case string:
+			*d = x
+		case []byte:
+			*d, ok = string(x), false
+		default:
+			*d, ok = fmt.Sprint(x), false
+		}
+	case *sql.NullString:
+		switch x := v.(type) {
+		case nil:
+			*d = sql.NullString{}
+		case string:
+			*d = sql.NullString{String: x, Valid: true}
+		case []byte:
+			*d, ok = sql.NullString{String: string(x), Valid: true}, false
+		default:
+			*d, ok = sql.NullString{String: fmt.Sprint(x), Valid: true}, false
+		}
+	case *int64:
+		*d, ok = v.(int64)
+	case *sql.NullInt64:
+		switch x := v.(type) {
+		case nil:
+			*d = sql.NullInt64{}
+		case int64:
+			*d = sql.NullInt64{Int64: x, Valid: true}
+		default:
+			*d, ok = sql.NullInt64{Valid: true}, false
+		}
+	default:
+		return fmt.Errorf("storage: cannot scan into %T", c.dst)
+	}
+	if !ok && *c.wrong == "" {
+		*c.wrong = c.name
+	}
+	return nil
 }
 
 // nullOutcome is an outcome's columns as read, NULL when there is none.

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"crypto/hmac"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,7 +21,7 @@ type Archive interface {
 	AuditCheckpoints(ctx context.Context, node string, after *storage.AuditCheckpoint, limit int) ([]storage.AuditCheckpoint, error)
 	AuditPruneBoundary(ctx context.Context, node string, before time.Time) (int64, string, error)
 	AuditEventBefore(ctx context.Context, node string, before time.Time) (bool, error)
-	AuditMistypedRow(ctx context.Context) (node string, seq int64, found bool, err error)
+	AuditMistypedRow(ctx context.Context) (storage.AuditMistyped, bool, error)
 	PruneAudit(ctx context.Context, cp storage.AuditCheckpoint) (int64, error)
 	ListAuditEvents(ctx context.Context, f storage.AuditFilter) ([]storage.AuditEvent, error)
 }
@@ -237,20 +238,23 @@ func Verify(ctx context.Context, a Archive, k *Keys, opt VerifyOptions) (Report,
 		rep.Events += nr.Events
 		rep.Nodes = append(rep.Nodes, nr)
 	}
-	node, seq, found, err := a.AuditMistypedRow(ctx)
+	m, found, err := a.AuditMistypedRow(ctx)
 	if err != nil {
 		return Report{}, err
 	}
 	if found {
-		i := slices.IndexFunc(rep.Nodes, func(nr NodeReport) bool { return nr.Node == node })
+		i := slices.IndexFunc(rep.Nodes, func(nr NodeReport) bool { return nr.Node == m.Node })
 		if i < 0 {
-			rep.Nodes = append(rep.Nodes, NodeReport{Node: node})
+			rep.Nodes = append(rep.Nodes, NodeReport{Node: m.Node})
 			slices.SortFunc(rep.Nodes, func(a, b NodeReport) int { return strings.Compare(a.Node, b.Node) })
-			i = slices.IndexFunc(rep.Nodes, func(nr NodeReport) bool { return nr.Node == node })
+			i = slices.IndexFunc(rep.Nodes, func(nr NodeReport) bool { return nr.Node == m.Node })
 		}
-		if p := rep.Nodes[i].Problem; p == nil || seq < p.Seq {
-			rep.Nodes[i].Problem = &Problem{Node: node, Kind: Inserted, Seq: seq,
-				Detail: "a row stored under the node's name as a BLOB, where the writer stores text: no read of the node's chain finds it"}
+		// Named at its seq where that is a number, and before the node's
+		// own first problem only then.
+		if p := rep.Nodes[i].Problem; p == nil || (m.SeqWhole && m.Seq < p.Seq) {
+			rep.Nodes[i].Problem = &Problem{Node: m.Node, Kind: Inserted, Seq: m.Seq,
+				Detail: fmt.Sprintf("a row of the %s table with its node name stored as %s and its seq as %s, where the writer stores text and an integer: no read of the node's chain finds it",
+					m.Table, m.NodeType, m.SeqType)}
 		}
 	}
 	for _, nr := range rep.Nodes {
@@ -607,15 +611,31 @@ func eventPager(ctx context.Context, a Archive, node string) *pager[storage.Audi
 		if last != nil {
 			after = &last.Seq
 		}
-		return a.AuditEvents(ctx, node, after, pageSize)
+		page, err := a.AuditEvents(ctx, node, after, pageSize)
+		if err == nil && last != nil && len(page) > 0 && page[0].Seq <= last.Seq {
+			err = errNoProgress
+		}
+		return page, err
 	}}
 }
 
 func checkpointPager(ctx context.Context, a Archive, node string) *pager[storage.AuditCheckpoint] {
 	return &pager[storage.AuditCheckpoint]{fetch: func(last *storage.AuditCheckpoint) ([]storage.AuditCheckpoint, error) {
-		return a.AuditCheckpoints(ctx, node, last, pageSize)
+		page, err := a.AuditCheckpoints(ctx, node, last, pageSize)
+		// Kinds are ordered by the database's collation, not Go's: only
+		// the seqs can be compared here.
+		if err == nil && last != nil && len(page) > 0 && page[0].Seq < last.Seq {
+			err = errNoProgress
+		}
+		return page, err
 	}}
 }
+
+// errNoProgress: a page did not start after the previous one ended, which
+// would read the same rows for ever. The reads order by what they page on,
+// so it means a row the order cannot place (as a value of a type the writer
+// never stores could be).
+var errNoProgress = errors.New("audit: a page of the log did not start after the previous one")
 
 // last is the last row of the current page, nil before the first.
 func (p *pager[T]) last() *T {
