@@ -118,7 +118,8 @@ type AuditFilter struct {
 // are written with {events}, {outcomes} and {chain} and rewritten here.
 var (
 	pgAuditNames = strings.NewReplacer("{events}", "audit.events", "{outcomes}", "audit.outcomes", "{chain}", "audit.hash_chain",
-		"{etime}", "e.time", "{node as text}", "node", "{and seq is whole}", "", "{and e.seq is whole}", "", "{+node}", "node")
+		"{etime}", "e.time", "{node as text}", "node", "{and seq is whole}", "", "{and e.key is whole}", "",
+		"{and chain key is whole}", "")
 	// SQLite compares times as the text stored: an event's time is read
 	// as that text, which must be in the one form the writer stores. Its
 	// columns take a value of any type: reads of a node's chain take only
@@ -129,9 +130,10 @@ var (
 	// of a type the writer never stores there. The list of nodes takes a
 	// name stored as a BLOB for the text it holds ({node as text}).
 	liteAuditNames = strings.NewReplacer("{events}", "audit_events", "{outcomes}", "audit_outcomes", "{chain}", "audit_hash_chain",
-		"{etime}", "CAST(e.time AS TEXT)", "{node as text}", "CAST(node AS TEXT)",
-		"{and seq is whole}", " AND typeof(seq) = 'integer'", "{and e.seq is whole}", " AND typeof(e.seq) = 'integer'",
-		"{+node}", "+node")
+		"{etime}", "CASE WHEN typeof(e.time) = 'text' THEN e.time END", "{node as text}", "CAST(node AS TEXT)",
+		"{and seq is whole}", " AND typeof(seq) = 'integer'",
+		"{and e.key is whole}", " AND typeof(e.seq) = 'integer' AND typeof(e.node) = 'text'",
+		"{and chain key is whole}", " AND typeof(seq) = 'integer' AND typeof(kind) = 'text'")
 )
 
 func (db *DB) auditSQL(query string) string {
@@ -573,7 +575,7 @@ func (db *DB) insertAuditCheckpoint(ctx context.Context, tx querier, c AuditChec
 // checkpoint past the events read (which would look like a cut tail).
 func (db *DB) AuditHead(ctx context.Context, node string) (AuditHead, error) {
 	var h AuditHead
-	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash, kind, mac FROM {chain} WHERE node = $1{and seq is whole} ORDER BY seq DESC, kind DESC LIMIT 1`),
+	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash, kind, mac FROM {chain} WHERE node = $1{and chain key is whole} ORDER BY seq DESC, kind DESC LIMIT 1`),
 		node).Scan(&h.CheckpointSeq, &h.CheckpointHash, &h.CheckpointKind, &h.CheckpointMAC)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return AuditHead{}, classify(err)
@@ -600,12 +602,14 @@ type AuditMistyped struct {
 	Node     string // as text
 	Seq      int64  // as a whole number, when SeqWhole
 	SeqWhole bool
-	NodeType string // SQLite's name of the stored value's type
+	NodeType string // SQLite's names of the stored values' types
 	SeqType  string
+	KindType string // text outside the chain table, which has no kind
 }
 
 // AuditMistypedRow finds a row of the audit tables whose node name is not
-// stored as text or whose seq is not a whole number. Only SQLite, whose
+// stored as text or whose seq is not a whole number (or, in the chain,
+// whose kind is not text). Only SQLite, whose
 // columns take a value of any type, can hold one: a BLOB with the bytes of
 // a node's name is another value than the name, and a seq made text sorts
 // after every number. It reads every row's node and seq (the tables'
@@ -616,12 +620,13 @@ func (db *DB) AuditMistypedRow(ctx context.Context) (AuditMistyped, bool, error)
 	}
 	var m AuditMistyped
 	var seq any
-	q := func(table string) string {
-		return `SELECT '` + table + `', CAST(node AS TEXT), seq, typeof(node), typeof(seq) FROM {` + table + `}
-			WHERE typeof(node) <> 'text' OR typeof(seq) <> 'integer'`
+	q := func(table, kind string) string {
+		return `SELECT '` + table + `', CAST(node AS TEXT), seq, typeof(node), typeof(seq), ` + kind + ` FROM {` + table + `}
+			WHERE typeof(node) <> 'text' OR typeof(seq) <> 'integer' OR ` + kind + ` <> 'text'`
 	}
-	err := db.q().QueryRowContext(ctx, db.auditSQL(q("events")+` UNION ALL `+q("outcomes")+` UNION ALL `+q("chain")+` LIMIT 1`)).
-		Scan(&m.Table, &m.Node, &seq, &m.NodeType, &m.SeqType)
+	err := db.q().QueryRowContext(ctx, db.auditSQL(q("events", "'text'")+` UNION ALL `+q("outcomes", "'text'")+
+		` UNION ALL `+q("chain", `typeof(kind)`)+` LIMIT 1`)).
+		Scan(&m.Table, &m.Node, &seq, &m.NodeType, &m.SeqType, &m.KindType)
 	if errors.Is(err, sql.ErrNoRows) {
 		return AuditMistyped{}, false, nil
 	}
@@ -636,10 +641,10 @@ func (db *DB) AuditMistypedRow(ctx context.Context) (AuditMistyped, bool, error)
 // from the first, whatever its seq), in seq order.
 func (db *DB) AuditEvents(ctx context.Context, node string, after *int64, limit int) ([]AuditEvent, error) {
 	query, args := `SELECT `+auditEventColumns+` FROM `+auditEventsJoined+`
-		WHERE e.node = $1{and e.seq is whole} ORDER BY e.seq LIMIT $2`, []any{node, limit}
+		WHERE e.node = $1{and e.key is whole} ORDER BY e.seq LIMIT $2`, []any{node, limit}
 	if after != nil {
 		query, args = `SELECT `+auditEventColumns+` FROM `+auditEventsJoined+`
-		WHERE e.node = $1{and e.seq is whole} AND e.seq > $3 ORDER BY e.seq LIMIT $2`, append(args, *after)
+		WHERE e.node = $1{and e.key is whole} AND e.seq > $3 ORDER BY e.seq LIMIT $2`, append(args, *after)
 	}
 	rows, err := db.q().QueryContext(ctx, db.auditSQL(query), args...)
 	if err != nil {
@@ -652,10 +657,10 @@ func (db *DB) AuditEvents(ctx context.Context, node string, after *int64, limit 
 // (after.Seq, after.Kind) (nil: from the first), in that order.
 func (db *DB) AuditCheckpoints(ctx context.Context, node string, after *AuditCheckpoint, limit int) ([]AuditCheckpoint, error) {
 	query, args := `SELECT node, seq, hash, kind, created_at, mac FROM {chain}
-		WHERE node = $1{and seq is whole} ORDER BY seq, kind LIMIT $2`, []any{node, limit}
+		WHERE node = $1{and chain key is whole} ORDER BY seq, kind LIMIT $2`, []any{node, limit}
 	if after != nil {
 		query, args = `SELECT node, seq, hash, kind, created_at, mac FROM {chain}
-		WHERE node = $1{and seq is whole} AND (seq, kind) > ($3, $4) ORDER BY seq, kind LIMIT $2`, append(args, after.Seq, after.Kind)
+		WHERE node = $1{and chain key is whole} AND (seq, kind) > ($3, $4) ORDER BY seq, kind LIMIT $2`, append(args, after.Seq, after.Kind)
 	}
 	rows, err := db.q().QueryContext(ctx, db.auditSQL(query), args...)
 	if err != nil {
@@ -687,18 +692,16 @@ func (db *DB) AuditCheckpoints(ctx context.Context, node string, after *AuditChe
 // it, so no event from that time on is ever removed even when times and
 // seqs disagree slightly. ErrNotFound means there is nothing to remove.
 func (db *DB) AuditPruneBoundary(ctx context.Context, node string, before time.Time) (seq int64, hash string, err error) {
-	err = db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash FROM {events} WHERE node = $1
-		AND seq < COALESCE((SELECT MIN(seq) FROM {events} WHERE node = $1 AND time >= $2), 9223372036854775807)
+	err = db.q().QueryRowContext(ctx, db.auditSQL(`SELECT seq, hash FROM {events} WHERE node = $1{and seq is whole}
+		AND seq < COALESCE((SELECT MIN(seq) FROM {events} WHERE node = $1{and seq is whole} AND time >= $2), 9223372036854775807)
 		ORDER BY seq DESC LIMIT 1`), node, utc(before)).Scan(&seq, &hash)
 	return seq, hash, notFound(err)
 }
 
 // AuditEventBefore reports whether node has an event older than before.
-// SQLite is kept ({+node}) from choosing the primary key, which would read
-// every event of the node, over the time index, which stops at the first.
 func (db *DB) AuditEventBefore(ctx context.Context, node string, before time.Time) (bool, error) {
 	var found bool
-	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT EXISTS (SELECT 1 FROM {events} WHERE {+node} = $1 AND time < $2)`),
+	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT EXISTS (SELECT 1 FROM {events} WHERE node = $1 AND time < $2)`),
 		node, utc(before)).Scan(&found)
 	return found, classify(err)
 }
@@ -783,7 +786,7 @@ func (db *DB) ListAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent,
 	if f.AfterNode != "" {
 		where = append(where, "(e.time, e.node, e.seq) > ("+arg(utc(f.AfterTime))+", "+arg(f.AfterNode)+", "+arg(f.AfterSeq)+")")
 	}
-	q := `SELECT ` + auditEventColumns + ` FROM ` + auditEventsJoined + ` WHERE TRUE{and e.seq is whole}`
+	q := `SELECT ` + auditEventColumns + ` FROM ` + auditEventsJoined + ` WHERE TRUE{and e.key is whole}`
 	if len(where) > 0 {
 		q += ` AND ` + strings.Join(where, " AND ")
 	}

@@ -216,7 +216,12 @@ func ensureWritableSchema(ctx context.Context, conn *sql.Conn) error {
 		if _, err := conn.ExecContext(ctx, `SELECT set_config('search_path', current_setting('search_path'), false)`); err != nil {
 			return classify(err)
 		}
-		return nil
+		// Where the path puts another schema first (public, "$user"),
+		// the tables would still go there: say so below.
+		if err := conn.QueryRowContext(ctx, `SELECT current_schema(), COALESCE(has_schema_privilege(current_schema(), 'CREATE'), false)`).
+			Scan(&schema, &writable); err != nil || writable {
+			return classify(err)
+		}
 	}
 	if !schema.Valid {
 		return fmt.Errorf("storage: no schema of role %q's search path (%s) exists: create one it may create tables in", role, searchPath)

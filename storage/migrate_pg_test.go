@@ -189,6 +189,17 @@ func TestMigrationsSayWhichGrantIsMissing(t *testing.T) {
 			t.Fatalf("migrate = %v; want an error saying no schema of the search path exists", err)
 		}
 	})
+	t.Run("a search path putting public before the role's schema", func(t *testing.T) {
+		roleURL, _ := runbookRole(t, `ALTER ROLE {role} IN DATABASE {db} SET search_path = public, "$user"`)
+		db, err := storage.Open(ctx, storage.Config{DatabaseURL: roleURL, ConnectTimeout: 5 * time.Second}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.MigrateUp(ctx); err == nil || !strings.Contains(err.Error(), `GRANT CREATE ON SCHEMA "public" TO`) {
+			t.Fatalf("migrate = %v; want an error naming the grant", err)
+		}
+	})
 	t.Run("no right to create schemas", func(t *testing.T) {
 		roleURL, _ := runbookRole(t, `REVOKE CREATE ON DATABASE {db} FROM {role}`)
 		db, err := storage.Open(ctx, storage.Config{DatabaseURL: roleURL, ConnectTimeout: 5 * time.Second}, nil)

@@ -253,8 +253,8 @@ func Verify(ctx context.Context, a Archive, k *Keys, opt VerifyOptions) (Report,
 		// own first problem only then.
 		if p := rep.Nodes[i].Problem; p == nil || (m.SeqWhole && m.Seq < p.Seq) {
 			rep.Nodes[i].Problem = &Problem{Node: m.Node, Kind: Inserted, Seq: m.Seq,
-				Detail: fmt.Sprintf("a row of the %s table with its node name stored as %s and its seq as %s, where the writer stores text and an integer: no read of the node's chain finds it",
-					m.Table, m.NodeType, m.SeqType)}
+				Detail: fmt.Sprintf("a row of the %s table whose key is stored as types the writer never stores there (node %s, seq %s, kind %s, where it stores text, integer, text): no read of the node's chain finds it",
+					m.Table, m.NodeType, m.SeqType, m.KindType)}
 		}
 	}
 	for _, nr := range rep.Nodes {
@@ -622,9 +622,10 @@ func eventPager(ctx context.Context, a Archive, node string) *pager[storage.Audi
 func checkpointPager(ctx context.Context, a Archive, node string) *pager[storage.AuditCheckpoint] {
 	return &pager[storage.AuditCheckpoint]{fetch: func(last *storage.AuditCheckpoint) ([]storage.AuditCheckpoint, error) {
 		page, err := a.AuditCheckpoints(ctx, node, last, pageSize)
-		// Kinds are ordered by the database's collation, not Go's: only
-		// the seqs can be compared here.
-		if err == nil && last != nil && len(page) > 0 && page[0].Seq < last.Seq {
+		// Kinds are ordered by the database's collation, not Go's: a
+		// page's first row may only not be the last one again.
+		if err == nil && last != nil && len(page) > 0 &&
+			(page[0].Seq < last.Seq || (page[0].Seq == last.Seq && page[0].Kind == last.Kind)) {
 			err = errNoProgress
 		}
 		return page, err
