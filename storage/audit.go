@@ -119,7 +119,7 @@ type AuditFilter struct {
 var (
 	pgAuditNames = strings.NewReplacer("{events}", "audit.events", "{outcomes}", "audit.outcomes", "{chain}", "audit.hash_chain",
 		"{etime}", "e.time", "{node as text}", "node", "{and seq is whole}", "", "{and e.key is whole}", "",
-		"{and chain key is whole}", "")
+		"{and chain key is whole}", "", "{+node}", "node")
 	// SQLite compares times as the text stored: an event's time is read
 	// as that text, which must be in the one form the writer stores. Its
 	// columns take a value of any type: reads of a node's chain take only
@@ -133,7 +133,7 @@ var (
 		"{etime}", "CASE WHEN typeof(e.time) = 'text' THEN e.time END", "{node as text}", "CAST(node AS TEXT)",
 		"{and seq is whole}", " AND typeof(seq) = 'integer'",
 		"{and e.key is whole}", " AND typeof(e.seq) = 'integer' AND typeof(e.node) = 'text'",
-		"{and chain key is whole}", " AND typeof(seq) = 'integer' AND typeof(kind) = 'text'")
+		"{and chain key is whole}", " AND typeof(seq) = 'integer' AND typeof(kind) = 'text'", "{+node}", "+node")
 )
 
 func (db *DB) auditSQL(query string) string {
@@ -698,10 +698,16 @@ func (db *DB) AuditPruneBoundary(ctx context.Context, node string, before time.T
 	return seq, hash, notFound(err)
 }
 
+const auditEventBeforeSQL = `SELECT EXISTS (SELECT 1 FROM {events} WHERE {+node} = $1 AND time < $2)`
+
 // AuditEventBefore reports whether node has an event older than before.
+// SQLite is kept ({+node}: a unary plus, no index) from choosing the
+// primary key, which would read every event of the node, over the time
+// index, which stops at the first older event (or finds none at once where
+// every event is newer, as on a retention run with nothing to prune).
 func (db *DB) AuditEventBefore(ctx context.Context, node string, before time.Time) (bool, error) {
 	var found bool
-	err := db.q().QueryRowContext(ctx, db.auditSQL(`SELECT EXISTS (SELECT 1 FROM {events} WHERE node = $1 AND time < $2)`),
+	err := db.q().QueryRowContext(ctx, db.auditSQL(auditEventBeforeSQL),
 		node, utc(before)).Scan(&found)
 	return found, classify(err)
 }
@@ -903,7 +909,9 @@ func (et *eventTime) parse(s string) {
 		return
 	}
 	et.t = t.UTC()
-	if et.t.Format(sqliteTime) != s {
+	// The writer stores microseconds, which is all the chain hashes: a
+	// finer digit would change where the row sorts, not its hash.
+	if et.t.Format(sqliteTime) != s || et.t.Nanosecond()%1000 != 0 {
 		et.bad = "time column is not in the form the writer stores"
 	}
 }

@@ -468,3 +468,17 @@ func TestAuditBatchesUnnestWithoutFunctionScans(t *testing.T) {
 		}
 	}
 }
+
+// On SQLite, whether a node has an event older than a time is answered from
+// the time index, which stops at the first such event (or finds none at
+// once), never by reading every event of the node by its key.
+func TestAuditEventBeforeUsesTheTimeIndexOnSQLite(t *testing.T) {
+	db := storagetest.SQLite(t)
+	plan, err := db.ExplainAuditEventBefore(ctx())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(plan, "audit_events_time_index") {
+		t.Fatalf("plan %q does not use the time index", plan)
+	}
+}

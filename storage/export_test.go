@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -100,4 +101,23 @@ func (db *DB) Settings(ctx context.Context, query string, n int) ([]string, erro
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// ExplainAuditEventBefore returns SQLite's query plan for AuditEventBefore.
+func (db *DB) ExplainAuditEventBefore(ctx context.Context) (string, error) {
+	rows, err := db.sql.QueryContext(ctx, "EXPLAIN QUERY PLAN "+db.auditSQL(auditEventBeforeSQL), "n", time.Now().UTC())
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return "", err
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "; "), rows.Err()
 }

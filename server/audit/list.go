@@ -77,7 +77,8 @@ func List(ctx context.Context, a Archive, f Filter) ([]Event, Cursor, error) {
 		// Pages follow the stored order, which only an altered time column
 		// (text SQLite compares) can make disagree with the times read: a
 		// cursor that does not move forward would page for ever.
-		if sf.AfterNode != "" && !after(last.Time, last.Node, last.Seq, sf.AfterTime, sf.AfterNode, sf.AfterSeq) {
+		// (Compared as the cursor carries it, to the microsecond.)
+		if sf.AfterNode != "" && !after(last.Time.Truncate(time.Microsecond), last.Node, last.Seq, sf.AfterTime, sf.AfterNode, sf.AfterSeq) {
 			return nil, "", fault.Newf(fault.Conflict, "the audit log cannot be paged past node %s seq %d: its stored time was altered (audit verify names it)", last.Node, last.Seq)
 		}
 		next = cursorAt(last.Time, last.Node, last.Seq)

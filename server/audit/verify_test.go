@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secrethub/secrethub/server/fault"
 	"github.com/secrethub/secrethub/storage"
 	"github.com/secrethub/secrethub/storage/storagetest"
 )
@@ -1345,4 +1346,38 @@ func TestAPageThatDoesNotAdvanceFailsVerification(t *testing.T) {
 	if _, err := Verify(c, stuckArchive{db}, testKeys, VerifyOptions{}); !errors.Is(err, errNoProgress) {
 		t.Fatalf("verify over a store that repeats its first page: %v, want errNoProgress", err)
 	}
+}
+
+// On SQLite a time is stored as text; the writer stores microseconds, all
+// the chain hashes. A finer digit added to one hashes alike but moves the
+// row past the microsecond a listing's cursor holds: verify names it, and a
+// listing that meets it says so (409) rather than page on it for ever.
+func TestASubMicrosecondTimeIsNamedAndStopsPaging(t *testing.T) {
+	engines(t, func(t *testing.T, db logDB) {
+		if db.events != "audit_events" {
+			t.Skip("PostgreSQL stores microseconds")
+		}
+		writeLog(t, db)
+		e := event(t, db, 12)
+		db.exec(t, `UPDATE {events} SET time = $1 WHERE node = 'n1' AND seq = 12`,
+			e.Time.Add(999*time.Nanosecond).UTC().Format("2006-01-02 15:04:05.999999999-07:00"))
+		if p := mustVerify(t, db, nil).Problem; p == nil || p.Kind != Modified || p.Seq != 12 {
+			t.Errorf("verify: %v, want modified at seq 12", p)
+		}
+		after := Cursor("")
+		for range 100 {
+			_, next, err := List(ctx(), db, Filter{After: after, Limit: 1})
+			if err != nil {
+				if fault.KindOf(err) != fault.Conflict {
+					t.Fatalf("listing: %v, want a conflict", err)
+				}
+				return
+			}
+			if next == "" {
+				return // paged past it
+			}
+			after = next
+		}
+		t.Fatal("100 pages of one event from a log of 30")
+	})
 }
