@@ -409,6 +409,12 @@ func (v *nodeWalk) event(e *storage.AuditEvent, evs *pager[storage.AuditEvent]) 
 		v.problem(Inserted, e.Seq, "an event inside the range pruned through seq %d", v.start)
 		return nil
 	case e.Seq > v.next:
+		if v.live.Seq > 0 && e.Seq > v.live.Seq && v.next > v.live.Seq {
+			// Everything the writer committed was read: what lies
+			// beyond its head, after a gap, was not written by it.
+			v.problem(Inserted, e.Seq, "an event beyond the last its writer committed (seq %d)", v.live.Seq)
+			return nil
+		}
 		if v.next == 1 {
 			v.problem(Deleted, 1, "the stored events start at seq %d with no prune checkpoint before them", e.Seq)
 		} else if e.Seq == v.next+1 {

@@ -179,6 +179,11 @@ func TestVerifyNamesEachTamper(t *testing.T) {
 			db.exec(t, `DELETE FROM {events}`)
 			db.exec(t, `DELETE FROM {chain}`)
 		}, 30, Truncated, 1},
+		{"an event planted far beyond the live head", func(t *testing.T, db logDB) {
+			forged := event(t, db, 15)
+			forged.Seq, forged.Path, forged.Outcome = 1_000_000, "/v1/sys/alibi", nil
+			insertCopy(t, db, forged)
+		}, 30, Inserted, 1_000_000},
 		{"a checkpoint forged", func(t *testing.T, db logDB) {
 			db.exec(t, `INSERT INTO {chain} (node, seq, hash, kind, created_at, mac) VALUES ('n1', 25, $1, 'checkpoint', $2, 'beef')`,
 				event(t, db, 25).Hash, t0)
