@@ -837,8 +837,8 @@ func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 		if err := rows.Scan(cols...); err != nil {
 			return nil, classify(err)
 		}
-		e, at, policies, data, whole, apart := r.e, r.at, r.policies, r.data, r.whole, r.apart
-		e.Time, e.Unreadable = at.t, at.bad
+		e, policies, data := r.e, r.policies, r.data
+		e.Time, e.Unreadable = r.at.t, r.at.bad
 		if r.wrong != "" {
 			e.Unreadable = r.wrong + " column holds a value of a type the writer never stores there"
 		}
@@ -864,10 +864,10 @@ func scanAuditEvents(rows *sql.Rows, maxBytes int) ([]AuditEvent, error) {
 		// An outcome stored apart for an event stored whole corrects the
 		// one in its row: the request was not answered as that one says
 		// (its commit did not confirm, or its caller left).
-		if e.Outcome = apart.outcome(e.Seq); e.Outcome == nil {
-			e.Outcome = whole.outcome(e.Seq)
+		if e.Outcome = r.apart.outcome(e.Seq); e.Outcome == nil {
+			e.Outcome = r.whole.outcome(e.Seq)
 		} else {
-			e.Superseded = whole.outcome(e.Seq) // for verification to check
+			e.Superseded = r.whole.outcome(e.Seq) // for verification to check
 		}
 		out = append(out, e)
 		total += e.Size()

@@ -107,7 +107,11 @@ func TestTheRunbooksDatabaseSetupMigrates(t *testing.T) {
 	if st, err := db.MigrationStatus(ctx); err != nil || st.Current != st.Latest || st.Dirty {
 		t.Fatalf("migration status %+v, %v", st, err)
 	}
-	role := strings.Split(strings.TrimPrefix(roleURL, "postgres://"), ":")[0]
+	u, err := url.Parse(roleURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := u.User.Username()
 	var tables []string
 	rows, err := admin.QueryContext(ctx, `SELECT table_schema || '.' || table_name FROM information_schema.tables
 		WHERE table_schema IN ($1, 'public') ORDER BY 1`, role)

@@ -243,19 +243,7 @@ func Verify(ctx context.Context, a Archive, k *Keys, opt VerifyOptions) (Report,
 		return Report{}, err
 	}
 	if found {
-		i := slices.IndexFunc(rep.Nodes, func(nr NodeReport) bool { return nr.Node == m.Node })
-		if i < 0 {
-			rep.Nodes = append(rep.Nodes, NodeReport{Node: m.Node})
-			slices.SortFunc(rep.Nodes, func(a, b NodeReport) int { return strings.Compare(a.Node, b.Node) })
-			i = slices.IndexFunc(rep.Nodes, func(nr NodeReport) bool { return nr.Node == m.Node })
-		}
-		// Named at its seq where that is a number, and before the node's
-		// own first problem only then.
-		if p := rep.Nodes[i].Problem; p == nil || (m.SeqWhole && m.Seq < p.Seq) {
-			rep.Nodes[i].Problem = &Problem{Node: m.Node, Kind: Inserted, Seq: m.Seq,
-				Detail: fmt.Sprintf("a row of the %s table whose key is stored as types the writer never stores there (node %s, seq %s, kind %s, where it stores text, integer, text): no read of the node's chain finds it",
-					m.Table, m.NodeType, m.SeqType, m.KindType)}
-		}
+		rep.addMistyped(m)
 	}
 	for _, nr := range rep.Nodes {
 		if rep.Problem == nil {
@@ -264,6 +252,22 @@ func Verify(ctx context.Context, a Archive, k *Keys, opt VerifyOptions) (Report,
 	}
 	rep.OK = rep.Problem == nil
 	return rep, nil
+}
+
+// addMistyped names a row no read of its node's chain finds (see
+// storage.AuditMistypedRow) on that node's report, adding one for a node
+// with no other row: at its seq where that is a number and comes before
+// the node's own first problem, else only where the node has none.
+func (rep *Report) addMistyped(m storage.AuditMistyped) {
+	i, ok := slices.BinarySearchFunc(rep.Nodes, m.Node, func(nr NodeReport, node string) int { return strings.Compare(nr.Node, node) })
+	if !ok {
+		rep.Nodes = slices.Insert(rep.Nodes, i, NodeReport{Node: m.Node})
+	}
+	if p := rep.Nodes[i].Problem; p == nil || (m.SeqWhole && m.Seq < p.Seq) {
+		rep.Nodes[i].Problem = &Problem{Node: m.Node, Kind: Inserted, Seq: m.Seq,
+			Detail: fmt.Sprintf("a row of the %s table whose key is stored as types the writer never stores there (node %s, seq %s, kind %s, where it stores text, integer, text): no read of the node's chain finds it",
+				m.Table, m.NodeType, m.SeqType, m.KindType)}
+	}
 }
 
 // validCheckpoint reports whether c's MAC verifies under k.

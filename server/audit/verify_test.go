@@ -1240,6 +1240,14 @@ func TestVerifyNamesANodeNameStoredAsABlob(t *testing.T) {
 		if rep.Nodes[0].Problem != nil {
 			t.Fatalf("n1's own chain is whole: %v", rep.Nodes[0].Problem)
 		}
+		// A node known only by such a row (here an outcome) gets a report
+		// of its own, in its place among the others.
+		db.exec(t, `DELETE FROM {events} WHERE node = CAST('n9' AS BLOB)`)
+		db.exec(t, `INSERT INTO {outcomes} (node, seq, status, error, latency_us, mac) VALUES (CAST('n5' AS BLOB), 3, 200, '', 1, '')`)
+		rep = mustVerify(t, db, nil)
+		if rep.OK || len(rep.Nodes) != 2 || rep.Nodes[1].Node != "n5" || rep.Nodes[1].Problem == nil || rep.Nodes[1].Problem.Seq != 3 {
+			t.Fatalf("report %+v, problem %v", rep.Nodes, rep.Problem)
+		}
 	})
 }
 
