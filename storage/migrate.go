@@ -35,9 +35,11 @@ type MigrationStatus struct {
 
 // withMigrator runs fn with a golang-migrate instance over db. On PostgreSQL
 // every change runs under an advisory lock, so several nodes starting at
-// once apply each migration exactly once; forUp first makes sure a fresh
-// database has a schema the tables can go in (ensureWritableSchema).
-func (db *DB) withMigrator(ctx context.Context, forUp bool, fn func(m *migrate.Migrate) error) error {
+// once apply each migration exactly once. On PostgreSQL it first makes sure
+// a fresh database has a schema the tables can go in (ensureWritableSchema):
+// golang-migrate creates its version table for every command, `migrate
+// status` too, and `migrate up` reads the status first.
+func (db *DB) withMigrator(ctx context.Context, fn func(m *migrate.Migrate) error) error {
 	sub, err := fs.Sub(migrations.FS, string(db.engine))
 	if err != nil {
 		return fmt.Errorf("storage: migrations for %s: %w", db.engine, err)
@@ -55,11 +57,9 @@ func (db *DB) withMigrator(ctx context.Context, forUp bool, fn func(m *migrate.M
 		if err != nil {
 			return classify(err)
 		}
-		if forUp {
-			if err := ensureWritableSchema(ctx, conn); err != nil {
-				conn.Close()
-				return err
-			}
+		if err := ensureWritableSchema(ctx, conn); err != nil {
+			conn.Close()
+			return err
 		}
 		pg, err := mpostgres.WithConnection(ctx, conn, &mpostgres.Config{})
 		if err != nil {
@@ -85,7 +85,7 @@ func (db *DB) withMigrator(ctx context.Context, forUp bool, fn func(m *migrate.M
 
 // MigrateUp applies every pending migration. It is what the server runs at start.
 func (db *DB) MigrateUp(ctx context.Context) error {
-	return db.withMigrator(ctx, true, func(m *migrate.Migrate) error {
+	return db.withMigrator(ctx, func(m *migrate.Migrate) error {
 		if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 			return fmt.Errorf("storage: applying migrations: %w", err)
 		}
@@ -95,7 +95,7 @@ func (db *DB) MigrateUp(ctx context.Context) error {
 
 // MigrateDown rolls back n migrations; n <= 0 rolls back all of them.
 func (db *DB) MigrateDown(ctx context.Context, n int) error {
-	return db.withMigrator(ctx, false, func(m *migrate.Migrate) error {
+	return db.withMigrator(ctx, func(m *migrate.Migrate) error {
 		var err error
 		if n <= 0 {
 			err = m.Down()
@@ -124,7 +124,7 @@ func (db *DB) MigrateForce(ctx context.Context, version int) error {
 	if version == 0 {
 		version = -1 // golang-migrate's "no version"
 	}
-	return db.withMigrator(ctx, false, func(m *migrate.Migrate) error {
+	return db.withMigrator(ctx, func(m *migrate.Migrate) error {
 		return m.Force(version)
 	})
 }
@@ -132,7 +132,7 @@ func (db *DB) MigrateForce(ctx context.Context, version int) error {
 // MigrationStatus reports the applied and the embedded schema versions.
 func (db *DB) MigrationStatus(ctx context.Context) (MigrationStatus, error) {
 	var st MigrationStatus
-	err := db.withMigrator(ctx, false, func(m *migrate.Migrate) error {
+	err := db.withMigrator(ctx, func(m *migrate.Migrate) error {
 		v, dirty, err := m.Version()
 		if err != nil && !errors.Is(err, migrate.ErrNilVersion) {
 			return fmt.Errorf("storage: reading schema version: %w", err)

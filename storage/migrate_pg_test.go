@@ -81,6 +81,15 @@ func runbookRole(t *testing.T, setup ...string) (roleURL string, admin *sql.DB) 
 func TestTheRunbooksDatabaseSetupMigrates(t *testing.T) {
 	roleURL, admin := runbookRole(t)
 	ctx := context.Background()
+	// `secrethub migrate up` reads the status first, on the fresh database.
+	first, err := storage.Open(ctx, storage.Config{DatabaseURL: roleURL, ConnectTimeout: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := first.MigrationStatus(ctx); err != nil || st.Current != 0 {
+		t.Fatalf("status of the fresh database: %+v, %v", st, err)
+	}
+	first.Close()
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	for range 3 {
